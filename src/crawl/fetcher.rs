@@ -1,0 +1,106 @@
+//! The Fetcher actor: takes requests from the `requests` queue, fetches them, puts HTML pages
+//! on the `pages` queue, and tells the scheduler how each ended. A delivery is acked only
+//! after its outcome has been handed on, so a fetcher that dies mid-request loses nothing.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::Utc;
+use reqwest::Client;
+
+use super::http::{self, FetchOutcome};
+use super::messages::{CrawlRequest, Event, Page};
+use super::scheduler::{Completed, FetchFinished, Scheduler};
+use crate::bus::{Delivery, Queue, Topic};
+use crate::observe::Stats;
+use crate::spec::FetchSpec;
+
+/// What every fetcher of a run shares.
+pub struct FetchShared {
+    /// The pooled HTTP client.
+    pub client: Client,
+    /// The spec's `fetch:`.
+    pub spec: FetchSpec,
+    /// Where requests come from.
+    pub requests: Queue<CrawlRequest>,
+    /// Where HTML pages go.
+    pub pages: Queue<Page>,
+    /// Where failures are told.
+    pub events: Topic<Event>,
+    /// The frontier.
+    pub scheduler: Addr<Scheduler>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+}
+
+/// One fetcher: up to `prefetch` requests in flight at once.
+pub struct Fetcher {
+    shared: Arc<FetchShared>,
+    prefetch: usize,
+}
+
+impl Fetcher {
+    /// A fetcher with `prefetch` requests in flight at most.
+    pub fn new(shared: Arc<FetchShared>, prefetch: usize) -> Self {
+        Self { shared, prefetch }
+    }
+}
+
+impl Actor for Fetcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.add_stream(self.shared.requests.consumer(self.prefetch).into_stream());
+    }
+}
+
+/// A restart drops the requests in flight; their deliveries go back to the queue.
+impl Supervised for Fetcher {}
+
+impl StreamHandler<Delivery<CrawlRequest>> for Fetcher {
+    fn handle(&mut self, delivery: Delivery<CrawlRequest>, ctx: &mut Context<Self>) {
+        let shared = self.shared.clone();
+        ctx.spawn(async move { shared.process(delivery).await }.into_actor(self));
+    }
+
+    /// The queue closed: the run is ending. Stay up (a stopped permanent child restarts).
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl FetchShared {
+    async fn process(&self, delivery: Delivery<CrawlRequest>) {
+        let request = delivery.message().clone();
+        let outcome = http::fetch(&self.client, &request.url, &self.spec, &self.stats).await;
+        self.scheduler.do_send(FetchFinished { request: request.clone() });
+        match outcome {
+            FetchOutcome::Fetched { status, html: true, body } => {
+                Stats::incr(&self.stats.pages_fetched);
+                let page = Page { request: request.clone(), status, body, fetched_at: Utc::now() };
+                if self.pages.publish(page).await.is_err() {
+                    // The run is shutting down; the page is lost with it, but not silently.
+                    tracing::debug!(url = %request.url, "pages queue closed");
+                    self.complete(request, Vec::new(), false);
+                }
+            }
+            FetchOutcome::Fetched { html: false, .. } => {
+                Stats::incr(&self.stats.pages_fetched);
+                self.complete(request, Vec::new(), false);
+            }
+            FetchOutcome::Redirect { location } => {
+                Stats::incr(&self.stats.redirects);
+                self.complete(request, vec![location], true);
+            }
+            FetchOutcome::Failed { kind, detail } => {
+                tracing::debug!(url = %request.url, %kind, "{detail}");
+                self.stats.failed(kind);
+                self.events.publish_now(Event::PageFailed { url: request.url.to_string(), kind: kind.to_string(), detail });
+                self.complete(request, Vec::new(), false);
+            }
+        }
+        delivery.ack();
+    }
+
+    fn complete(&self, request: Arc<CrawlRequest>, links: Vec<url::Url>, redirect: bool) {
+        self.scheduler.do_send(Completed { request, links, redirect });
+    }
+}

@@ -1,0 +1,427 @@
+//! The frontier: what has been seen, what may be fetched, and what to fetch next.
+//!
+//! Pure data, no I/O: the [`Scheduler`](super::scheduler::Scheduler) actor feeds it links and
+//! robots.txt answers and drains it into the `requests` queue. Requests wait in one queue per
+//! host; hosts take turns (round robin), each within its concurrency cap, its rate limit
+//! (governor, keyed by host) and its robots.txt Crawl-delay.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashSet;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use regex::RegexSet;
+use texting_robots::Robot;
+use url::Url;
+
+use super::messages::CrawlRequest;
+use super::urls::{self, Fingerprint};
+use crate::spec::{CrawlSpec, QueueOrder, RobotsPolicy};
+
+/// The most redirect hops one request may follow.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// What became of a link offered to the frontier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Queued; when `fetch_robots` is set, that host's robots.txt must be fetched first.
+    Queued {
+        /// The host (`host[:port]`) whose robots.txt is wanted.
+        fetch_robots: Option<Arc<str>>,
+    },
+    /// Already seen.
+    Duplicate,
+    /// Deeper than `max_depth`.
+    TooDeep,
+    /// Outside the domains, include/exclude, a binary file, or past `max_pages`.
+    OutOfScope,
+    /// A redirect back into its own chain.
+    RedirectLoop,
+    /// A redirect chain longer than [`MAX_REDIRECTS`].
+    TooManyRedirects,
+    /// Disallowed by the host's robots.txt.
+    RobotsBlocked,
+}
+
+/// What the frontier has to hand out now.
+#[derive(Debug)]
+pub enum Next {
+    /// This request may be fetched now.
+    Request(CrawlRequest),
+    /// Nothing now; a host becomes ready at this instant.
+    WaitUntil(Instant),
+    /// Nothing is ready, and no host is waiting for time to pass.
+    Idle,
+}
+
+/// The compiled `scope:` of a spec.
+#[derive(Debug)]
+pub struct Scope {
+    domains: HashSet<String>,
+    include: Option<RegexSet>,
+    exclude: Option<RegexSet>,
+    max_depth: u32,
+    max_pages: u64,
+}
+
+impl Scope {
+    /// Compiles the scope; `seeds` give the domains when the spec names none.
+    pub fn new(spec: &CrawlSpec, seeds: &[Url]) -> Result<Self, regex::Error> {
+        let domains: HashSet<String> = if spec.scope.domains.is_empty() {
+            seeds.iter().filter_map(|u| u.host_str().map(str::to_ascii_lowercase)).collect()
+        } else {
+            spec.scope.domains.iter().map(|d| d.trim().to_ascii_lowercase()).collect()
+        };
+        let set = |v: &Vec<String>| -> Result<Option<RegexSet>, regex::Error> {
+            if v.is_empty() {
+                Ok(None)
+            } else {
+                RegexSet::new(v).map(Some)
+            }
+        };
+        Ok(Self {
+            domains,
+            include: set(&spec.scope.include)?,
+            exclude: set(&spec.scope.exclude)?,
+            max_depth: spec.scope.max_depth,
+            max_pages: spec.scope.max_pages,
+        })
+    }
+
+    /// Whether a URL may be crawled at all (scheme, domain, include/exclude, binary files).
+    pub fn allows(&self, url: &Url) -> bool {
+        if !matches!(url.scheme(), "http" | "https") || urls::has_binary_extension(url) {
+            return false;
+        }
+        let host_ok = url.host_str().is_some_and(|h| {
+            self.domains.contains(h)
+                || self.domains.iter().any(|d| h.len() > d.len() && h.ends_with(d.as_str()) && h.as_bytes()[h.len() - d.len() - 1] == b'.')
+        });
+        host_ok
+            && self.include.as_ref().is_none_or(|re| re.is_match(url.as_str()))
+            && !self.exclude.as_ref().is_some_and(|re| re.is_match(url.as_str()))
+    }
+}
+
+#[derive(Debug)]
+enum RobotsState {
+    /// Not asked for yet (or robots.txt is ignored).
+    Unknown,
+    /// Being fetched; requests wait.
+    Fetching,
+    /// Known; `None` allows everything.
+    Known(Option<Arc<Robot>>),
+}
+
+#[derive(Debug)]
+struct HostQueue {
+    pending: VecDeque<CrawlRequest>,
+    in_flight: u32,
+    robots: RobotsState,
+    /// In `ready` or `waiting` right now.
+    scheduled: bool,
+    crawl_delay: Option<Duration>,
+    not_before: Option<Instant>,
+}
+
+/// The frontier of one crawl.
+pub struct Frontier {
+    scope: Scope,
+    seen: Arc<DashSet<Fingerprint>>,
+    hosts: HashMap<Arc<str>, HostQueue>,
+    ready: VecDeque<Arc<str>>,
+    waiting: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
+    per_host: u32,
+    limiter: Option<DefaultKeyedRateLimiter<Arc<str>>>,
+    robots: RobotsPolicy,
+    order: QueueOrder,
+    admitted: u64,
+    queued: usize,
+}
+
+impl Frontier {
+    /// An empty frontier for a spec.
+    pub fn new(spec: &CrawlSpec, scope: Scope) -> Self {
+        let rate = spec.fetch.per_host.rate;
+        let limiter = (rate > 0.0)
+            .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / rate)))
+            .flatten()
+            .map(|q| RateLimiter::dashmap(q.allow_burst(NonZeroU32::MIN)));
+        Self {
+            scope,
+            seen: Arc::new(DashSet::new()),
+            hosts: HashMap::new(),
+            ready: VecDeque::new(),
+            waiting: BinaryHeap::new(),
+            per_host: spec.fetch.per_host.concurrency.max(1),
+            limiter,
+            robots: spec.fetch.robots_txt,
+            order: spec.frontier.order,
+            admitted: 0,
+            queued: 0,
+        }
+    }
+
+    /// The shared seen-set (fingerprints of every URL offered and not dropped for depth).
+    pub fn seen(&self) -> &Arc<DashSet<Fingerprint>> {
+        &self.seen
+    }
+
+    /// Requests waiting in the frontier.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Offers a normalised link at `depth`, reached through `redirect_chain`.
+    pub fn admit(&mut self, url: Url, depth: u32, redirect_chain: Vec<Fingerprint>) -> Admission {
+        if depth > self.scope.max_depth {
+            return Admission::TooDeep;
+        }
+        let fingerprint = urls::fingerprint(&url);
+        if redirect_chain.contains(&fingerprint) {
+            return Admission::RedirectLoop;
+        }
+        if redirect_chain.len() >= MAX_REDIRECTS {
+            return Admission::TooManyRedirects;
+        }
+        if !self.seen.insert(fingerprint) {
+            return Admission::Duplicate;
+        }
+        if !self.scope.allows(&url) || (self.scope.max_pages > 0 && self.admitted >= self.scope.max_pages) {
+            return Admission::OutOfScope;
+        }
+        let host: Arc<str> = urls::host_key(&url).into();
+        let request = CrawlRequest { url, fingerprint, host: host.clone(), depth, redirect_chain };
+        let obey = self.robots == RobotsPolicy::Obey;
+        let hq = self.hosts.entry(host.clone()).or_insert_with(|| HostQueue {
+            pending: VecDeque::new(),
+            in_flight: 0,
+            robots: if obey { RobotsState::Unknown } else { RobotsState::Known(None) },
+            scheduled: false,
+            crawl_delay: None,
+            not_before: None,
+        });
+        if let RobotsState::Known(Some(robot)) = &hq.robots {
+            if !robot.allowed(request.url.as_str()) {
+                return Admission::RobotsBlocked;
+            }
+        }
+        hq.pending.push_back(request);
+        self.queued += 1;
+        self.admitted += 1;
+        let fetch_robots = match hq.robots {
+            RobotsState::Unknown => {
+                hq.robots = RobotsState::Fetching;
+                Some(host)
+            }
+            RobotsState::Fetching => None,
+            RobotsState::Known(_) => {
+                self.schedule(&host);
+                None
+            }
+        };
+        Admission::Queued { fetch_robots }
+    }
+
+    /// robots.txt for `host` is known (`None`: allow everything). Returns the queued
+    /// requests it disallows, which leave the frontier.
+    pub fn robots_loaded(&mut self, host: &Arc<str>, robots: Option<Robot>) -> Vec<CrawlRequest> {
+        let Some(hq) = self.hosts.get_mut(host) else { return Vec::new() };
+        let robots = robots.map(Arc::new);
+        let mut blocked = Vec::new();
+        if let Some(r) = &robots {
+            let (keep, drop): (VecDeque<_>, VecDeque<_>) =
+                hq.pending.drain(..).partition(|req: &CrawlRequest| r.allowed(req.url.as_str()));
+            hq.pending = keep;
+            blocked.extend(drop);
+            hq.crawl_delay = r.delay.filter(|d| d.is_finite() && *d > 0.0).map(|d| Duration::from_secs_f32(d.min(60.0)));
+        }
+        hq.robots = RobotsState::Known(robots);
+        self.queued -= blocked.len();
+        self.schedule(host);
+        blocked
+    }
+
+    /// Hosts whose robots.txt was being fetched, with a URL of each (to fetch it again after
+    /// the scheduler restarted and lost the fetch in progress).
+    pub fn refetch_robots(&self) -> Vec<(Arc<str>, Url)> {
+        self.hosts
+            .iter()
+            .filter(|(_, hq)| matches!(hq.robots, RobotsState::Fetching))
+            .filter_map(|(host, hq)| hq.pending.front().map(|r| (host.clone(), r.url.clone())))
+            .collect()
+    }
+
+    /// A fetch for `host` has finished: a slot is free.
+    pub fn finished(&mut self, host: &Arc<str>) {
+        if let Some(hq) = self.hosts.get_mut(host) {
+            hq.in_flight = hq.in_flight.saturating_sub(1);
+        }
+        self.schedule(host);
+    }
+
+    /// The next request that may be fetched now.
+    pub fn next(&mut self, now: Instant) -> Next {
+        while let Some(Reverse((at, _))) = self.waiting.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, host))) = self.waiting.pop() {
+                if let Some(hq) = self.hosts.get_mut(&host) {
+                    hq.scheduled = false;
+                }
+                self.schedule(&host);
+            }
+        }
+        while let Some(host) = self.ready.pop_front() {
+            let Some(hq) = self.hosts.get_mut(&host) else { continue };
+            hq.scheduled = false;
+            if hq.pending.is_empty() || hq.in_flight >= self.per_host || !matches!(hq.robots, RobotsState::Known(_)) {
+                continue;
+            }
+            let mut not_before = hq.not_before.filter(|t| *t > now);
+            if not_before.is_none() {
+                if let Some(limiter) = &self.limiter {
+                    if let Err(not_until) = limiter.check_key(&host) {
+                        not_before = Some(now + not_until.wait_time_from(DefaultClock::default().now()));
+                    }
+                }
+            }
+            if let Some(at) = not_before {
+                hq.scheduled = true;
+                self.waiting.push(Reverse((at, host)));
+                continue;
+            }
+            let request = match self.order {
+                QueueOrder::Lifo => hq.pending.pop_back(),
+                QueueOrder::Fifo | QueueOrder::Priority => hq.pending.pop_front(),
+            };
+            let Some(request) = request else { continue };
+            hq.in_flight += 1;
+            hq.not_before = hq.crawl_delay.map(|d| now + d);
+            self.queued -= 1;
+            self.schedule(&host);
+            return Next::Request(request);
+        }
+        match self.waiting.peek() {
+            Some(Reverse((at, _))) => Next::WaitUntil(*at),
+            None => Next::Idle,
+        }
+    }
+
+    /// Puts a host in the round robin if it has work it may start.
+    fn schedule(&mut self, host: &Arc<str>) {
+        let Some(hq) = self.hosts.get_mut(host) else { return };
+        if hq.scheduled || hq.pending.is_empty() || hq.in_flight >= self.per_host || !matches!(hq.robots, RobotsState::Known(_)) {
+            return;
+        }
+        hq.scheduled = true;
+        self.ready.push_back(host.clone());
+    }
+}
+
+impl std::fmt::Debug for Frontier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frontier").field("queued", &self.queued).field("hosts", &self.hosts.len()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::CrawlSpec;
+
+    fn spec(yaml_tweak: impl FnOnce(&mut CrawlSpec)) -> CrawlSpec {
+        let mut spec: CrawlSpec = serde_json::from_value(serde_json::json!({
+            "name": "t", "seeds": ["http://a.test/"], "fetch": {"robots_txt": "ignore"}
+        }))
+        .expect("valid spec");
+        yaml_tweak(&mut spec);
+        spec
+    }
+
+    fn url(s: &str) -> Url {
+        let mut u = Url::parse(s).expect("url");
+        urls::normalize(&mut u);
+        u
+    }
+
+    fn frontier(s: &CrawlSpec) -> Frontier {
+        let seeds = vec![url("http://a.test/")];
+        Frontier::new(s, Scope::new(s, &seeds).expect("scope"))
+    }
+
+    #[test]
+    fn dedup_scope_depth_and_redirects() {
+        let s = spec(|s| {
+            s.scope.max_depth = 2;
+            s.scope.exclude = vec!["/private/".into()];
+        });
+        let mut f = frontier(&s);
+        assert!(matches!(f.admit(url("http://a.test/x"), 1, vec![]), Admission::Queued { .. }));
+        assert_eq!(f.admit(url("http://A.TEST/x#frag"), 1, vec![]), Admission::Duplicate);
+        assert_eq!(f.admit(url("http://a.test/y"), 3, vec![]), Admission::TooDeep);
+        assert_eq!(f.admit(url("http://b.test/"), 1, vec![]), Admission::OutOfScope);
+        assert_eq!(f.admit(url("http://a.test/private/1"), 1, vec![]), Admission::OutOfScope);
+        assert_eq!(f.admit(url("http://a.test/doc.pdf"), 1, vec![]), Admission::OutOfScope);
+        assert!(matches!(f.admit(url("http://sub.a.test/"), 1, vec![]), Admission::Queued { .. }));
+        let a = urls::fingerprint(&url("http://a.test/loop"));
+        assert_eq!(f.admit(url("http://a.test/loop"), 1, vec![a]), Admission::RedirectLoop);
+        assert_eq!(f.admit(url("http://a.test/z"), 1, vec![Fingerprint(1); MAX_REDIRECTS]), Admission::TooManyRedirects);
+    }
+
+    #[test]
+    fn per_host_cap_and_round_robin() {
+        let s = spec(|s| {
+            s.fetch.per_host.concurrency = 1;
+            s.scope.domains = vec!["a.test".into(), "b.test".into()];
+        });
+        let mut f = frontier(&s);
+        for u in ["http://a.test/1", "http://a.test/2", "http://b.test/1"] {
+            f.admit(url(u), 0, vec![]);
+        }
+        let now = Instant::now();
+        let Next::Request(first) = f.next(now) else { panic!("a request") };
+        let Next::Request(second) = f.next(now) else { panic!("a request") };
+        assert_ne!(first.host, second.host, "hosts take turns");
+        assert!(matches!(f.next(now), Next::Idle), "both hosts at their cap");
+        f.finished(&first.host);
+        assert!(matches!(f.next(now), Next::Request(_)));
+    }
+
+    #[test]
+    fn rate_limit_waits() {
+        let s = spec(|s| s.fetch.per_host.rate = 2.0);
+        let mut f = frontier(&s);
+        f.admit(url("http://a.test/1"), 0, vec![]);
+        f.admit(url("http://a.test/2"), 0, vec![]);
+        let now = Instant::now();
+        let Next::Request(r) = f.next(now) else { panic!("a request") };
+        f.finished(&r.host);
+        match f.next(now) {
+            Next::WaitUntil(at) => assert!(at > now && at <= now + Duration::from_millis(600)),
+            other => panic!("expected a wait, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn robots_hold_then_filter() {
+        let s = spec(|s| s.fetch.robots_txt = RobotsPolicy::Obey);
+        let mut f = frontier(&s);
+        let Admission::Queued { fetch_robots: Some(host) } = f.admit(url("http://a.test/private/x"), 0, vec![]) else {
+            panic!("robots wanted")
+        };
+        f.admit(url("http://a.test/ok"), 0, vec![]);
+        assert!(matches!(f.next(Instant::now()), Next::Idle), "held until robots.txt is known");
+        let robot = Robot::new("arachne", b"User-agent: *\nDisallow: /private/\n").expect("robots");
+        let blocked = f.robots_loaded(&host, Some(robot));
+        assert_eq!(blocked.len(), 1);
+        let Next::Request(r) = f.next(Instant::now()) else { panic!("a request") };
+        assert_eq!(r.url.path(), "/ok");
+        assert_eq!(f.admit(url("http://a.test/private/y"), 0, vec![]), Admission::RobotsBlocked);
+    }
+}

@@ -1,0 +1,249 @@
+//! One HTTP fetch with retries, a body cap, redirects handed back to the frontier, and
+//! charset decoding. The [`Fetcher`](super::fetcher::Fetcher) actor runs these.
+
+use std::time::Duration;
+
+use encoding_rs::Encoding;
+use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::{Client, StatusCode};
+use url::Url;
+
+use super::urls;
+use crate::observe::{ErrorKind, Stats};
+use crate::spec::FetchSpec;
+
+/// The longest Retry-After we wait for; a longer one is cut to this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The first backoff; each retry doubles it, with ±50 % jitter.
+const BASE_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What one fetch (after its retries) came to.
+#[derive(Debug)]
+pub enum FetchOutcome {
+    /// A 2xx answer.
+    Fetched {
+        /// Its status.
+        status: u16,
+        /// Whether it is HTML (only HTML goes to parsers).
+        html: bool,
+        /// The body decoded to UTF-8 (empty when not HTML).
+        body: String,
+    },
+    /// A 3xx answer with a usable Location (absolute, normalised).
+    Redirect {
+        /// Where it points.
+        location: Url,
+    },
+    /// A failure for good.
+    Failed {
+        /// Its kind, for the summary.
+        kind: ErrorKind,
+        /// A human-readable detail.
+        detail: String,
+    },
+}
+
+/// Builds the pooled HTTP client for a crawl: rustls, keep-alive, decompression, no
+/// automatic redirects (the frontier sees each hop, so scope, robots and dedup apply).
+pub fn build_client(spec: &FetchSpec) -> Result<Client, reqwest::Error> {
+    Client::builder()
+        .user_agent(spec.user_agent.clone())
+        .timeout(spec.timeout.0)
+        .connect_timeout(spec.timeout.0.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(spec.per_host.concurrency.max(1) as usize * 2)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .gzip(true)
+        .brotli(true)
+        .deflate(true)
+        .build()
+}
+
+/// Fetches `url`, retrying connection errors, timeouts, 5xx and 429 up to `spec.retries`
+/// times with exponential backoff and jitter (Retry-After honoured, up to a minute).
+pub async fn fetch(client: &Client, url: &Url, spec: &FetchSpec, stats: &Stats) -> FetchOutcome {
+    let mut attempt = 0u32;
+    loop {
+        let (outcome, retry_after) = fetch_once(client, url, spec, stats).await;
+        let retryable = match &outcome {
+            FetchOutcome::Failed { kind, .. } => match kind {
+                ErrorKind::Timeout | ErrorKind::Connect => true,
+                ErrorKind::HttpStatus(code) => *code >= 500 || *code == 429,
+                _ => false,
+            },
+            _ => false,
+        };
+        if !retryable || attempt >= spec.retries {
+            return outcome;
+        }
+        let backoff = BASE_BACKOFF.saturating_mul(1 << attempt.min(10)).mul_f64(0.5 + rand::random::<f64>());
+        let wait = retry_after.map(|ra| ra.min(MAX_RETRY_AFTER)).unwrap_or(backoff);
+        tracing::debug!(%url, attempt, ?wait, "retrying after {outcome:?}");
+        Stats::incr(&stats.retries);
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+    }
+}
+
+async fn fetch_once(
+    client: &Client,
+    url: &Url,
+    spec: &FetchSpec,
+    stats: &Stats,
+) -> (FetchOutcome, Option<Duration>) {
+    let response = match client.get(url.clone()).send().await {
+        Ok(r) => r,
+        Err(e) => return (failed_from(&e), None),
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+        return (redirect(url, &headers), None);
+    }
+    if !status.is_success() {
+        let retry_after = retry_after(&headers);
+        let detail = format!("HTTP {status}");
+        return (FetchOutcome::Failed { kind: ErrorKind::HttpStatus(status.as_u16()), detail }, retry_after);
+    }
+    let max = spec.max_body.0;
+    if let Some(len) = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
+        if len > max {
+            return (too_large(len, max), None);
+        }
+    }
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+    let mut body = Vec::with_capacity(response.content_length().unwrap_or(16 * 1024).min(max) as usize);
+    let mut response = response;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if (body.len() + chunk.len()) as u64 > max {
+                    return (too_large(body.len() as u64 + chunk.len() as u64, max), None);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return (failed_from(&e), None),
+        }
+    }
+    stats.bytes.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let html = is_html(content_type.as_deref(), &body);
+    let body = if html { decode(body, content_type.as_deref()) } else { String::new() };
+    (FetchOutcome::Fetched { status: status.as_u16(), html, body }, None)
+}
+
+fn too_large(len: u64, max: u64) -> FetchOutcome {
+    FetchOutcome::Failed {
+        kind: ErrorKind::BodyTooLarge,
+        detail: format!("body of at least {len} bytes is over max_body ({max} bytes)"),
+    }
+}
+
+fn failed_from(e: &reqwest::Error) -> FetchOutcome {
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_connect() || e.is_request() || e.is_body() {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Other
+    };
+    // reqwest's Display hides the cause; the chain says what happened.
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    FetchOutcome::Failed { kind, detail }
+}
+
+fn redirect(url: &Url, headers: &HeaderMap) -> FetchOutcome {
+    let location = headers.get(LOCATION).and_then(|v| v.to_str().ok()).and_then(|loc| url.join(loc.trim()).ok());
+    match location {
+        Some(mut location) if matches!(location.scheme(), "http" | "https") => {
+            urls::normalize(&mut location);
+            FetchOutcome::Redirect { location }
+        }
+        _ => FetchOutcome::Failed {
+            kind: ErrorKind::BadRedirect,
+            detail: "redirect without a usable http(s) Location".into(),
+        },
+    }
+}
+
+/// Retry-After as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+}
+
+fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
+    match content_type {
+        Some(ct) => ct.starts_with("text/html") || ct.starts_with("application/xhtml+xml"),
+        None => {
+            let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(body.len());
+            body[start..].first() == Some(&b'<')
+        }
+    }
+}
+
+/// Decodes a body to UTF-8: the Content-Type charset, else a BOM, else a `<meta>` charset
+/// in the first 1024 bytes, else UTF-8 (invalid bytes become U+FFFD).
+pub fn decode(body: Vec<u8>, content_type: Option<&str>) -> String {
+    let declared = content_type
+        .and_then(|ct| charset_param(ct))
+        .and_then(|label| Encoding::for_label(label.as_bytes()))
+        .or_else(|| Encoding::for_bom(&body).map(|(enc, _)| enc))
+        .or_else(|| meta_charset(&body[..body.len().min(1024)]));
+    match declared {
+        Some(enc) if enc != encoding_rs::UTF_8 => enc.decode(&body).0.into_owned(),
+        _ => match String::from_utf8(body) {
+            Ok(s) => s.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(s),
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        },
+    }
+}
+
+fn charset_param(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        (k.trim().eq_ignore_ascii_case("charset")).then(|| v.trim().trim_matches(['"', '\'']))
+    })
+}
+
+fn meta_charset(head: &[u8]) -> Option<&'static Encoding> {
+    let lower: Vec<u8> = head.to_ascii_lowercase();
+    let at = lower.windows(8).position(|w| w == b"charset=")? + 8;
+    let rest = &head[at..];
+    let rest = rest.strip_prefix(b"\"").or_else(|| rest.strip_prefix(b"'")).unwrap_or(rest);
+    let end = rest.iter().position(|b| matches!(b, b'"' | b'\'' | b';' | b'>' | b' ' | b'/')).unwrap_or(rest.len());
+    Encoding::for_label(&rest[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_declared_charsets() {
+        let latin1 = b"<h1>Caf\xe9 cr\xe8me</h1>".to_vec();
+        assert_eq!(decode(latin1, Some("text/html; charset=ISO-8859-1")), "<h1>Café crème</h1>");
+        let sjis = encoding_rs::SHIFT_JIS.encode("<meta charset=\"shift_jis\"><h1>東京</h1>").0.into_owned();
+        assert_eq!(decode(sjis, Some("text/html")), "<meta charset=\"shift_jis\"><h1>東京</h1>");
+        assert_eq!(decode(b"\xef\xbb\xbfok".to_vec(), None), "ok");
+        assert_eq!(decode(b"bad \xff".to_vec(), None), "bad \u{fffd}");
+    }
+
+    #[test]
+    fn html_detection() {
+        assert!(is_html(Some("text/html; charset=utf-8"), b""));
+        assert!(!is_html(Some("application/pdf"), b"<"));
+        assert!(is_html(None, b"  <!doctype html>"));
+    }
+}

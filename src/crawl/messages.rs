@@ -1,0 +1,105 @@
+//! The messages of the crawl pipeline: requests to fetch, fetched pages, and items.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::urls::Fingerprint;
+
+/// One URL to fetch, as the frontier hands it out on the `requests` queue.
+#[derive(Debug, Clone)]
+pub struct CrawlRequest {
+    /// The normalised URL.
+    pub url: Url,
+    /// Its fingerprint (the dedup key).
+    pub fingerprint: Fingerprint,
+    /// `host[:port]`: the politeness key.
+    pub host: Arc<str>,
+    /// Link depth: seeds are 0.
+    pub depth: u32,
+    /// The fingerprints of the URLs that redirected to this one, oldest first.
+    pub redirect_chain: Vec<Fingerprint>,
+}
+
+/// A fetched HTML page, decoded to UTF-8, as it travels on the `pages` queue.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The request that fetched it.
+    pub request: Arc<CrawlRequest>,
+    /// The HTTP status (2xx).
+    pub status: u16,
+    /// The decoded body.
+    pub body: String,
+    /// When the response arrived.
+    pub fetched_at: DateTime<Utc>,
+}
+
+impl Page {
+    /// The page's URL.
+    pub fn url(&self) -> &Url {
+        &self.request.url
+    }
+}
+
+/// One extracted item, as it travels on the `items` topic and lands in sinks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// The item rule (or user parser) that produced it; not written to sinks.
+    #[serde(skip)]
+    pub rule: String,
+    /// The fields, in the rule's order.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// The page's URL.
+    pub url: String,
+    /// When the page was fetched (RFC 3339).
+    pub fetched_at: DateTime<Utc>,
+}
+
+impl Item {
+    /// The item as one JSON line, with its trailing newline.
+    pub fn to_json_line(&self) -> Vec<u8> {
+        // Serialising a map of JSON values and strings cannot fail.
+        let mut line = serde_json::to_vec(self).unwrap_or_default();
+        line.push(b'\n');
+        line
+    }
+}
+
+/// What a parser took from a page.
+#[derive(Debug, Default, Clone)]
+pub struct Parsed {
+    /// Absolute, normalised links to consider for the frontier.
+    pub links: Vec<Url>,
+    /// Items.
+    pub items: Vec<Item>,
+}
+
+/// A notable thing that happened in the crawl, published on the `events` topic.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A page failed for good.
+    PageFailed {
+        /// Its URL.
+        url: String,
+        /// The error kind (`timeout`, `http_404`, ...).
+        kind: String,
+        /// Details.
+        detail: String,
+    },
+    /// robots.txt disallowed a URL.
+    RobotsBlocked {
+        /// Its URL.
+        url: String,
+    },
+    /// An actor panicked and was restarted.
+    ActorRestarted {
+        /// Its name.
+        actor: String,
+        /// The panic message.
+        reason: String,
+    },
+}

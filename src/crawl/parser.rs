@@ -1,0 +1,115 @@
+//! Parsing: the [`PageParser`] trait (the spec's rules, or a user's own code) and the Parser
+//! actor that runs one on each page of the `pages` queue, off the fetchers' threads.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::extract::{ExtractError, RuleParser};
+use super::messages::{Item, Page, Parsed};
+use super::scheduler::{Completed, Scheduler};
+use crate::bus::{Delivery, Queue, Topic};
+use crate::observe::Stats;
+use crate::spec::ParseSpec;
+
+/// Turns a fetched page into links and items. Implement it to replace the spec's `parse:`
+/// rules with code of your own; it runs on the parser threads, one page at a time per parser.
+pub trait PageParser: Send + Sync + 'static {
+    /// Links to follow (absolute; normalise them with [`crate::crawl::urls::normalize`]) and
+    /// items found on `page`. A panic here is caught: the parser restarts and the page is
+    /// delivered again (and dead-lettered after `max_deliveries`).
+    fn parse(&self, page: &Page) -> Parsed;
+}
+
+/// The spec's `parse:` rules: links from the `follow` selectors, items from the `items`
+/// rules, in one streaming pass over the HTML.
+pub struct SpecParser {
+    rules: RuleParser,
+}
+
+impl SpecParser {
+    /// Compiles the rules.
+    pub fn new(spec: &ParseSpec) -> Result<Self, ExtractError> {
+        Ok(Self { rules: RuleParser::new(spec)? })
+    }
+}
+
+impl PageParser for SpecParser {
+    fn parse(&self, page: &Page) -> Parsed {
+        let extracted = self.rules.extract(page.url(), &page.body);
+        if extracted.truncated {
+            tracing::warn!(url = %page.url(), "page was too hostile to read whole; kept what was read");
+        }
+        let url = page.url().to_string();
+        let items = extracted
+            .items
+            .into_iter()
+            .map(|item| Item { rule: item.rule, fields: item.fields, url: url.clone(), fetched_at: page.fetched_at })
+            .collect();
+        Parsed { links: extracted.links, items }
+    }
+}
+
+/// What every parser of a run shares.
+pub struct ParseShared {
+    /// The parser.
+    pub parser: Arc<dyn PageParser>,
+    /// Where pages come from.
+    pub pages: Queue<Page>,
+    /// Where items go.
+    pub items: Topic<Item>,
+    /// The frontier.
+    pub scheduler: Addr<Scheduler>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+}
+
+/// One parser actor; run one per core, each on its own arbiter.
+pub struct ParserActor {
+    shared: Arc<ParseShared>,
+}
+
+impl ParserActor {
+    /// A parser actor.
+    pub fn new(shared: Arc<ParseShared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl Actor for ParserActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.add_stream(self.shared.pages.consumer(2).into_stream());
+    }
+}
+
+/// A restart drops the page being parsed; its delivery goes back to the queue.
+impl Supervised for ParserActor {}
+
+impl StreamHandler<Delivery<Page>> for ParserActor {
+    fn handle(&mut self, delivery: Delivery<Page>, ctx: &mut Context<Self>) {
+        let parsed = self.shared.parser.parse(&delivery);
+        let shared = self.shared.clone();
+        // `wait`: the next page waits until these items are taken, so a slow sink slows
+        // parsing instead of filling memory.
+        ctx.wait(
+            async move {
+                let count = parsed.items.len() as u64;
+                for item in parsed.items {
+                    shared.items.publish(item).await;
+                }
+                shared.stats.items.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+                shared.scheduler.do_send(Completed {
+                    request: delivery.request.clone(),
+                    links: parsed.links,
+                    redirect: false,
+                });
+                delivery.ack();
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}

@@ -1,0 +1,299 @@
+//! The Scheduler actor: owns the [`Frontier`], admits discovered links, fetches robots.txt,
+//! and keeps the `requests` queue filled within the politeness limits. It also knows when
+//! the crawl is done: every admitted request has been completed.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use reqwest::Client;
+use texting_robots::Robot;
+use tokio::sync::oneshot;
+use url::Url;
+
+use super::frontier::{Admission, Frontier, Next};
+use super::messages::{CrawlRequest, Event};
+use super::robots;
+use super::urls::Fingerprint;
+use crate::bus::{Queue, Topic};
+use crate::observe::{ErrorKind, Stats};
+
+/// Seeds the crawl: URLs at depth 0.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Seed(pub Vec<Url>);
+
+/// A fetcher is done with a request's HTTP exchange: its host has a free slot.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FetchFinished {
+    /// The request.
+    pub request: Arc<CrawlRequest>,
+}
+
+/// A request is fully processed. Its links (or its redirect target) are offered first, so
+/// the crawl can never look finished while work is still being discovered.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Completed {
+    /// The request that was processed.
+    pub request: Arc<CrawlRequest>,
+    /// Links found on the page, or the redirect target.
+    pub links: Vec<Url>,
+    /// Whether `links` is a redirect target (same depth, chain extended).
+    pub redirect: bool,
+}
+
+/// Stop handing out requests; finish when what is in flight has completed (Ctrl-C).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RobotsLoaded {
+    host: Arc<str>,
+    robot: Option<Robot>,
+}
+
+/// Everything the scheduler is built from; kept so a restart rebuilds nothing it must keep.
+pub struct SchedulerParts {
+    /// The frontier.
+    pub frontier: Frontier,
+    /// Where requests go.
+    pub requests: Queue<CrawlRequest>,
+    /// Where notable events go.
+    pub events: Topic<Event>,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// Client for robots.txt.
+    pub client: Client,
+    /// User-Agent, for robots.txt groups.
+    pub user_agent: String,
+    /// Told once when the crawl is done (or drained).
+    pub done: oneshot::Sender<()>,
+}
+
+/// The frontier's actor.
+pub struct Scheduler {
+    frontier: Frontier,
+    requests: Queue<CrawlRequest>,
+    events: Topic<Event>,
+    stats: Arc<Stats>,
+    client: Client,
+    user_agent: String,
+    done: Option<oneshot::Sender<()>>,
+    /// Admitted and not yet completed (queued here, in the requests queue, or in flight).
+    outstanding: u64,
+    /// Handed to the requests queue and not yet completed, with whether its HTTP exchange
+    /// has finished. A request given back by a restarted fetcher is fetched again; keying
+    /// by fingerprint keeps its second report from being counted twice.
+    in_progress: HashMap<Fingerprint, bool>,
+    seeded: bool,
+    draining: bool,
+    wake_at: Option<Instant>,
+}
+
+impl Scheduler {
+    /// A scheduler over `parts`.
+    pub fn new(parts: SchedulerParts) -> Self {
+        Self {
+            frontier: parts.frontier,
+            requests: parts.requests,
+            events: parts.events,
+            stats: parts.stats,
+            client: parts.client,
+            user_agent: parts.user_agent,
+            done: Some(parts.done),
+            outstanding: 0,
+            in_progress: HashMap::new(),
+            seeded: false,
+            draining: false,
+            wake_at: None,
+        }
+    }
+
+    fn offer(&mut self, url: Url, depth: u32, chain: Vec<Fingerprint>, ctx: &mut Context<Self>) {
+        let stats = &self.stats;
+        match self.frontier.admit(url.clone(), depth, chain) {
+            Admission::Queued { fetch_robots } => {
+                self.outstanding += 1;
+                if let Some(host) = fetch_robots {
+                    self.fetch_robots(host, url, ctx);
+                }
+            }
+            Admission::Duplicate => Stats::incr(&stats.duplicates_skipped),
+            Admission::TooDeep => Stats::incr(&stats.too_deep),
+            Admission::OutOfScope => Stats::incr(&stats.out_of_scope),
+            Admission::RobotsBlocked => self.robots_blocked(&url),
+            Admission::RedirectLoop => self.failed(&url, ErrorKind::RedirectLoop, "redirect leads back into its own chain"),
+            Admission::TooManyRedirects => self.failed(&url, ErrorKind::TooManyRedirects, "too many redirects"),
+        }
+    }
+
+    fn failed(&self, url: &Url, kind: ErrorKind, detail: &str) {
+        self.stats.failed(kind);
+        self.events.publish_now(Event::PageFailed { url: url.to_string(), kind: kind.to_string(), detail: detail.into() });
+    }
+
+    fn robots_blocked(&self, url: &Url) {
+        Stats::incr(&self.stats.robots_blocked);
+        self.events.publish_now(Event::RobotsBlocked { url: url.to_string() });
+    }
+
+    fn fetch_robots(&mut self, host: Arc<str>, url: Url, ctx: &mut Context<Self>) {
+        let client = self.client.clone();
+        let agent = self.user_agent.clone();
+        ctx.spawn(
+            async move { robots::load(&client, &url, &agent).await }
+                .into_actor(self)
+                .map(move |robot, _, ctx| ctx.notify(RobotsLoaded { host, robot })),
+        );
+    }
+
+    /// Moves ready requests into the `requests` queue while it has room.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if !self.draining {
+            let now = Instant::now();
+            while self.requests.room() > 0 {
+                match self.frontier.next(now) {
+                    Next::Request(request) => {
+                        let fingerprint = request.fingerprint;
+                        if let Err((e, request)) = self.requests.try_publish(request, 0) {
+                            // Only a closed queue refuses here (room was checked).
+                            tracing::debug!(url = %request.url, "requests queue refused: {e}");
+                            break;
+                        }
+                        self.in_progress.insert(fingerprint, false);
+                    }
+                    Next::WaitUntil(at) => {
+                        self.wake_at_instant(at, ctx);
+                        break;
+                    }
+                    Next::Idle => break,
+                }
+            }
+        }
+        self.stats.queued.store(self.frontier.queued() as u64, Ordering::Relaxed);
+        self.stats.in_flight.store(self.in_progress.len() as u64, Ordering::Relaxed);
+        self.check_done();
+    }
+
+    fn wake_at_instant(&mut self, at: Instant, ctx: &mut Context<Self>) {
+        if self.wake_at.is_some_and(|w| w <= at) {
+            return;
+        }
+        self.wake_at = Some(at);
+        ctx.run_later(at.saturating_duration_since(Instant::now()), |act, ctx| {
+            act.wake_at = None;
+            act.pump(ctx);
+        });
+    }
+
+    fn check_done(&mut self) {
+        let finished = if self.draining { self.in_progress.is_empty() } else { self.seeded && self.outstanding == 0 };
+        if finished {
+            if let Some(done) = self.done.take() {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+impl Actor for Scheduler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Many fetchers and parsers report here; never make them wait on a full mailbox.
+        ctx.set_mailbox_capacity(usize::MAX >> 4);
+    }
+}
+
+/// The frontier survives a scheduler restart: it is the crawl's memory. Timers and robots
+/// fetches in progress are cancelled by the restart, so they are started again.
+impl Supervised for Scheduler {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.wake_at = None;
+        self.frontier.refetch_robots().into_iter().for_each(|(host, url)| self.fetch_robots(host, url, ctx));
+        ctx.notify(Wake);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Wake;
+
+impl Handler<Wake> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Seed> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: Seed, ctx: &mut Context<Self>) {
+        self.seeded = true;
+        for url in msg.0 {
+            self.offer(url, 0, Vec::new(), ctx);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<FetchFinished> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: FetchFinished, ctx: &mut Context<Self>) {
+        if let Some(fetched) = self.in_progress.get_mut(&msg.request.fingerprint) {
+            if !std::mem::replace(fetched, true) {
+                self.frontier.finished(&msg.request.host);
+            }
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Completed> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: Completed, ctx: &mut Context<Self>) {
+        let parent = &msg.request;
+        match self.in_progress.remove(&parent.fingerprint) {
+            None => return, // reported already, by an earlier delivery of the same request
+            Some(false) => self.frontier.finished(&parent.host),
+            Some(true) => {}
+        }
+        let (depth, chain) = if msg.redirect {
+            let mut chain = parent.redirect_chain.clone();
+            chain.push(parent.fingerprint);
+            (parent.depth, chain)
+        } else {
+            (parent.depth.saturating_add(1), Vec::new())
+        };
+        for link in msg.links {
+            self.offer(link, depth, chain.clone(), ctx);
+        }
+        self.outstanding = self.outstanding.saturating_sub(1);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<RobotsLoaded> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: RobotsLoaded, ctx: &mut Context<Self>) {
+        for request in self.frontier.robots_loaded(&msg.host, msg.robot) {
+            self.robots_blocked(&request.url);
+            self.outstanding = self.outstanding.saturating_sub(1);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Drain> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+        self.draining = true;
+        self.pump(ctx);
+    }
+}

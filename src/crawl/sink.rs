@@ -1,0 +1,209 @@
+//! Sinks: where items end up. The [`ItemSink`] trait (a user's own sink, or the built-in
+//! [`JsonlSink`] and [`StdoutSink`]) and the Sink actor that feeds one from the `items` topic.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::messages::Item;
+use crate::bus::Subscription;
+
+/// Writes items somewhere. Called from one actor, one item at a time.
+pub trait ItemSink: Send + 'static {
+    /// Takes one item. An error ends the run with exit 1 once the crawl has drained.
+    fn write(&mut self, item: &Item) -> io::Result<()>;
+    /// Makes what was written durable (called every second and at the end).
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// Bytes buffered before a write; writes always end on a line boundary.
+const BUFFER: usize = 64 * 1024;
+
+/// One JSON object a line, in a file that the run starts anew.
+pub struct JsonlSink {
+    path: PathBuf,
+    file: File,
+    buffer: Vec<u8>,
+}
+
+impl JsonlSink {
+    /// Creates (or empties) the file.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let file = File::create(path)?;
+        Ok(Self { path: path.to_path_buf(), file, buffer: Vec::with_capacity(BUFFER) })
+    }
+
+    /// Opens the file to append, first cutting a torn last line (left by a crash) so every
+    /// line stays a whole JSON object.
+    pub fn append(path: &Path) -> io::Result<Self> {
+        let mut file = OpenOptions::new().create(true).read(true).append(true).open(path)?;
+        let len = file.metadata()?.len();
+        if len > 0 {
+            let keep = whole_lines_len(&mut file, len)?;
+            if keep < len {
+                tracing::warn!(path = %path.display(), cut = len - keep, "cut a torn last line");
+                file.set_len(keep)?;
+            }
+        }
+        Ok(Self { path: path.to_path_buf(), file, buffer: Vec::with_capacity(BUFFER) })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write_out(&mut self) -> io::Result<()> {
+        if !self.buffer.is_empty() {
+            self.file.write_all(&self.buffer)?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The length of the file up to and including its last newline.
+fn whole_lines_len(file: &mut File, len: u64) -> io::Result<u64> {
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk[..n])?;
+        if let Some(i) = chunk[..n].iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+impl ItemSink for JsonlSink {
+    fn write(&mut self, item: &Item) -> io::Result<()> {
+        self.buffer.extend_from_slice(&item.to_json_line());
+        if self.buffer.len() >= BUFFER {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_out()?;
+        self.file.flush()
+    }
+}
+
+/// One JSON object a line on standard output.
+#[derive(Debug, Default)]
+pub struct StdoutSink;
+
+impl ItemSink for StdoutSink {
+    fn write(&mut self, item: &Item) -> io::Result<()> {
+        io::stdout().lock().write_all(&item.to_json_line())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stdout().lock().flush()
+    }
+}
+
+/// How a sink ended: the items it wrote, or its first error.
+pub type SinkResult = Result<u64, String>;
+
+/// Feeds one [`ItemSink`] from its subscription to the `items` topic; when the topic closes
+/// it flushes and reports.
+pub struct SinkActor {
+    name: String,
+    sink: Box<dyn ItemSink>,
+    subscription: Arc<Subscription<Item>>,
+    written: u64,
+    error: Option<String>,
+    done: Option<oneshot::Sender<SinkResult>>,
+}
+
+impl SinkActor {
+    /// A sink actor reading `subscription`; `done` hears how it ended.
+    pub fn new(
+        name: impl Into<String>,
+        sink: Box<dyn ItemSink>,
+        subscription: Subscription<Item>,
+        done: oneshot::Sender<SinkResult>,
+    ) -> Self {
+        Self { name: name.into(), sink, subscription: Arc::new(subscription), written: 0, error: None, done: Some(done) }
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        tracing::error!(sink = %self.name, "sink failed: {e}");
+        self.error.get_or_insert_with(|| format!("sink '{}': {e}", self.name));
+    }
+}
+
+impl Actor for SinkActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.add_stream(Subscription::shared_stream(self.subscription.clone()));
+        ctx.run_interval(Duration::from_secs(1), |act, _| {
+            if act.error.is_none() {
+                if let Err(e) = act.sink.flush() {
+                    act.fail(e);
+                }
+            }
+        });
+    }
+}
+
+/// A restart keeps the subscription and its buffer; the item being written when the sink
+/// panicked is the only one lost (sinks are at-most-once for that item).
+impl Supervised for SinkActor {}
+
+impl StreamHandler<Arc<Item>> for SinkActor {
+    fn handle(&mut self, item: Arc<Item>, _: &mut Context<Self>) {
+        if self.error.is_some() {
+            return;
+        }
+        match self.sink.write(&item) {
+            Ok(()) => self.written += 1,
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        if self.error.is_none() {
+            if let Err(e) = self.sink.flush() {
+                self.fail(e);
+            }
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.send(match self.error.take() {
+                None => Ok(self.written),
+                Some(e) => Err(e),
+            });
+        }
+        ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_cuts_a_torn_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("items.jsonl");
+        std::fs::write(&path, b"{\"a\":1}\n{\"a\":2}\n{\"a\":").expect("write");
+        let mut sink = JsonlSink::append(&path).expect("open");
+        sink.flush().expect("flush");
+        assert_eq!(std::fs::read(&path).expect("read"), b"{\"a\":1}\n{\"a\":2}\n");
+        std::fs::write(&path, b"torn").expect("write");
+        JsonlSink::append(&path).expect("open");
+        assert_eq!(std::fs::read(&path).expect("read"), b"");
+    }
+}

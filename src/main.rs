@@ -1,0 +1,156 @@
+//! The `arachne` command: a thin layer over the library (see `arachne::runtime`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use arachne::runtime::{RunError, Runtime};
+use arachne::spec::{self, HumanDuration};
+
+/// An actor-based crawl runtime.
+#[derive(Parser, Debug)]
+#[command(name = "arachne", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the crawl a spec describes.
+    Run {
+        /// The crawl spec (YAML).
+        spec: PathBuf,
+        /// Write the run's summary as JSON here.
+        #[arg(long, value_name = "PATH")]
+        summary_json: Option<PathBuf>,
+        /// Override a spec key, e.g. `--set fetch.concurrency=8` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Stop gracefully after this long (e.g. `90s`).
+        #[arg(long, value_name = "DURATION")]
+        stop_after: Option<HumanDuration>,
+        /// No progress line.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check a spec: prints `ok`, or every error with file:line:column and a hint.
+    Validate {
+        /// The crawl spec (YAML).
+        spec: PathBuf,
+        /// Override a spec key (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Serve the built-in demo site on 127.0.0.1.
+    Sandbox {
+        /// Number of item pages.
+        #[arg(long, default_value_t = 500)]
+        pages: u32,
+        /// Port (0 picks a free one).
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+        /// Add the hard cases (redirects, errors, slow and huge pages, charsets, ...).
+        #[arg(long)]
+        traps: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,arachne=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Validate { spec, overrides } => match spec::load_file(&spec, &overrides) {
+            Ok(_) => {
+                println!("ok");
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprint!("{errors}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run { spec, summary_json, overrides, stop_after, quiet } => {
+            run(&spec, summary_json, &overrides, stop_after.map(|d| d.0), quiet)
+        }
+        Command::Sandbox { pages, port, traps } => match sandbox(pages, port, traps) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn run(
+    path: &std::path::Path,
+    summary_json: Option<PathBuf>,
+    overrides: &[String],
+    stop_after: Option<Duration>,
+    quiet: bool,
+) -> ExitCode {
+    let spec = match spec::load_file(path, overrides) {
+        Ok(spec) => spec,
+        Err(errors) => {
+            eprint!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut builder = Runtime::builder(spec).progress(!quiet).handle_ctrl_c(true);
+    if let Some(d) = stop_after {
+        builder = builder.stop_after(d);
+    }
+    match builder.run() {
+        Ok(summary) => {
+            eprintln!(
+                "done: {} pages fetched, {} failed, {} items in {:.1}s ({:.0} pages/s)",
+                summary.pages_fetched, summary.pages_failed, summary.items, summary.elapsed_s, summary.pages_per_s
+            );
+            if let Some(path) = summary_json {
+                let written = serde_json::to_vec_pretty(&summary)
+                    .context("serialising the summary")
+                    .and_then(|json| std::fs::write(&path, json).with_context(|| format!("writing {}", path.display())));
+                if let Err(e) = written {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(1);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                RunError::BadSeed { .. } | RunError::NoSandbox(_) | RunError::Scope(_) | RunError::Parse(_) => {
+                    ExitCode::from(2)
+                }
+                _ => ExitCode::from(1),
+            }
+        }
+    }
+}
+
+fn sandbox(pages: u32, port: u16, traps: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        eprintln!("sandbox: http://{addr}/ ({pages} item pages{})", if traps { ", traps" } else { "" });
+        let _ = (listener, traps); // TEMP(sandbox wiring)
+        anyhow::bail!("sandbox not wired yet")
+    })
+}

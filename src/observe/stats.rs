@@ -1,0 +1,171 @@
+//! Live counters of a run, shared by every actor, and the run summary built from them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+
+/// Why a page failed, as counted in the summary's `errors` map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// The request did not finish within `fetch.timeout`.
+    Timeout,
+    /// No connection could be made, or it broke.
+    Connect,
+    /// The final answer had this non-success status.
+    HttpStatus(u16),
+    /// The body was larger than `fetch.max_body`.
+    BodyTooLarge,
+    /// A redirect led back to a URL of its own chain.
+    RedirectLoop,
+    /// More redirect hops than the limit.
+    TooManyRedirects,
+    /// A redirect without a usable Location.
+    BadRedirect,
+    /// Anything else the HTTP client reported.
+    Other,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::Timeout => f.write_str("timeout"),
+            ErrorKind::Connect => f.write_str("connect"),
+            ErrorKind::HttpStatus(code) => write!(f, "http_{code}"),
+            ErrorKind::BodyTooLarge => f.write_str("body_too_large"),
+            ErrorKind::RedirectLoop => f.write_str("redirect_loop"),
+            ErrorKind::TooManyRedirects => f.write_str("too_many_redirects"),
+            ErrorKind::BadRedirect => f.write_str("bad_redirect"),
+            ErrorKind::Other => f.write_str("other"),
+        }
+    }
+}
+
+/// The counters of one run. Every field is a monotonic counter unless it says gauge.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Responses that ended in a 2xx (HTML or not).
+    pub pages_fetched: AtomicU64,
+    /// Requests that failed for good (after retries).
+    pub pages_failed: AtomicU64,
+    /// Items written to the items topic.
+    pub items: AtomicU64,
+    /// Discovered links already seen.
+    pub duplicates_skipped: AtomicU64,
+    /// Distinct URLs not requested because robots.txt disallows them.
+    pub robots_blocked: AtomicU64,
+    /// Distinct URLs outside the scope (domains, include/exclude, binary files, max_pages).
+    pub out_of_scope: AtomicU64,
+    /// Links dropped because they were deeper than `max_depth`.
+    pub too_deep: AtomicU64,
+    /// Redirect hops followed.
+    pub redirects: AtomicU64,
+    /// Requests tried again after a retryable failure.
+    pub retries: AtomicU64,
+    /// Actor restarts after a panic.
+    pub restarts: AtomicU64,
+    /// Deliveries given back to their queue unacked.
+    pub redeliveries: AtomicU64,
+    /// Messages dead-lettered.
+    pub dead_letters: AtomicU64,
+    /// Schedule firings.
+    pub firings: AtomicU64,
+    /// Conditional requests answered 304.
+    pub not_modified: AtomicU64,
+    /// Body bytes received.
+    pub bytes: AtomicU64,
+    /// Gauge: requests waiting in the frontier.
+    pub queued: AtomicU64,
+    /// Gauge: requests handed out and not yet finished.
+    pub in_flight: AtomicU64,
+    errors: DashMap<ErrorKind, u64>,
+}
+
+impl Stats {
+    /// Adds one to a counter.
+    pub fn incr(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failed page under its kind.
+    pub fn failed(&self, kind: ErrorKind) {
+        Self::incr(&self.pages_failed);
+        *self.errors.entry(kind).or_insert(0) += 1;
+    }
+
+    /// The error counts by kind.
+    pub fn errors(&self) -> BTreeMap<String, u64> {
+        self.errors.iter().map(|e| (e.key().to_string(), *e.value())).collect()
+    }
+
+    /// A summary of the run so far.
+    pub fn summary(&self, elapsed: Duration) -> Summary {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let elapsed_s = elapsed.as_secs_f64();
+        let pages_fetched = get(&self.pages_fetched);
+        Summary {
+            pages_fetched,
+            pages_failed: get(&self.pages_failed),
+            items: get(&self.items),
+            duplicates_skipped: get(&self.duplicates_skipped),
+            robots_blocked: get(&self.robots_blocked),
+            out_of_scope: get(&self.out_of_scope),
+            too_deep: get(&self.too_deep),
+            redirects: get(&self.redirects),
+            retries: get(&self.retries),
+            restarts: get(&self.restarts),
+            redeliveries: get(&self.redeliveries),
+            dead_letters: get(&self.dead_letters),
+            firings: get(&self.firings),
+            not_modified: get(&self.not_modified),
+            bytes: get(&self.bytes),
+            errors: self.errors(),
+            elapsed_s,
+            pages_per_s: if elapsed_s > 0.0 { pages_fetched as f64 / elapsed_s } else { 0.0 },
+        }
+    }
+}
+
+/// What `--summary-json` writes (a contract: fields may be added, never renamed).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Responses that ended in a 2xx.
+    pub pages_fetched: u64,
+    /// Requests that failed for good.
+    pub pages_failed: u64,
+    /// Items produced.
+    pub items: u64,
+    /// Discovered links already seen.
+    pub duplicates_skipped: u64,
+    /// Distinct URLs disallowed by robots.txt.
+    pub robots_blocked: u64,
+    /// Distinct URLs outside the scope.
+    pub out_of_scope: u64,
+    /// Links deeper than `max_depth`.
+    pub too_deep: u64,
+    /// Redirect hops followed.
+    pub redirects: u64,
+    /// Retries after retryable failures.
+    pub retries: u64,
+    /// Actor restarts.
+    pub restarts: u64,
+    /// Deliveries given back unacked.
+    pub redeliveries: u64,
+    /// Messages dead-lettered.
+    pub dead_letters: u64,
+    /// Schedule firings.
+    pub firings: u64,
+    /// 304 answers.
+    pub not_modified: u64,
+    /// Body bytes received.
+    pub bytes: u64,
+    /// Failed pages by kind (`timeout`, `http_404`, `body_too_large`, `redirect_loop`, ...).
+    pub errors: BTreeMap<String, u64>,
+    /// Wall-clock seconds of the run.
+    pub elapsed_s: f64,
+    /// `pages_fetched / elapsed_s`.
+    pub pages_per_s: f64,
+}

@@ -1,0 +1,162 @@
+//! The runtime builder: a spec plus the user's parser, sinks and actors.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, ArbiterHandle, Context, Supervised};
+use tokio::sync::watch;
+
+use super::error::RunError;
+use super::run;
+use crate::bus::Bus;
+use crate::crawl::sink::{ItemSink, JsonlSink, StdoutSink};
+use crate::crawl::PageParser;
+use crate::observe::Summary;
+use crate::spec::{CrawlSpec, OutputSpec};
+use crate::supervise::{Restart, Supervisor};
+
+/// Starts a user actor under the root supervisor.
+pub(crate) type ActorStarter = Box<dyn FnOnce(&mut Supervisor, &ArbiterHandle, &Bus) + Send>;
+
+/// The entry point of the embedding API.
+#[derive(Debug)]
+pub struct Runtime;
+
+impl Runtime {
+    /// A builder for a run of `spec`.
+    pub fn builder(spec: CrawlSpec) -> RuntimeBuilder {
+        let (stop_tx, _) = watch::channel(false);
+        RuntimeBuilder {
+            spec,
+            parser: None,
+            sinks: Vec::new(),
+            spec_outputs: true,
+            actors: Vec::new(),
+            progress: false,
+            ctrl_c: false,
+            stop_after: None,
+            stop: Arc::new(stop_tx),
+        }
+    }
+}
+
+/// Asks a running crawl to stop: what is in flight drains, sinks flush, `run` returns.
+#[derive(Clone, Debug)]
+pub struct StopHandle(Arc<watch::Sender<bool>>);
+
+impl StopHandle {
+    /// Drains and stops the run (idempotent).
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Configures a run; [`RuntimeBuilder::run`] runs it.
+pub struct RuntimeBuilder {
+    pub(crate) spec: CrawlSpec,
+    pub(crate) parser: Option<Arc<dyn PageParser>>,
+    pub(crate) sinks: Vec<(String, Box<dyn ItemSink>)>,
+    pub(crate) spec_outputs: bool,
+    pub(crate) actors: Vec<ActorStarter>,
+    pub(crate) progress: bool,
+    pub(crate) ctrl_c: bool,
+    pub(crate) stop_after: Option<Duration>,
+    pub(crate) stop: Arc<watch::Sender<bool>>,
+}
+
+impl RuntimeBuilder {
+    /// Replaces the spec's `parse:` rules with your parser.
+    pub fn parser(mut self, parser: impl PageParser) -> Self {
+        self.parser = Some(Arc::new(parser));
+        self
+    }
+
+    /// Adds a sink of your own (besides the spec's `output:`).
+    pub fn sink(mut self, name: impl Into<String>, sink: impl ItemSink) -> Self {
+        self.sinks.push((name.into(), Box::new(sink)));
+        self
+    }
+
+    /// Ignores the spec's `output:`: only the sinks added with [`RuntimeBuilder::sink`] run.
+    pub fn without_spec_outputs(mut self) -> Self {
+        self.spec_outputs = false;
+        self
+    }
+
+    /// Adds an actor of your own, built by `make` with the run's bus, started on the main
+    /// arbiter under the root supervisor (permanent: restarted after a panic, with the same
+    /// address, `Supervised::restarting` then `started` called again).
+    pub fn actor<A, F>(mut self, name: impl Into<String>, make: F) -> Self
+    where
+        A: Actor<Context = Context<A>> + Supervised,
+        F: FnOnce(&Bus) -> A + Send + 'static,
+    {
+        let name = name.into();
+        self.actors.push(Box::new(move |sup: &mut Supervisor, arbiter: &ArbiterHandle, bus: &Bus| {
+            let bus = bus.clone();
+            sup.start(name, Restart::Permanent, arbiter, move |_| make(&bus));
+        }));
+        self
+    }
+
+    /// Shows the live progress line on standard error (off by default).
+    pub fn progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
+    /// Handles Ctrl-C: the first drains and stops; the second exits the process at once
+    /// (status 130). Off by default: an embedding program usually has its own handler.
+    pub fn handle_ctrl_c(mut self, on: bool) -> Self {
+        self.ctrl_c = on;
+        self
+    }
+
+    /// Stops gracefully after this long.
+    pub fn stop_after(mut self, duration: Duration) -> Self {
+        self.stop_after = Some(duration);
+        self
+    }
+
+    /// A handle that stops the run from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.stop.clone())
+    }
+
+    /// The spec this run will use.
+    pub fn spec(&self) -> &CrawlSpec {
+        &self.spec
+    }
+
+    /// Runs the crawl to its end on a new actix system (blocking this thread) and returns
+    /// its summary.
+    pub fn run(mut self) -> Result<Summary, RunError> {
+        if self.spec_outputs {
+            let mut outputs = Vec::new();
+            for output in &self.spec.output {
+                outputs.push(open_output(output)?);
+            }
+            self.sinks.splice(0..0, outputs);
+        }
+        run::run(self)
+    }
+}
+
+fn open_output(output: &OutputSpec) -> Result<(String, Box<dyn ItemSink>), RunError> {
+    Ok(match output {
+        OutputSpec::Jsonl(path) => {
+            let sink = open_jsonl(path)?;
+            (format!("jsonl:{}", path.display()), Box::new(sink))
+        }
+        OutputSpec::Stdout => ("stdout".to_string(), Box::new(StdoutSink)),
+    })
+}
+
+fn open_jsonl(path: &Path) -> Result<JsonlSink, RunError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|source| RunError::Output { path: path.display().to_string(), source })?;
+    }
+    JsonlSink::create(path).map_err(|source| RunError::Output { path: path.display().to_string(), source })
+}

@@ -1,0 +1,52 @@
+//! Why a run could not start, or failed.
+
+use crate::supervise::Escalation;
+
+/// A run that could not start or did not end well.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A seed is not a usable URL.
+    #[error("seed '{seed}' is not a valid http(s) URL: {reason}")]
+    BadSeed {
+        /// The seed as written (after `{{sandbox}}` substitution).
+        seed: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A seed uses `{sandbox}` but the spec starts no sandbox.
+    #[error("seed '{0}' uses {{sandbox}} but the spec has no `sandbox:` key")]
+    NoSandbox(String),
+    /// The built-in sandbox site could not start.
+    #[error("could not start the sandbox site: {0}")]
+    Sandbox(#[source] std::io::Error),
+    /// A scope regex does not compile.
+    #[error("bad scope regex: {0}")]
+    Scope(#[from] regex::Error),
+    /// The spec's parse rules do not compile.
+    #[error("bad parse rules: {0}")]
+    Parse(#[from] crate::crawl::extract::ExtractError),
+    /// The HTTP client could not be built.
+    #[error("could not build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// An output could not be opened.
+    #[error("could not open output '{path}': {source}")]
+    Output {
+        /// The output's path.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The actor system failed to start or stop.
+    #[error("actor system: {0}")]
+    System(#[source] std::io::Error),
+    /// A bus channel was declared twice with different types.
+    #[error(transparent)]
+    Bus(#[from] crate::bus::WrongType),
+    /// An actor failed more often than the restart intensity allows.
+    #[error("the run failed: {0}")]
+    Escalated(#[from] Escalation),
+    /// A sink could not write its items.
+    #[error("the run failed: {0}")]
+    Sink(String),
+}

@@ -1,0 +1,375 @@
+//! The crawl spec's types: what `crawl.yaml` may say, with every default.
+//!
+//! This is a contract (DESIGN.md, "The crawl spec"): names may grow, never change.
+//! Every struct denies unknown keys so that a typo is an error, not a silent default.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::units::{ByteSize, HumanDuration};
+
+/// A whole crawl spec, as read from YAML.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlSpec {
+    /// The crawl's name: used in logs, and as a key prefix by broker-backed parts.
+    pub name: String,
+    /// Serve the built-in sandbox site on 127.0.0.1 for this run.
+    #[serde(default)]
+    pub sandbox: Option<SandboxSpec>,
+    /// Start URLs; `{sandbox}` is replaced by the sandbox's base URL.
+    pub seeds: Vec<String>,
+    /// What may be fetched.
+    #[serde(default)]
+    pub scope: ScopeSpec,
+    /// How pages are fetched.
+    #[serde(default)]
+    pub fetch: FetchSpec,
+    /// What is taken from a page: links to follow and items.
+    #[serde(default)]
+    pub parse: ParseSpec,
+    /// Where items go.
+    #[serde(default = "default_output")]
+    pub output: Vec<OutputSpec>,
+    /// Where the frontier lives and in which order it hands out requests.
+    #[serde(default)]
+    pub frontier: FrontierSpec,
+    /// Broker connection settings (Redis, Kafka, AMQP). Not supported yet: must be empty.
+    #[serde(default)]
+    pub brokers: IndexMap<String, serde_json::Value>,
+    /// Bridges from local topics and queues to brokers. Not supported yet: must be empty.
+    #[serde(default)]
+    pub bridges: Vec<serde_json::Value>,
+    /// Periodic schedules. Not supported yet: must be empty.
+    #[serde(default)]
+    pub schedules: Vec<serde_json::Value>,
+    /// Restart policy of the actor tree.
+    #[serde(default)]
+    pub supervision: SupervisionSpec,
+}
+
+/// `sandbox:` — start the built-in demo site inside the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSpec {
+    /// Number of item pages on the site.
+    #[serde(default = "default_sandbox_pages")]
+    pub pages: u32,
+    /// Add the hard cases (redirects, errors, slow and huge pages, charsets, ...).
+    #[serde(default)]
+    pub traps: bool,
+    /// Port to listen on; 0 picks a free one.
+    #[serde(default)]
+    pub port: u16,
+}
+
+/// `scope:` — which URLs are in the crawl.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeSpec {
+    /// Hosts that may be fetched; empty means the seeds' hosts.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Links deeper than this (seeds are depth 0) are not followed.
+    #[serde(default = "default_max_depth")]
+    pub max_depth: u32,
+    /// Stop admitting new requests after this many; 0 means no limit.
+    #[serde(default)]
+    pub max_pages: u64,
+    /// URL regexes: when non-empty, only matching URLs are followed.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// URL regexes never followed.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// `fetch:` — the HTTP side.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FetchSpec {
+    /// Requests in flight in this process.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Politeness per host.
+    #[serde(default)]
+    pub per_host: PerHostSpec,
+    /// Whole-request timeout.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    /// Retries on connection errors, timeouts, 5xx and 429, with exponential backoff and jitter.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// `obey` or `ignore` robots.txt.
+    #[serde(default)]
+    pub robots_txt: RobotsPolicy,
+    /// The User-Agent header, also the agent robots.txt rules are matched against.
+    #[serde(default = "default_user_agent")]
+    pub user_agent: String,
+    /// Bodies larger than this are cut off and the page fails.
+    #[serde(default = "default_max_body")]
+    pub max_body: ByteSize,
+}
+
+/// `fetch.per_host:` — politeness towards one host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PerHostSpec {
+    /// Requests in flight to one host.
+    #[serde(default = "default_per_host_concurrency")]
+    pub concurrency: u32,
+    /// Requests per second to one host; 0 means no limit.
+    #[serde(default)]
+    pub rate: f64,
+}
+
+/// Whether robots.txt is obeyed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RobotsPolicy {
+    /// Fetch robots.txt once per host and never request a disallowed URL.
+    #[default]
+    Obey,
+    /// Do not fetch robots.txt.
+    Ignore,
+}
+
+/// `parse:` — links and items.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ParseSpec {
+    /// CSS selectors whose URLs are followed (`href`, or `src` where there is no `href`).
+    #[serde(default = "default_follow")]
+    pub follow: Vec<String>,
+    /// Item rules.
+    #[serde(default)]
+    pub items: Vec<ItemRule>,
+}
+
+/// One item rule: on pages whose URL matches `match`, take `fields`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRule {
+    /// The item kind's name.
+    pub name: String,
+    /// URL regex where the rule applies.
+    #[serde(rename = "match")]
+    pub matches: String,
+    /// Field name -> `css selector` (text content) or `css selector @attr`.
+    pub fields: IndexMap<String, String>,
+}
+
+/// One field's selector, split from the spec's `"css @attr"` form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSelector {
+    /// The CSS selector.
+    pub css: String,
+    /// The attribute to take; `None` takes the element's text content.
+    pub attr: Option<String>,
+}
+
+impl FromStr for FieldSelector {
+    type Err = String;
+
+    /// `"h1"` takes text; `"a.more @href"` takes the attribute `href` of `a.more`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        match s.rfind(" @").map(|i| (s[..i].trim(), s[i + 2..].trim())) {
+            Some((css, attr)) => {
+                if css.is_empty() {
+                    return Err("missing CSS selector before '@'".into());
+                }
+                if attr.is_empty() || attr.contains(char::is_whitespace) {
+                    return Err(format!("bad attribute name '{attr}' after '@'"));
+                }
+                Ok(Self { css: css.to_string(), attr: Some(attr.to_ascii_lowercase()) })
+            }
+            None if s.is_empty() => Err("empty selector".into()),
+            None => Ok(Self { css: s.to_string(), attr: None }),
+        }
+    }
+}
+
+/// One output (sink) of items.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum OutputSpec {
+    /// `- jsonl: items.jsonl`: one JSON object a line, appended.
+    Jsonl(PathBuf),
+    /// `- stdout`: one JSON object a line on standard output.
+    Stdout,
+}
+
+/// `frontier:` — where the queue of requests lives.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FrontierSpec {
+    /// `local` (in this process); broker backends come with the bridges.
+    #[serde(default)]
+    pub backend: FrontierBackend,
+    /// `fifo` (breadth-first), `lifo` (depth-first) or `priority`.
+    #[serde(default)]
+    pub order: QueueOrder,
+}
+
+/// Which store backs the frontier.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FrontierBackend {
+    /// In this process.
+    #[default]
+    Local,
+    /// A Redis list or sorted set (not supported yet).
+    Redis,
+    /// A Kafka topic (not supported yet).
+    Kafka,
+    /// A RabbitMQ queue (not supported yet).
+    Amqp,
+}
+
+/// The order a queue hands out messages in (scrapy-redis's three queue kinds).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueOrder {
+    /// First in, first out: breadth-first crawling.
+    #[default]
+    Fifo,
+    /// Last in, first out: depth-first crawling.
+    Lifo,
+    /// Highest priority first, fifo among equals.
+    Priority,
+}
+
+/// `supervision:` — restart policy of the actor tree (Erlang/OTP names).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisionSpec {
+    /// `one_for_one`, `one_for_all` or `rest_for_one`.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Restarts allowed within `within` before escalating.
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+    /// The restart-intensity window.
+    #[serde(default = "default_within")]
+    pub within: HumanDuration,
+    /// Deliveries of one message without an ack before it is dead-lettered.
+    #[serde(default = "default_max_deliveries")]
+    pub max_deliveries: u32,
+}
+
+/// A supervisor's restart strategy.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Restart only the child that failed.
+    #[default]
+    OneForOne,
+    /// Restart every child.
+    OneForAll,
+    /// Restart the failed child and those started after it.
+    RestForOne,
+}
+
+impl fmt::Display for QueueOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            QueueOrder::Fifo => "fifo",
+            QueueOrder::Lifo => "lifo",
+            QueueOrder::Priority => "priority",
+        })
+    }
+}
+
+impl Default for ScopeSpec {
+    fn default() -> Self {
+        Self {
+            domains: Vec::new(),
+            max_depth: default_max_depth(),
+            max_pages: 0,
+            include: Vec::new(),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+impl Default for FetchSpec {
+    fn default() -> Self {
+        Self {
+            concurrency: default_concurrency(),
+            per_host: PerHostSpec::default(),
+            timeout: default_timeout(),
+            retries: default_retries(),
+            robots_txt: RobotsPolicy::Obey,
+            user_agent: default_user_agent(),
+            max_body: default_max_body(),
+        }
+    }
+}
+
+impl Default for PerHostSpec {
+    fn default() -> Self {
+        Self { concurrency: default_per_host_concurrency(), rate: 0.0 }
+    }
+}
+
+impl Default for ParseSpec {
+    fn default() -> Self {
+        Self { follow: default_follow(), items: Vec::new() }
+    }
+}
+
+impl Default for SupervisionSpec {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::OneForOne,
+            max_restarts: default_max_restarts(),
+            within: default_within(),
+            max_deliveries: default_max_deliveries(),
+        }
+    }
+}
+
+fn default_sandbox_pages() -> u32 {
+    500
+}
+fn default_max_depth() -> u32 {
+    20
+}
+fn default_concurrency() -> u32 {
+    64
+}
+fn default_per_host_concurrency() -> u32 {
+    8
+}
+fn default_timeout() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_user_agent() -> String {
+    "arachne/0.1".to_string()
+}
+fn default_max_body() -> ByteSize {
+    ByteSize(10 * 1024 * 1024)
+}
+fn default_follow() -> Vec<String> {
+    vec!["a[href]".to_string()]
+}
+fn default_output() -> Vec<OutputSpec> {
+    vec![OutputSpec::Stdout]
+}
+fn default_max_restarts() -> u32 {
+    10
+}
+fn default_within() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+fn default_max_deliveries() -> u32 {
+    5
+}

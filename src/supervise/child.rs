@@ -1,0 +1,121 @@
+//! One supervised actor: its context future, polled under `catch_unwind`.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use actix::dev::ContextFut;
+use actix::{Actor, Context, Supervised};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::panic;
+use super::supervisor::Report;
+
+/// When a child is restarted (Erlang/OTP's restart types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Restart {
+    /// Always: after a panic and after it stops by itself.
+    #[default]
+    Permanent,
+    /// Only after a panic; stopping by itself is a normal end.
+    Transient,
+    /// Never: a panic ends it.
+    Temporary,
+}
+
+/// What a supervisor knows of one child.
+#[derive(Debug, Clone)]
+pub struct ChildInfo {
+    /// The child's name, unique under its supervisor (`fetcher-0`).
+    pub name: String,
+    /// Its restart type.
+    pub restart: Restart,
+    pub(crate) signal: Arc<RestartSignal>,
+}
+
+/// A request from the supervisor to restart (or stop) a child that did not fail itself.
+#[derive(Debug, Default)]
+pub(crate) struct RestartSignal {
+    restart: AtomicBool,
+    stop: AtomicBool,
+    waker: futures::task::AtomicWaker,
+}
+
+impl RestartSignal {
+    pub(crate) fn restart(&self) {
+        self.restart.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+/// The future that runs one actor and turns its panics into restarts.
+pub(crate) struct SupervisedActor<A: Actor<Context = Context<A>> + Supervised> {
+    pub(crate) fut: ContextFut<A, Context<A>>,
+    pub(crate) index: usize,
+    pub(crate) restart: Restart,
+    pub(crate) signal: Arc<RestartSignal>,
+    pub(crate) reports: UnboundedSender<Report>,
+    pub(crate) backoff: Option<Pin<Box<tokio::time::Sleep>>>,
+    pub(crate) consecutive: u32,
+}
+
+impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = &mut *self;
+        this.signal.waker.register(cx.waker());
+        if this.signal.stop.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        if let Some(sleep) = this.backoff.as_mut() {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.backoff = None;
+        }
+        if this.signal.restart.swap(false, Ordering::AcqRel) && !this.fut.restart() {
+            return Poll::Ready(());
+        }
+        let polled = panic::supervised(|| catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.fut).poll(cx))));
+        match polled {
+            Ok(Poll::Pending) => {
+                this.consecutive = 0;
+                Poll::Pending
+            }
+            Ok(Poll::Ready(())) => {
+                if this.restart == Restart::Permanent && this.fut.restart() {
+                    let _ = this.reports.send(Report::Restarted { index: this.index, reason: "stopped".into() });
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                let _ = this.reports.send(Report::Exited { index: this.index });
+                Poll::Ready(())
+            }
+            Err(payload) => {
+                let reason = panic::take_last(payload.as_ref());
+                if this.restart == Restart::Temporary || !this.fut.restart() {
+                    let _ = this.reports.send(Report::Panicked { index: this.index, reason, restarted: false });
+                    return Poll::Ready(());
+                }
+                let _ = this.reports.send(Report::Panicked { index: this.index, reason, restarted: true });
+                // Back off a little more with each panic in a row, so a crash loop doesn't
+                // spin a core while the supervisor decides whether to escalate.
+                this.consecutive = this.consecutive.saturating_add(1);
+                let delay = Duration::from_millis(5u64 << this.consecutive.min(8));
+                this.backoff = Some(Box::pin(tokio::time::sleep(delay)));
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+}

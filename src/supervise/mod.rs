@@ -1,0 +1,21 @@
+//! Supervision, as in Erlang/OTP: every actor is started from a factory under a
+//! [`Supervisor`], with a [`Restart`] type, and the supervisor applies a [`Strategy`] and a
+//! restart intensity when a child fails.
+//!
+//! actix does not restart an actor whose handler panicked: the panic unwinds into the task
+//! and the actor becomes a zombie whose mailbox is closed. Here each actor's context future
+//! runs inside [`child::SupervisedActor`], which catches the panic, restarts the context
+//! (cancelling the actor's spawned futures, so unacked bus deliveries go back to their
+//! queue), calls `Supervised::restarting` and polls again — with the same address and
+//! mailbox, so senders never notice. The supervisor counts restarts; past `max_restarts`
+//! within `within` it escalates to its parent, which at the root ends the run with an error
+//! naming the actor.
+
+mod child;
+mod panic;
+mod supervisor;
+
+pub use child::{ChildInfo, Restart};
+pub use supervisor::{Escalation, Supervisor, SupervisorConfig};
+
+pub use crate::spec::Strategy;

@@ -1,0 +1,50 @@
+//! A panic hook that keeps panics of supervised actors off stderr: the supervisor logs them
+//! once, with the actor's name. Panics elsewhere go to the hook that was there before.
+
+use std::cell::{Cell, RefCell};
+use std::panic::PanicHookInfo;
+use std::sync::Once;
+
+thread_local! {
+    static SUPERVISED: Cell<bool> = const { Cell::new(false) };
+    static LAST: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs the hook once per process.
+pub(crate) fn install_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info: &PanicHookInfo<'_>| {
+            if SUPERVISED.with(Cell::get) {
+                let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                LAST.with(|last| *last.borrow_mut() = Some(format!("{}{place}", payload_text(info.payload()))));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f` with panics recorded rather than printed.
+pub(crate) fn supervised<R>(f: impl FnOnce() -> R) -> R {
+    let was = SUPERVISED.with(|s| s.replace(true));
+    let out = f();
+    SUPERVISED.with(|s| s.set(was));
+    out
+}
+
+/// The message and place of the last panic recorded on this thread.
+pub(crate) fn take_last(payload: &(dyn std::any::Any + Send)) -> String {
+    LAST.with(|last| last.borrow_mut().take()).unwrap_or_else(|| payload_text(payload))
+}
+
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-text payload".to_string()
+    }
+}
