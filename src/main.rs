@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use arachne::runtime::{RunError, Runtime};
+use arachne::sandbox::SandboxOptions;
 use arachne::spec::{self, HumanDuration};
 
 /// An actor-based crawl runtime.
@@ -117,12 +118,17 @@ fn run(
         Ok(summary) => {
             eprintln!(
                 "done: {} pages fetched, {} failed, {} items in {:.1}s ({:.0} pages/s)",
-                summary.pages_fetched, summary.pages_failed, summary.items, summary.elapsed_s, summary.pages_per_s
+                summary.pages_fetched,
+                summary.pages_failed,
+                summary.items,
+                summary.elapsed_s,
+                summary.pages_per_s
             );
             if let Some(path) = summary_json {
-                let written = serde_json::to_vec_pretty(&summary)
-                    .context("serialising the summary")
-                    .and_then(|json| std::fs::write(&path, json).with_context(|| format!("writing {}", path.display())));
+                let written =
+                    serde_json::to_vec_pretty(&summary).context("serialising the summary").and_then(|json| {
+                        std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))
+                    });
                 if let Err(e) = written {
                     eprintln!("error: {e:#}");
                     return ExitCode::from(1);
@@ -133,9 +139,10 @@ fn run(
         Err(e) => {
             eprintln!("error: {e}");
             match e {
-                RunError::BadSeed { .. } | RunError::NoSandbox(_) | RunError::Scope(_) | RunError::Parse(_) => {
-                    ExitCode::from(2)
-                }
+                RunError::BadSeed { .. }
+                | RunError::NoSandbox(_)
+                | RunError::Scope(_)
+                | RunError::Parse(_) => ExitCode::from(2),
                 _ => ExitCode::from(1),
             }
         }
@@ -150,7 +157,8 @@ fn sandbox(pages: u32, port: u16, traps: bool) -> anyhow::Result<()> {
             .with_context(|| format!("binding 127.0.0.1:{port}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         eprintln!("sandbox: http://{addr}/ ({pages} item pages{})", if traps { ", traps" } else { "" });
-        let _ = (listener, traps); // TEMP(sandbox wiring)
-        anyhow::bail!("sandbox not wired yet")
+        arachne::sandbox::serve(listener, SandboxOptions { pages, traps })
+            .await
+            .context("serving the sandbox")
     })
 }

@@ -35,16 +35,17 @@ impl Bus {
 
     /// The topic with this name, created on first use.
     pub fn topic<T: Send + Sync + 'static>(&self, name: &str) -> Result<Topic<T>, WrongType> {
-        let entry = self
-            .topics
-            .entry(name.to_string())
-            .or_insert_with(|| Arc::new(Topic::<T>::new(name)))
-            .clone();
+        let entry =
+            self.topics.entry(name.to_string()).or_insert_with(|| Arc::new(Topic::<T>::new(name))).clone();
         entry.downcast_ref::<Topic<T>>().cloned().ok_or_else(|| WrongType(name.to_string()))
     }
 
     /// The queue with this name; `config` applies if this call creates it.
-    pub fn queue<T: Send + Sync + 'static>(&self, name: &str, config: QueueConfig) -> Result<Queue<T>, WrongType> {
+    pub fn queue<T: Send + Sync + 'static>(
+        &self,
+        name: &str,
+        config: QueueConfig,
+    ) -> Result<Queue<T>, WrongType> {
         let entry = self
             .queues
             .entry(name.to_string())

@@ -295,7 +295,11 @@ impl<T: Send + Sync + 'static> Queue<T> {
     pub fn consumer(&self, prefetch: usize) -> Consumer<T> {
         Consumer {
             queue: self.clone(),
-            credit: Arc::new(Credit { prefetch: prefetch.max(1), in_flight: AtomicUsize::new(0), freed: Notify::new() }),
+            credit: Arc::new(Credit {
+                prefetch: prefetch.max(1),
+                in_flight: AtomicUsize::new(0),
+                freed: Notify::new(),
+            }),
         }
     }
 
@@ -325,7 +329,9 @@ impl<T: Send + Sync + 'static> Queue<T> {
                     message: env.message,
                     deliveries: env.deliveries,
                 }),
-                Settle::Reject(reason) => Some(DeadLetter { reason, message: env.message, deliveries: env.deliveries }),
+                Settle::Reject(reason) => {
+                    Some(DeadLetter { reason, message: env.message, deliveries: env.deliveries })
+                }
             }
         };
         match dead {

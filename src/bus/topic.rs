@@ -84,7 +84,12 @@ impl<T: Send + Sync + 'static> Topic<T> {
     }
 
     /// Subscribes to the messages for which `filter` is true.
-    pub fn subscribe_filtered(&self, capacity: usize, overflow: Overflow, filter: Option<Filter<T>>) -> Subscription<T> {
+    pub fn subscribe_filtered(
+        &self,
+        capacity: usize,
+        overflow: Overflow,
+        filter: Option<Filter<T>>,
+    ) -> Subscription<T> {
         let slot = Arc::new(Slot {
             buffer: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
             capacity: capacity.max(1),

@@ -87,13 +87,16 @@ impl FetchShared {
                 self.complete(request, Vec::new(), false);
             }
             FetchOutcome::Redirect { location } => {
-                Stats::incr(&self.stats.redirects);
                 self.complete(request, vec![location], true);
             }
             FetchOutcome::Failed { kind, detail } => {
                 tracing::debug!(url = %request.url, %kind, "{detail}");
                 self.stats.failed(kind);
-                self.events.publish_now(Event::PageFailed { url: request.url.to_string(), kind: kind.to_string(), detail });
+                self.events.publish_now(Event::PageFailed {
+                    url: request.url.to_string(),
+                    kind: kind.to_string(),
+                    detail,
+                });
                 self.complete(request, Vec::new(), false);
             }
         }

@@ -99,7 +99,11 @@ impl Scope {
         }
         let host_ok = url.host_str().is_some_and(|h| {
             self.domains.contains(h)
-                || self.domains.iter().any(|d| h.len() > d.len() && h.ends_with(d.as_str()) && h.as_bytes()[h.len() - d.len() - 1] == b'.')
+                || self.domains.iter().any(|d| {
+                    h.len() > d.len()
+                        && h.ends_with(d.as_str())
+                        && h.as_bytes()[h.len() - d.len() - 1] == b'.'
+                })
         });
         host_ok
             && self.include.as_ref().is_none_or(|re| re.is_match(url.as_str()))
@@ -238,7 +242,8 @@ impl Frontier {
                 hq.pending.drain(..).partition(|req: &CrawlRequest| r.allowed(req.url.as_str()));
             hq.pending = keep;
             blocked.extend(drop);
-            hq.crawl_delay = r.delay.filter(|d| d.is_finite() && *d > 0.0).map(|d| Duration::from_secs_f32(d.min(60.0)));
+            hq.crawl_delay =
+                r.delay.filter(|d| d.is_finite() && *d > 0.0).map(|d| Duration::from_secs_f32(d.min(60.0)));
         }
         hq.robots = RobotsState::Known(robots);
         self.queued -= blocked.len();
@@ -280,7 +285,10 @@ impl Frontier {
         while let Some(host) = self.ready.pop_front() {
             let Some(hq) = self.hosts.get_mut(&host) else { continue };
             hq.scheduled = false;
-            if hq.pending.is_empty() || hq.in_flight >= self.per_host || !matches!(hq.robots, RobotsState::Known(_)) {
+            if hq.pending.is_empty()
+                || hq.in_flight >= self.per_host
+                || !matches!(hq.robots, RobotsState::Known(_))
+            {
                 continue;
             }
             let mut not_before = hq.not_before.filter(|t| *t > now);
@@ -316,7 +324,11 @@ impl Frontier {
     /// Puts a host in the round robin if it has work it may start.
     fn schedule(&mut self, host: &Arc<str>) {
         let Some(hq) = self.hosts.get_mut(host) else { return };
-        if hq.scheduled || hq.pending.is_empty() || hq.in_flight >= self.per_host || !matches!(hq.robots, RobotsState::Known(_)) {
+        if hq.scheduled
+            || hq.pending.is_empty()
+            || hq.in_flight >= self.per_host
+            || !matches!(hq.robots, RobotsState::Known(_))
+        {
             return;
         }
         hq.scheduled = true;
@@ -371,7 +383,10 @@ mod tests {
         assert!(matches!(f.admit(url("http://sub.a.test/"), 1, vec![]), Admission::Queued { .. }));
         let a = urls::fingerprint(&url("http://a.test/loop"));
         assert_eq!(f.admit(url("http://a.test/loop"), 1, vec![a]), Admission::RedirectLoop);
-        assert_eq!(f.admit(url("http://a.test/z"), 1, vec![Fingerprint(1); MAX_REDIRECTS]), Admission::TooManyRedirects);
+        assert_eq!(
+            f.admit(url("http://a.test/z"), 1, vec![Fingerprint(1); MAX_REDIRECTS]),
+            Admission::TooManyRedirects
+        );
     }
 
     #[test]
@@ -412,7 +427,9 @@ mod tests {
     fn robots_hold_then_filter() {
         let s = spec(|s| s.fetch.robots_txt = RobotsPolicy::Obey);
         let mut f = frontier(&s);
-        let Admission::Queued { fetch_robots: Some(host) } = f.admit(url("http://a.test/private/x"), 0, vec![]) else {
+        let Admission::Queued { fetch_robots: Some(host) } =
+            f.admit(url("http://a.test/private/x"), 0, vec![])
+        else {
             panic!("robots wanted")
         };
         f.admit(url("http://a.test/ok"), 0, vec![]);

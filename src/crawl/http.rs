@@ -160,7 +160,8 @@ fn failed_from(e: &reqwest::Error) -> FetchOutcome {
 }
 
 fn redirect(url: &Url, headers: &HeaderMap) -> FetchOutcome {
-    let location = headers.get(LOCATION).and_then(|v| v.to_str().ok()).and_then(|loc| url.join(loc.trim()).ok());
+    let location =
+        headers.get(LOCATION).and_then(|v| v.to_str().ok()).and_then(|loc| url.join(loc.trim()).ok());
     match location {
         Some(mut location) if matches!(location.scheme(), "http" | "https") => {
             urls::normalize(&mut location);
@@ -222,7 +223,8 @@ fn meta_charset(head: &[u8]) -> Option<&'static Encoding> {
     let at = lower.windows(8).position(|w| w == b"charset=")? + 8;
     let rest = &head[at..];
     let rest = rest.strip_prefix(b"\"").or_else(|| rest.strip_prefix(b"'")).unwrap_or(rest);
-    let end = rest.iter().position(|b| matches!(b, b'"' | b'\'' | b';' | b'>' | b' ' | b'/')).unwrap_or(rest.len());
+    let end =
+        rest.iter().position(|b| matches!(b, b'"' | b'\'' | b';' | b'>' | b' ' | b'/')).unwrap_or(rest.len());
     Encoding::for_label(&rest[..end])
 }
 

@@ -44,7 +44,12 @@ impl PageParser for SpecParser {
         let items = extracted
             .items
             .into_iter()
-            .map(|item| Item { rule: item.rule, fields: item.fields, url: url.clone(), fetched_at: page.fetched_at })
+            .map(|item| Item {
+                rule: item.rule,
+                fields: item.fields,
+                url: url.clone(),
+                fetched_at: page.fetched_at,
+            })
             .collect();
         Parsed { links: extracted.links, items }
     }

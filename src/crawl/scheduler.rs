@@ -115,7 +115,8 @@ impl Scheduler {
         }
     }
 
-    fn offer(&mut self, url: Url, depth: u32, chain: Vec<Fingerprint>, ctx: &mut Context<Self>) {
+    /// Offers a link to the frontier; true when it was queued.
+    fn offer(&mut self, url: Url, depth: u32, chain: Vec<Fingerprint>, ctx: &mut Context<Self>) -> bool {
         let stats = &self.stats;
         match self.frontier.admit(url.clone(), depth, chain) {
             Admission::Queued { fetch_robots } => {
@@ -123,19 +124,29 @@ impl Scheduler {
                 if let Some(host) = fetch_robots {
                     self.fetch_robots(host, url, ctx);
                 }
+                return true;
             }
             Admission::Duplicate => Stats::incr(&stats.duplicates_skipped),
             Admission::TooDeep => Stats::incr(&stats.too_deep),
             Admission::OutOfScope => Stats::incr(&stats.out_of_scope),
             Admission::RobotsBlocked => self.robots_blocked(&url),
-            Admission::RedirectLoop => self.failed(&url, ErrorKind::RedirectLoop, "redirect leads back into its own chain"),
-            Admission::TooManyRedirects => self.failed(&url, ErrorKind::TooManyRedirects, "too many redirects"),
+            Admission::RedirectLoop => {
+                self.failed(&url, ErrorKind::RedirectLoop, "redirect leads back into its own chain")
+            }
+            Admission::TooManyRedirects => {
+                self.failed(&url, ErrorKind::TooManyRedirects, "too many redirects")
+            }
         }
+        false
     }
 
     fn failed(&self, url: &Url, kind: ErrorKind, detail: &str) {
         self.stats.failed(kind);
-        self.events.publish_now(Event::PageFailed { url: url.to_string(), kind: kind.to_string(), detail: detail.into() });
+        self.events.publish_now(Event::PageFailed {
+            url: url.to_string(),
+            kind: kind.to_string(),
+            detail: detail.into(),
+        });
     }
 
     fn robots_blocked(&self, url: &Url) {
@@ -193,7 +204,8 @@ impl Scheduler {
     }
 
     fn check_done(&mut self) {
-        let finished = if self.draining { self.in_progress.is_empty() } else { self.seeded && self.outstanding == 0 };
+        let finished =
+            if self.draining { self.in_progress.is_empty() } else { self.seeded && self.outstanding == 0 };
         if finished {
             if let Some(done) = self.done.take() {
                 let _ = done.send(());
@@ -272,7 +284,11 @@ impl Handler<Completed> for Scheduler {
             (parent.depth.saturating_add(1), Vec::new())
         };
         for link in msg.links {
-            self.offer(link, depth, chain.clone(), ctx);
+            // A redirect hop counts as followed when its target is queued (not when it is a
+            // duplicate, out of scope or a loop).
+            if self.offer(link, depth, chain.clone(), ctx) && msg.redirect {
+                Stats::incr(&self.stats.redirects);
+            }
         }
         self.outstanding = self.outstanding.saturating_sub(1);
         self.pump(ctx);

@@ -135,7 +135,14 @@ impl SinkActor {
         subscription: Subscription<Item>,
         done: oneshot::Sender<SinkResult>,
     ) -> Self {
-        Self { name: name.into(), sink, subscription: Arc::new(subscription), written: 0, error: None, done: Some(done) }
+        Self {
+            name: name.into(),
+            sink,
+            subscription: Arc::new(subscription),
+            written: 0,
+            error: None,
+            done: Some(done),
+        }
     }
 
     fn fail(&mut self, e: io::Error) {

@@ -61,7 +61,7 @@ pub struct Stats {
     pub out_of_scope: AtomicU64,
     /// Links dropped because they were deeper than `max_depth`.
     pub too_deep: AtomicU64,
-    /// Redirect hops followed.
+    /// Redirect hops followed (their target was queued).
     pub redirects: AtomicU64,
     /// Requests tried again after a retryable failure.
     pub retries: AtomicU64,

@@ -18,6 +18,7 @@ use crate::crawl::scheduler::{Drain, Scheduler, SchedulerParts, Seed};
 use crate::crawl::sink::{SinkActor, SinkResult};
 use crate::crawl::{http, urls, CrawlRequest, Event, Item, Page, PageParser};
 use crate::observe::{Progress, Stats, Summary};
+use crate::sandbox::{SandboxOptions, SandboxServer};
 use crate::spec::CrawlSpec;
 use crate::supervise::{Restart, Supervisor, SupervisorConfig};
 
@@ -27,9 +28,14 @@ const SINK_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) fn run(builder: RuntimeBuilder) -> Result<Summary, RunError> {
     let started = Instant::now();
     let spec = builder.spec.clone();
-    // TEMP(sandbox wiring)
-    let sandbox: Option<()> = None;
-    let seeds = seed_urls(&spec, None)?;
+    let sandbox = match &spec.sandbox {
+        Some(s) => Some(
+            SandboxServer::start(SandboxOptions { pages: s.pages, traps: s.traps }, s.port)
+                .map_err(RunError::Sandbox)?,
+        ),
+        None => None,
+    };
+    let seeds = seed_urls(&spec, sandbox.as_ref().map(|s| s.base_url()))?;
     let scope = Scope::new(&spec, &seeds)?;
     let parser: Arc<dyn PageParser> = match builder.parser.clone() {
         Some(p) => p,
@@ -56,7 +62,10 @@ fn seed_urls(spec: &CrawlSpec, sandbox: Option<String>) -> Result<Vec<Url>, RunE
             let mut url = Url::parse(text.trim())
                 .map_err(|e| RunError::BadSeed { seed: text.clone(), reason: e.to_string() })?;
             if !matches!(url.scheme(), "http" | "https") {
-                return Err(RunError::BadSeed { seed: text, reason: "only http and https are crawled".into() });
+                return Err(RunError::BadSeed {
+                    seed: text,
+                    reason: "only http and https are crawled".into(),
+                });
             }
             urls::normalize(&mut url);
             Ok(url)
@@ -100,7 +109,9 @@ async fn crawl(
     for (name, sink) in builder.sinks {
         let (tx, rx) = oneshot::channel();
         let subscription = items.subscribe(1024, Overflow::Block);
-        sup.start(name.clone(), Restart::Transient, &main, move |_| SinkActor::new(name, sink, subscription, tx));
+        sup.start(name.clone(), Restart::Transient, &main, move |_| {
+            SinkActor::new(name, sink, subscription, tx)
+        });
         sinks_done.push(rx);
     }
 
@@ -126,7 +137,9 @@ async fn crawl(
     for i in 0..parsers {
         let arbiter = Arbiter::new();
         let shared = parse_shared.clone();
-        sup.start(format!("parser-{i}"), Restart::Permanent, &arbiter.handle(), move |_| ParserActor::new(shared));
+        sup.start(format!("parser-{i}"), Restart::Permanent, &arbiter.handle(), move |_| {
+            ParserActor::new(shared)
+        });
         arbiters.push(arbiter);
     }
 
@@ -218,8 +231,8 @@ async fn crawl(
     let mut summary = stats.summary(started.elapsed());
     summary.redeliveries = requests.stats().redeliveries.load(Ordering::Relaxed)
         + pages.stats().redeliveries.load(Ordering::Relaxed);
-    summary.dead_letters =
-        requests.stats().dead_letters.load(Ordering::Relaxed) + pages.stats().dead_letters.load(Ordering::Relaxed);
+    summary.dead_letters = requests.stats().dead_letters.load(Ordering::Relaxed)
+        + pages.stats().dead_letters.load(Ordering::Relaxed);
     if let Some(e) = escalation {
         return Err(RunError::Escalated(e));
     }

@@ -86,7 +86,8 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> 
         if this.signal.restart.swap(false, Ordering::AcqRel) && !this.fut.restart() {
             return Poll::Ready(());
         }
-        let polled = panic::supervised(|| catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.fut).poll(cx))));
+        let polled =
+            panic::supervised(|| catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.fut).poll(cx))));
         match polled {
             Ok(Poll::Pending) => {
                 this.consecutive = 0;
@@ -94,7 +95,8 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> 
             }
             Ok(Poll::Ready(())) => {
                 if this.restart == Restart::Permanent && this.fut.restart() {
-                    let _ = this.reports.send(Report::Restarted { index: this.index, reason: "stopped".into() });
+                    let _ =
+                        this.reports.send(Report::Restarted { index: this.index, reason: "stopped".into() });
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
@@ -104,7 +106,8 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> 
             Err(payload) => {
                 let reason = panic::take_last(payload.as_ref());
                 if this.restart == Restart::Temporary || !this.fut.restart() {
-                    let _ = this.reports.send(Report::Panicked { index: this.index, reason, restarted: false });
+                    let _ =
+                        this.reports.send(Report::Panicked { index: this.index, reason, restarted: false });
                     return Poll::Ready(());
                 }
                 let _ = this.reports.send(Report::Panicked { index: this.index, reason, restarted: true });

@@ -31,7 +31,12 @@ pub struct SupervisorConfig {
 impl SupervisorConfig {
     /// The settings of the spec's `supervision:` key.
     pub fn from_spec(name: impl Into<String>, spec: &SupervisionSpec) -> Self {
-        Self { name: name.into(), strategy: spec.strategy, max_restarts: spec.max_restarts, within: spec.within.0 }
+        Self {
+            name: name.into(),
+            strategy: spec.strategy,
+            max_restarts: spec.max_restarts,
+            within: spec.within.0,
+        }
     }
 }
 
@@ -93,7 +98,13 @@ impl Supervisor {
 
     /// Starts an actor on `arbiter`, built by `make` there. On a panic it is restarted in
     /// place: same address, same mailbox, `Supervised::restarting` called, `started` again.
-    pub fn start<A, F>(&mut self, name: impl Into<String>, restart: Restart, arbiter: &ArbiterHandle, make: F) -> Addr<A>
+    pub fn start<A, F>(
+        &mut self,
+        name: impl Into<String>,
+        restart: Restart,
+        arbiter: &ArbiterHandle,
+        make: F,
+    ) -> Addr<A>
     where
         A: Actor<Context = Context<A>> + Supervised,
         F: FnOnce(&mut Context<A>) -> A + Send + 'static,
@@ -108,7 +119,15 @@ impl Supervisor {
             let mut ctx = Context::with_receiver(rx);
             let act = make(&mut ctx);
             let fut = ctx.into_future(act);
-            actix::spawn(SupervisedActor { fut, index, restart, signal, reports, backoff: None, consecutive: 0 });
+            actix::spawn(SupervisedActor {
+                fut,
+                index,
+                restart,
+                signal,
+                reports,
+                backoff: None,
+                consecutive: 0,
+            });
         });
         Addr::new(tx)
     }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and integration tests, doc tests, and the
+# examples. Later suites that need a broker (Redis, RabbitMQ, Kafka) install and start it
+# here, on 127.0.0.1 only, and stop it on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo not found: install Rust (https://rustup.rs) first" >&2
+    exit 1
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "cargo test (unit, integration, doc tests)"
+cargo test --all-targets --quiet 2>&1 | tee /tmp/arachne-test.log
+cargo test --doc --quiet

@@ -1,0 +1,22 @@
+//! The crawl spec: its types and defaults ([`model`]), units, loading with line and column
+//! errors ([`load_file`], [`load_str`]), `--set` overrides, `${ENV}` substitution, and
+//! validation.
+//!
+//! How it works: the YAML text is read into a tree of nodes that remember their line and
+//! column; overrides and `${ENV}` edit that tree; a serde deserializer over the tree builds
+//! the [`CrawlSpec`] (collecting unknown keys with "did you mean" hints); then semantic
+//! checks run on the result, finding their positions in the tree by key path.
+
+mod de;
+mod error;
+mod load;
+mod model;
+mod overrides;
+mod tree;
+mod units;
+mod validate;
+
+pub use error::{SpecError, SpecErrors};
+pub use load::{load_file, load_str};
+pub use model::*;
+pub use units::{ByteSize, HumanDuration, DURATION_FORMS, SIZE_FORMS};

@@ -1,0 +1,298 @@
+//! Semantic checks of a deserialized spec: what types alone cannot say (a regex that does
+//! not compile, a seed that is not a URL, zero concurrency, ...). Every check runs, so all
+//! problems are reported at once; each is located through the YAML tree by key path.
+
+use std::collections::HashMap;
+
+use super::error::SpecError;
+use super::model::{CrawlSpec, FieldSelector, FrontierBackend, OutputSpec};
+use super::tree::{Node, Seg};
+
+/// What `{sandbox}` stands for while seeds are checked (the real port is known at run time).
+const SANDBOX_PLACEHOLDER: &str = "http://127.0.0.1:1";
+
+struct Check<'a> {
+    root: &'a Node,
+    origin: &'a str,
+    errors: Vec<SpecError>,
+}
+
+impl Check<'_> {
+    /// An error at the value of `path` (or its nearest ancestor present in the tree).
+    fn value(&mut self, path: &[Seg<'_>], message: String, hint: Option<String>) {
+        let src = self.root.value_src(path);
+        let (message, hint) = match self.root.get(path) {
+            Some(node) => (node.redact(message), hint.map(|h| node.redact(h))),
+            None => (message, hint),
+        };
+        self.errors.push(src.error(self.origin, message, hint));
+    }
+
+    /// An error at the key of `path`.
+    fn key(&mut self, path: &[Seg<'_>], message: String, hint: Option<String>) {
+        let src = self.root.key_src(path);
+        self.errors.push(src.error(self.origin, message, hint));
+    }
+
+    fn present(&self, path: &[Seg<'_>]) -> bool {
+        self.root.get(path).is_some_and(|n| !n.is_null())
+    }
+
+    fn regex(&mut self, path: &[Seg<'_>], what: &str, pattern: &str) {
+        if let Err(e) = regex::Regex::new(pattern) {
+            self.value(path, format!("bad regex in {what}: {}", regex_reason(&e)), None);
+        }
+    }
+
+    fn selector(&mut self, path: &[Seg<'_>], what: &str, css: &str) {
+        if let Err(e) = css.parse::<lol_html::Selector>() {
+            let reason = e.to_string();
+            let reason = reason.trim_end_matches('.');
+            let mut chars = reason.chars();
+            let reason = match chars.next() {
+                Some(c) => c.to_lowercase().chain(chars).collect::<String>(),
+                None => String::new(),
+            };
+            self.value(
+                path,
+                format!("bad CSS selector '{css}' in {what}: {reason}"),
+                Some("use a CSS selector the streaming extractor (lol_html) accepts, e.g. `a[href]`, `h1`, `div.price > span`".into()),
+            );
+        }
+    }
+}
+
+/// The one line of a regex error that says what is wrong (the crate's message is a small
+/// drawing over several lines).
+fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map_or_else(|| text.lines().last().unwrap_or("").trim().to_string(), str::to_string)
+}
+
+/// Runs every check on `spec`, which was deserialized from `root`.
+pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecError> {
+    use Seg::{I, K};
+    let mut c = Check { root, origin, errors: Vec::new() };
+
+    if spec.name.trim().is_empty() {
+        c.value(
+            &[K("name")],
+            "name is empty".into(),
+            Some("give the crawl a name, e.g. `name: my-crawl`".into()),
+        );
+    }
+
+    if let Some(sandbox) = &spec.sandbox {
+        if sandbox.pages == 0 {
+            c.value(&[K("sandbox"), K("pages")], "sandbox.pages must be at least 1".into(), None);
+        }
+    }
+
+    // Seeds.
+    if spec.seeds.is_empty() {
+        c.value(
+            &[K("seeds")],
+            "seeds is empty: a crawl needs at least one start URL".into(),
+            Some("add a URL, e.g. `seeds: [\"https://example.com/\"]`".into()),
+        );
+    }
+    for (i, seed) in spec.seeds.iter().enumerate() {
+        let path = [K("seeds"), I(i)];
+        if seed.contains("{sandbox}") && spec.sandbox.is_none() {
+            c.value(
+                &path,
+                format!("seed '{seed}' uses {{sandbox}} but there is no sandbox"),
+                Some("add `sandbox: {}` (or `sandbox: { pages: 500 }`) to serve the built-in site".into()),
+            );
+            continue;
+        }
+        let url = seed.replace("{sandbox}", SANDBOX_PLACEHOLDER);
+        match url::Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            Ok(u) => c.value(
+                &path,
+                format!("seed '{seed}' is not an http(s) URL (scheme '{}')", u.scheme()),
+                Some("seeds are absolute http:// or https:// URLs".into()),
+            ),
+            Err(e) => c.value(
+                &path,
+                format!("seed '{seed}' is not an http(s) URL: {e}"),
+                Some("seeds are absolute URLs, e.g. https://example.com/".into()),
+            ),
+        }
+    }
+
+    // Scope.
+    for (i, domain) in spec.scope.domains.iter().enumerate() {
+        let d = domain.trim();
+        if d.is_empty() || d.contains('/') || d.contains(char::is_whitespace) {
+            c.value(
+                &[K("scope"), K("domains"), I(i)],
+                format!("scope.domains[{i}] '{domain}' is not a host name"),
+                Some("write bare host names, e.g. example.com (no scheme, no path)".into()),
+            );
+        }
+    }
+    for (list, patterns) in [("include", &spec.scope.include), ("exclude", &spec.scope.exclude)] {
+        for (i, p) in patterns.iter().enumerate() {
+            c.regex(&[K("scope"), K(list), I(i)], &format!("scope.{list}[{i}]"), p);
+        }
+    }
+
+    // Fetch.
+    let fetch = &spec.fetch;
+    if fetch.concurrency == 0 {
+        c.value(&[K("fetch"), K("concurrency")], "fetch.concurrency must be at least 1".into(), None);
+    }
+    let per_host = &fetch.per_host;
+    if per_host.concurrency == 0 {
+        c.value(
+            &[K("fetch"), K("per_host"), K("concurrency")],
+            "fetch.per_host.concurrency must be at least 1".into(),
+            None,
+        );
+    } else if fetch.concurrency > 0
+        && per_host.concurrency > fetch.concurrency
+        && c.present(&[K("fetch"), K("per_host"), K("concurrency")])
+    {
+        c.value(
+            &[K("fetch"), K("per_host"), K("concurrency")],
+            format!(
+                "fetch.per_host.concurrency ({}) is larger than fetch.concurrency ({})",
+                per_host.concurrency, fetch.concurrency
+            ),
+            Some(format!("lower it to at most {}, or raise fetch.concurrency", fetch.concurrency)),
+        );
+    }
+    if !per_host.rate.is_finite() || per_host.rate < 0.0 {
+        c.value(
+            &[K("fetch"), K("per_host"), K("rate")],
+            format!(
+                "fetch.per_host.rate must be a number of requests per second, 0 or more (found {})",
+                per_host.rate
+            ),
+            Some("0 means no limit".into()),
+        );
+    }
+    if fetch.timeout.0.is_zero() {
+        c.value(&[K("fetch"), K("timeout")], "fetch.timeout must be longer than 0".into(), None);
+    }
+    if fetch.max_body.0 == 0 {
+        c.value(&[K("fetch"), K("max_body")], "fetch.max_body must be larger than 0".into(), None);
+    }
+
+    // Parse.
+    for (i, css) in spec.parse.follow.iter().enumerate() {
+        c.selector(&[K("parse"), K("follow"), I(i)], &format!("parse.follow[{i}]"), css);
+    }
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (i, rule) in spec.parse.items.iter().enumerate() {
+        let at = |k| [K("parse"), K("items"), I(i), K(k)];
+        if rule.name.trim().is_empty() {
+            c.value(&at("name"), format!("parse.items[{i}].name is empty"), None);
+        } else if let Some(first) = names.insert(rule.name.as_str(), i) {
+            let line = root.value_src(&[K("parse"), K("items"), I(first), K("name")]).line();
+            c.value(
+                &at("name"),
+                format!("duplicate item rule name '{}'", rule.name),
+                Some(match line {
+                    Some(l) => format!("first used by parse.items[{first}] at line {l}; rename one of them"),
+                    None => format!("first used by parse.items[{first}]; rename one of them"),
+                }),
+            );
+        }
+        c.regex(&at("match"), &format!("parse.items[{i}].match"), &rule.matches);
+        if rule.fields.is_empty() {
+            c.key(
+                &at("fields"),
+                format!("item rule '{}' has no fields", rule.name),
+                Some("add at least one, e.g. `fields: { title: \"h1\" }`".into()),
+            );
+        }
+        for (field, selector) in &rule.fields {
+            let path = [K("parse"), K("items"), I(i), K("fields"), K(field)];
+            let what = format!("parse.items[{i}].fields.{field}");
+            match selector.parse::<FieldSelector>() {
+                Ok(fs) => c.selector(&path, &what, &fs.css),
+                Err(reason) => c.value(
+                    &path,
+                    format!("bad field selector '{selector}' in {what}: {reason}"),
+                    Some(
+                        "write `css selector` for the text, or `css selector @attr` for an attribute".into(),
+                    ),
+                ),
+            }
+        }
+    }
+
+    // Output.
+    for (i, out) in spec.output.iter().enumerate() {
+        if let OutputSpec::Jsonl(path) = out {
+            if path.as_os_str().is_empty() {
+                c.value(
+                    &[K("output"), I(i), K("jsonl")],
+                    format!("output[{i}].jsonl: the file path is empty"),
+                    Some("e.g. `- jsonl: items.jsonl`".into()),
+                );
+            }
+        }
+    }
+
+    // Not supported yet.
+    let not_yet = "is not supported yet in this version of arachne";
+    if spec.frontier.backend != FrontierBackend::Local {
+        c.value(
+            &[K("frontier"), K("backend")],
+            format!("frontier.backend '{}' {not_yet}", backend_name(spec.frontier.backend)),
+            Some("use `backend: local` (the default)".into()),
+        );
+    }
+    if !spec.brokers.is_empty() {
+        c.key(
+            &[K("brokers")],
+            format!("'brokers' {not_yet}"),
+            Some("remove it, or leave it empty: `brokers: {}`".into()),
+        );
+    }
+    if !spec.bridges.is_empty() {
+        c.key(
+            &[K("bridges")],
+            format!("'bridges' {not_yet}"),
+            Some("remove it, or leave it empty: `bridges: []`".into()),
+        );
+    }
+    if !spec.schedules.is_empty() {
+        c.key(
+            &[K("schedules")],
+            format!("'schedules' {not_yet}"),
+            Some("remove it, or leave it empty: `schedules: []`".into()),
+        );
+    }
+
+    // Supervision.
+    let sup = &spec.supervision;
+    if sup.within.0.is_zero() {
+        c.value(&[K("supervision"), K("within")], "supervision.within must be longer than 0".into(), None);
+    }
+    if sup.max_deliveries == 0 {
+        c.value(
+            &[K("supervision"), K("max_deliveries")],
+            "supervision.max_deliveries must be at least 1".into(),
+            Some("a message is dead-lettered after this many deliveries without an ack".into()),
+        );
+    }
+
+    c.errors
+}
+
+fn backend_name(b: FrontierBackend) -> &'static str {
+    match b {
+        FrontierBackend::Local => "local",
+        FrontierBackend::Redis => "redis",
+        FrontierBackend::Kafka => "kafka",
+        FrontierBackend::Amqp => "amqp",
+    }
+}

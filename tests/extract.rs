@@ -1,0 +1,611 @@
+//! The streaming extractor (lol_html) against html5ever (scraper) as the oracle.
+//!
+//! For each page, links and item fields are computed twice: by `RuleParser::extract` and by a
+//! small reference extractor over scraper's DOM that follows the same rules (module docs of
+//! `arachne::crawl::extract`). They must be equal. The cases where a streaming parser
+//! legitimately differs from a tree builder (implied end tags, foster parenting) are kept out
+//! of the equality set and our behaviour on them is asserted explicitly.
+
+use arachne::crawl::extract::{Extracted, Item, RuleParser, MAX_LINKS};
+use arachne::crawl::urls::normalize;
+use arachne::spec::{FieldSelector, ItemRule, ParseSpec};
+use indexmap::IndexMap;
+use scraper::{ElementRef, Html, Selector};
+use serde_json::{Map, Value};
+use url::Url;
+
+fn rule(name: &str, m: &str, fields: &[(&str, &str)]) -> ItemRule {
+    ItemRule {
+        name: name.into(),
+        matches: m.into(),
+        fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<IndexMap<_, _>>(),
+    }
+}
+
+fn spec(follow: &[&str], items: Vec<ItemRule>) -> ParseSpec {
+    ParseSpec { follow: follow.iter().map(|s| s.to_string()).collect(), items }
+}
+
+fn html_trim(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_ascii_whitespace())
+}
+
+/// The oracle: the same rules over html5ever's DOM.
+fn reference(spec: &ParseSpec, page_url: &Url, html: &str) -> Extracted {
+    let doc = Html::parse_document(html);
+    let base_sel = Selector::parse("base[href]").expect("selector");
+    let base = doc
+        .select(&base_sel)
+        .next()
+        .and_then(|b| b.value().attr("href"))
+        .and_then(|h| page_url.join(html_trim(h)).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .unwrap_or_else(|| page_url.clone());
+
+    let follow: Vec<Selector> =
+        spec.follow.iter().map(|s| Selector::parse(s).expect("follow selector")).collect();
+    let mut links: Vec<Url> = Vec::new();
+    for node in doc.root_element().descendants() {
+        let Some(el) = ElementRef::wrap(node) else { continue };
+        for sel in &follow {
+            if !sel.matches(&el) {
+                continue;
+            }
+            let Some(raw) = el.value().attr("href").or_else(|| el.value().attr("src")) else {
+                continue;
+            };
+            let Ok(mut u) = base.join(html_trim(raw)) else { continue };
+            if !matches!(u.scheme(), "http" | "https") {
+                continue;
+            }
+            normalize(&mut u);
+            if !links.contains(&u) {
+                links.push(u);
+            }
+        }
+    }
+
+    let mut items = Vec::new();
+    for r in &spec.items {
+        let re = regex::Regex::new(&r.matches).expect("regex");
+        if !re.is_match(page_url.as_str()) {
+            continue;
+        }
+        let mut fields = Map::new();
+        let mut any = false;
+        for (name, raw) in &r.fields {
+            let fs: FieldSelector = raw.parse().expect("field selector");
+            let sel = Selector::parse(&fs.css).expect("css");
+            let v = match doc.select(&sel).next() {
+                None => Value::Null,
+                Some(el) => match &fs.attr {
+                    None => {
+                        let t: String = el.text().collect();
+                        Value::String(t.split_ascii_whitespace().collect::<Vec<_>>().join(" "))
+                    }
+                    Some(a) => match el.value().attr(a) {
+                        None => Value::Null,
+                        Some(v) if a == "href" || a == "src" => {
+                            let v = html_trim(v);
+                            Value::String(base.join(v).map_or_else(|_| v.to_string(), String::from))
+                        }
+                        Some(v) => Value::String(v.to_string()),
+                    },
+                },
+            };
+            any |= !v.is_null();
+            fields.insert(name.clone(), v);
+        }
+        if any {
+            items.push(Item { rule: r.name.clone(), fields });
+        }
+    }
+    Extracted { links, items, truncated: false }
+}
+
+fn ours(spec: &ParseSpec, page_url: &str, html: &str) -> Extracted {
+    let p = RuleParser::new(spec).expect("spec compiles");
+    p.extract(&Url::parse(page_url).expect("page url"), html)
+}
+
+/// Ours == the oracle, and the page gave something (a case that finds nothing tests little).
+fn check(spec: &ParseSpec, page_url: &str, html: &str) -> Extracted {
+    let url = Url::parse(page_url).expect("page url");
+    let got = ours(spec, page_url, html);
+    let want = reference(spec, &url, html);
+    let show = |e: &Extracted| {
+        let links: Vec<&str> = e.links.iter().map(|u| u.as_str()).collect();
+        format!("links {links:#?}\nitems {:#?}", e.items)
+    };
+    assert_eq!(got, want, "\n--- ours:\n{}\n--- html5ever:\n{}\n--- page:\n{html}", show(&got), show(&want));
+    got
+}
+
+fn link_strs(e: &Extracted) -> Vec<&str> {
+    e.links.iter().map(|u| u.as_str()).collect()
+}
+
+fn book_spec() -> ParseSpec {
+    spec(
+        &["a[href]"],
+        vec![rule(
+            "book",
+            r"/p/\d+$",
+            &[
+                ("title", "h1"),
+                ("price", ".price"),
+                ("more", "a.more @href"),
+                ("image", "img.cover @src"),
+                ("sku", "#info td.sku"),
+                ("missing", ".no-such-thing"),
+            ],
+        )],
+    )
+}
+
+const NORMAL: &str = r#"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>A book &mdash; shop</title>
+<style>h1 { color: red }</style><script>var x = "<a href='/not-a-link'>";</script>
+</head><body>
+<nav><a href="/">Home</a> <a href="/c/fiction/">Fiction</a> <a href="/c/fiction/#top">Fiction again</a></nav>
+<main><article>
+  <h1>  The   Book
+     of <em>Things</em>  </h1>
+  <p class="price">&pound;12.50</p>
+  <img class="cover" src="/img/cover.jpg" alt="">
+  <table id="info"><tbody><tr><th>SKU</th><td class="sku">A-1</td></tr></tbody></table>
+  <a class="more" href="/p/2">More</a>
+  <ul><li><a href="../p/3">Three</a></li><li><a href="p/4?x=1">Four</a></li></ul>
+</article></main>
+<footer><a href="https://Other.Example:443/x/./y/../z">Partner</a></footer>
+</body></html>"#;
+
+#[test]
+fn normal_page() {
+    let got = check(&book_spec(), "http://shop.test/p/1", NORMAL);
+    assert_eq!(
+        link_strs(&got),
+        [
+            "http://shop.test/",
+            "http://shop.test/c/fiction/",
+            "http://shop.test/p/2",
+            "http://shop.test/p/3",
+            "http://shop.test/p/p/4?x=1",
+            "https://other.example/x/z",
+        ]
+    );
+    let item = &got.items[0];
+    assert_eq!(item.fields["title"], "The Book of Things");
+    assert_eq!(item.fields["price"], "£12.50");
+    assert_eq!(item.fields["more"], "http://shop.test/p/2");
+    assert_eq!(item.fields["image"], "http://shop.test/img/cover.jpg");
+    assert_eq!(item.fields["sku"], "A-1");
+    assert_eq!(item.fields["missing"], Value::Null);
+    assert!(!got.truncated);
+}
+
+#[test]
+fn item_regex_not_matching_gives_links_only() {
+    let got = check(&book_spec(), "http://shop.test/c/fiction/", NORMAL);
+    assert!(got.items.is_empty());
+    assert_eq!(got.links.len(), 6);
+}
+
+#[test]
+fn fields_all_missing_gives_no_item() {
+    let html = "<html><body><p>nothing here</p><a href=/x>x</a></body></html>";
+    let got = check(&book_spec(), "http://shop.test/p/9", html);
+    assert!(got.items.is_empty());
+    assert_eq!(link_strs(&got), ["http://shop.test/x"]);
+}
+
+#[test]
+fn base_href_in_head() {
+    let html = r#"<html><head><base href="https://cdn.test/root/sub/"><base href="/ignored/"></head>
+        <body><a href="a">a</a><a href="/b">b</a><a href="../c">c</a><a class="more" href="m">m</a>
+        <h1>T</h1></body></html>"#;
+    let got = check(&book_spec(), "http://shop.test/p/1", html);
+    assert_eq!(
+        link_strs(&got),
+        [
+            "https://cdn.test/root/sub/a",
+            "https://cdn.test/b",
+            "https://cdn.test/root/c",
+            "https://cdn.test/root/sub/m",
+        ]
+    );
+    assert_eq!(got.items[0].fields["more"], "https://cdn.test/root/sub/m");
+}
+
+#[test]
+fn base_href_after_links_and_relative_base() {
+    // The base applies to every link of the page, even those written before it.
+    let html = r#"<html><body><a href="x">x</a>
+        <base href=" /dir/ "><a href="y">y</a></body></html>"#;
+    let got = check(&book_spec(), "http://shop.test/p/1", html);
+    assert_eq!(link_strs(&got), ["http://shop.test/dir/x", "http://shop.test/dir/y"]);
+}
+
+#[test]
+fn base_href_with_a_bad_scheme_is_ignored() {
+    let html = r#"<base href="javascript:alert(1)"><a href="x">x</a><a href="data:text/html,hi">d</a>"#;
+    let got = check(&book_spec(), "http://shop.test/d/p", html);
+    assert_eq!(link_strs(&got), ["http://shop.test/d/x"]);
+}
+
+#[test]
+fn entities_in_hrefs_and_attributes() {
+    let html = r#"<html><body>
+        <a href="/s?a=1&amp;b=2">1</a>
+        <a href="/s?a=1&copy=2">2</a>
+        <a href="/s?a=1&copy;=2">3</a>
+        <a href="/s?x=&lt;y&gt;">4</a>
+        <a href="&#x2F;slash&#47;es">5</a>
+        <a href="/s?q=&notin;&notit">6</a>
+        <a href="/s?q=&amp">7</a>
+        <a href="/caf&eacute;">8</a>
+        <a href="/e?x=&#0;&#x80;&#xD800;">9</a>
+        <a class="more" href="/m?a=1&amp;b=&quot;2&quot;">m</a>
+        <h1 title="x">Fish &amp; chips &lt;3 &ampere &notit; &#128512; &#x1F600;</h1>
+        <p class="price" data-v="&lt;&amp;&gt;">&#163;5</p>
+        </body></html>"#;
+    let s = spec(
+        &["a[href]"],
+        vec![rule(
+            "r",
+            ".",
+            &[("title", "h1"), ("price", ".price"), ("more", "a.more @href"), ("v", ".price @data-v")],
+        )],
+    );
+    let got = check(&s, "http://shop.test/p/1", html);
+    assert_eq!(got.links[0].as_str(), "http://shop.test/s?a=1&b=2");
+    assert_eq!(got.links[1].as_str(), "http://shop.test/s?a=1&copy=2");
+    assert_eq!(got.items[0].fields["title"], "Fish & chips <3 &ere ¬it; 😀 😀");
+    assert_eq!(got.items[0].fields["v"], "<&>");
+}
+
+#[test]
+fn link_forms_and_schemes() {
+    let html = r##"<html><body>
+        <a href="//other.test/proto">proto-relative</a>
+        <a href="../../../../up">dots</a>
+        <a href="./here/./there/../x">dot segments</a>
+        <a href="?q=1">query only</a>
+        <a href="#frag">fragment only</a>
+        <a href="">empty</a>
+        <a href="   /padded
+            ">padded</a>
+        <a href="HTTP://UPPER.TEST:80/A">upper</a>
+        <a href="http://h.test/%7euser/%2f">escapes</a>
+        <a href="mailto:a@b.test">mail</a>
+        <a href="javascript:void(0)">js</a>
+        <a href="data:text/html,<b>x</b>">data</a>
+        <a href="tel:+123">tel</a>
+        <a href="ftp://files.test/x">ftp</a>
+        <a href="http://[::1]:8080/v6">v6</a>
+        <a href="http://bad host/">bad</a>
+        <a href="http://exa mple.test/">bad2</a>
+        <a href="http://Bücher.test/ü">idn</a>
+        <a href="/dup">1</a><a href="/dup#x">2</a><a href="/dup?">3</a>
+        <area href="/area"><link rel="next" href="/next">
+        </body></html>"##;
+    let s = spec(&["a[href]", "area", "link[rel=next]"], vec![]);
+    let got = check(&s, "http://shop.test/a/b/page?z=9", html);
+    assert_eq!(
+        link_strs(&got),
+        [
+            "http://other.test/proto",
+            "http://shop.test/up",
+            "http://shop.test/a/b/here/x",
+            "http://shop.test/a/b/page?q=1",
+            "http://shop.test/a/b/page?z=9",
+            "http://shop.test/padded",
+            "http://upper.test/A",
+            "http://h.test/~user/%2F",
+            "http://[::1]:8080/v6",
+            "http://xn--bcher-kva.test/%C3%BC",
+            "http://shop.test/dup",
+            "http://shop.test/area",
+            "http://shop.test/next",
+        ]
+    );
+}
+
+#[test]
+fn src_when_no_href() {
+    let html = r#"<body><img src="/i.png"><iframe src="/frame"></iframe><a>no href</a>
+        <img src="/j.png" href="/img-href"></body>"#;
+    let s = spec(&["img", "iframe", "a"], vec![]);
+    let got = check(&s, "http://shop.test/", html);
+    assert_eq!(
+        link_strs(&got),
+        ["http://shop.test/i.png", "http://shop.test/frame", "http://shop.test/img-href"]
+    );
+}
+
+#[test]
+fn malformed_html() {
+    let html = r#"<html><body>
+        </span></div></p2>stray end tags
+        <A HREF=/upper CLASS=more>unquoted, uppercase</A>
+        <a href=/dup-attr href=/second>dup attr, first wins</a>
+        <a href='/single'  >single quotes</a>
+        <a href=/noclose>unclosed a
+        <H1 id=t>Title <b>bold <i>both</b> italic?</i> end</H1>
+        <p class=price>12 <b>€</b></p>
+        <div><span>unclosed span in div</div>
+        <a href="/after">after</a>
+        <img src=/i.png / alt=x>
+        <a href="/eof">eof"#;
+    let s = spec(
+        &["a[href]"],
+        vec![rule("r", ".", &[("title", "h1"), ("price", "p.price"), ("more", ".more @href")])],
+    );
+    let got = check(&s, "http://shop.test/p/1", html);
+    assert_eq!(got.items[0].fields["title"], "Title bold both italic? end");
+    assert_eq!(got.items[0].fields["more"], "http://shop.test/upper");
+    assert_eq!(got.links[1].as_str(), "http://shop.test/dup-attr");
+}
+
+#[test]
+fn nested_and_repeated_matches() {
+    let html = r#"<body>
+        <div class="d">outer <div class="d">inner <span>deep</span></div> tail</div>
+        <div class="d">second</div>
+        <section><p>first <b>p</b></p><p>second p</p></section>
+        <ul class="list"><li>one</li><li>two</li></ul>
+        <h2></h2><h2>later</h2>
+        <img class="cover">
+        </body>"#;
+    let s = spec(
+        &[],
+        vec![rule(
+            "r",
+            ".",
+            &[
+                ("d", "div.d"),
+                ("p", "section > p"),
+                ("li", "ul.list li"),
+                ("empty", "h2"),
+                ("img_text", "img.cover"),
+                ("img_attr", "img.cover @src"),
+            ],
+        )],
+    );
+    let got = check(&s, "http://shop.test/p/1", html);
+    let f = &got.items[0].fields;
+    assert_eq!(f["d"], "outer inner deep tail");
+    assert_eq!(f["p"], "first p");
+    assert_eq!(f["li"], "one");
+    assert_eq!(f["empty"], "");
+    assert_eq!(f["img_text"], "");
+    assert_eq!(f["img_attr"], Value::Null);
+}
+
+#[test]
+fn special_text_elements() {
+    let html = r#"<html><head><title>T &amp; t</title></head><body>
+        <div id="s">a<script>if (x < 1 && y) {}</script>b<style>p{}</style>c<!-- hidden -->d</div>
+        <textarea>x &lt; y <b>not a tag</b></textarea>
+        <pre>
+line1
+  line2</pre>
+        <div id="nb">non&nbsp;breaking&#x20;space&#9;tab</div>
+        <meta name="description" content="  Meta &amp; desc  ">
+        </body></html>"#;
+    let s = spec(
+        &[],
+        vec![rule(
+            "r",
+            ".",
+            &[
+                ("title", "title"),
+                ("s", "#s"),
+                ("ta", "textarea"),
+                ("pre", "pre"),
+                ("nb", "#nb"),
+                ("desc", "meta[name=description] @content"),
+            ],
+        )],
+    );
+    let got = check(&s, "http://shop.test/p/1", html);
+    let f = &got.items[0].fields;
+    assert_eq!(f["title"], "T & t");
+    assert_eq!(f["ta"], "x < y <b>not a tag</b>");
+    assert_eq!(f["nb"], "non\u{a0}breaking space tab");
+    assert_eq!(f["desc"], "  Meta & desc  ");
+}
+
+#[test]
+fn several_rules_only_matching_ones_run() {
+    let s = spec(
+        &["a[href]"],
+        vec![
+            rule("book", "/p/", &[("title", "h1")]),
+            rule("cat", "/c/", &[("title", "h1")]),
+            rule("any", "^http://shop", &[("price", ".price")]),
+        ],
+    );
+    let got = check(&s, "http://shop.test/p/1", NORMAL);
+    let rules: Vec<&str> = got.items.iter().map(|i| i.rule.as_str()).collect();
+    assert_eq!(rules, ["book", "any"]);
+}
+
+// ---- Where a streaming parser legitimately differs from html5ever ----
+
+#[test]
+fn h1_inside_a_broken_table() {
+    // html5ever foster-parents the <h1> (and the stray text) out of the table, before it.
+    let html = r#"<html><body><table><tr><td>cell</td><h1>Title</h1></tr></table>
+        <a href="/after">after</a></body></html>"#;
+    let plain = spec(&["a[href]"], vec![rule("r", ".", &[("title", "h1")])]);
+    // With a plain selector both agree.
+    let got = check(&plain, "http://shop.test/p/1", html);
+    assert_eq!(got.items[0].fields["title"], "Title");
+
+    // With `table h1`, html5ever finds nothing (the h1 was moved out); we find it where it was
+    // written.
+    let scoped = spec(&["a[href]"], vec![rule("r", ".", &[("title", "table h1")])]);
+    let url = Url::parse("http://shop.test/p/1").expect("url");
+    assert!(reference(&scoped, &url, html).items.is_empty());
+    let got = ours(&scoped, "http://shop.test/p/1", html);
+    assert_eq!(got.items[0].fields["title"], "Title");
+}
+
+#[test]
+fn implied_end_tags_are_not_replayed() {
+    // html5ever closes the <p> at <div> and each <li> at the next <li>; lol_html keeps them
+    // open until an ancestor's end tag, so the text field takes more.
+    let html = r#"<body><div><p class="price">12 <div>more</div></div>
+        <ul><li class="x">one<li class="x">two</ul></body>"#;
+    let s = spec(&[], vec![rule("r", ".", &[("price", ".price"), ("li", "li.x")])]);
+    let url = Url::parse("http://shop.test/p/1").expect("url");
+    let want = reference(&s, &url, html);
+    assert_eq!(want.items[0].fields["price"], "12");
+    assert_eq!(want.items[0].fields["li"], "one");
+    let got = ours(&s, "http://shop.test/p/1", html);
+    assert_eq!(got.items[0].fields["price"], "12 more");
+    assert_eq!(got.items[0].fields["li"], "onetwo");
+}
+
+// ---- Hostile pages: never panic, bounded memory, partial results ----
+
+#[test]
+fn deep_nesting_hits_the_memory_cap_and_keeps_what_it_found() {
+    let mut html = String::from(r#"<a href="/before">b</a><h1>Title</h1>"#);
+    for _ in 0..400_000 {
+        html.push_str("<div>");
+    }
+    html.push_str(r#"<a href="/deep">deep</a>"#);
+    let got = ours(&book_spec(), "http://shop.test/p/1", &html);
+    assert!(got.truncated);
+    assert_eq!(link_strs(&got)[0], "http://shop.test/before");
+    assert_eq!(got.items[0].fields["title"], "Title");
+}
+
+#[test]
+fn huge_attribute_and_huge_text() {
+    let mut html = String::from("<h1>");
+    html.push_str(&"word ".repeat(2 * 1024 * 1024)); // 10 MiB of text in the field
+    html.push_str("</h1><a href=\"/");
+    html.push_str(&"x".repeat(5 * 1024 * 1024)); // 5 MiB href: dropped
+    html.push_str("\">x</a><a href=\"/ok\">ok</a>");
+    let got = ours(&book_spec(), "http://shop.test/p/1", &html);
+    assert_eq!(link_strs(&got), ["http://shop.test/ok"]);
+    let title = got.items[0].fields["title"].as_str().expect("title is text");
+    assert!(title.len() <= arachne::crawl::extract::MAX_FIELD_LEN);
+    assert!(title.starts_with("word word"));
+    assert!(got.truncated);
+}
+
+#[test]
+fn thousands_of_links_are_capped() {
+    let mut html = String::new();
+    for i in 0..MAX_LINKS + 10 {
+        html.push_str(&format!("<a href=\"/l/{i}\">{i}</a><h1>{i}</h1>"));
+    }
+    let got = ours(&book_spec(), "http://shop.test/p/1", &html);
+    assert_eq!(got.links.len(), MAX_LINKS);
+    assert!(got.truncated);
+    assert_eq!(got.items[0].fields["title"], "0");
+    // Duplicates across a big page are removed too.
+    let html = "<a href=/a>a</a><a href=/b>b</a>".repeat(5_000);
+    let got = ours(&book_spec(), "http://shop.test/p/1", &html);
+    assert_eq!(link_strs(&got), ["http://shop.test/a", "http://shop.test/b"]);
+}
+
+#[test]
+fn ambiguous_and_garbage_markup_never_panics() {
+    let mut cases: Vec<String> = vec![
+        "<select><xmp><script>\"use strict\";</script></select><a href=/x>x</a>".into(),
+        "<svg><![CDATA[<a href=/c>]]><a href=/svg-a>s</a></svg><math><mi>x</mi></math>".into(),
+        "<plaintext><a href=/not>".into(),
+        "<a href=\"/unterminated".into(),
+        "<a href".into(),
+        "<h1".into(),
+        "</".into(),
+        "<!--".into(),
+        "<!DOCTYPE".into(),
+        "<a href=&amp".into(),
+        "&#x;&#;&;&".into(),
+        "<noscript><a href=/ns>n</a></noscript>".into(),
+        "<template><a href=/t>t</a><h1>tpl</h1></template>".into(),
+        "\u{0}<a href=\"/\u{0}\">\u{0}</a><h1>\u{0}</h1>".into(),
+        "<table><a href=/fostered>f</a><tr><td>x</table>".into(),
+        "<b><i></b></i><a href=/aaa>x</a>".repeat(1000),
+    ];
+    // Deterministic pseudo-random tag soup.
+    let atoms = [
+        "<a href=",
+        "\"/r",
+        "'",
+        "\"",
+        ">",
+        "</a>",
+        "<h1>",
+        "</h1>",
+        "<p class=price>",
+        "&amp;",
+        "&",
+        "#",
+        "<",
+        "/",
+        "<!--",
+        "-->",
+        "<script>",
+        "</script>",
+        "<table>",
+        "<td>",
+        "é",
+        "\u{0}",
+        " ",
+        "\n",
+        "<base href=",
+        "<img src=",
+        "<textarea>",
+        "<title>",
+        "<svg>",
+        "<![CDATA[",
+        "]]>",
+    ];
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..300 {
+        let mut s = String::new();
+        for _ in 0..200 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            s.push_str(atoms[(seed % atoms.len() as u64) as usize]);
+        }
+        cases.push(s);
+    }
+    let s = spec(
+        &["a[href]", "img"],
+        vec![rule("r", ".", &[("title", "h1"), ("price", ".price"), ("more", "a @href")])],
+    );
+    let p = RuleParser::new(&s).expect("spec compiles");
+    let url = Url::parse("http://shop.test/p/1").expect("url");
+    for html in &cases {
+        let got = p.extract(&url, html);
+        for l in &got.links {
+            assert!(matches!(l.scheme(), "http" | "https"));
+        }
+    }
+}
+
+#[test]
+fn parser_is_shared_across_threads() {
+    let p = RuleParser::new(&book_spec()).expect("spec compiles");
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let url = Url::parse(&format!("http://shop.test/p/{i}")).expect("url");
+                p.extract(&url, NORMAL).links.len()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().expect("thread"), 6);
+    }
+}
