@@ -11,4 +11,5 @@ pub mod observe;
 pub mod runtime;
 pub mod sandbox;
 pub mod spec;
+pub mod state;
 pub mod supervise;

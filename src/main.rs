@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use arachne::runtime::{RunError, Runtime};
 use arachne::sandbox::SandboxOptions;
 use arachne::spec::{self, HumanDuration};
+use arachne::supervise::Chaos;
 
 /// An actor-based crawl runtime.
 #[derive(Parser, Debug)]
@@ -31,6 +32,13 @@ enum Command {
         /// Override a spec key, e.g. `--set fetch.concurrency=8` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Keep the frontier, seen-set and sink positions here; rerunning the same command
+        /// resumes a stopped or killed crawl.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Inject faults: `parser-panic=0.05,fetcher-panic=0.02,seed=7` or `poison=REGEX`.
+        #[arg(long, value_name = "SPEC")]
+        chaos: Option<Chaos>,
         /// Stop gracefully after this long (e.g. `90s`).
         #[arg(long, value_name = "DURATION")]
         stop_after: Option<HumanDuration>,
@@ -83,8 +91,10 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { spec, summary_json, overrides, stop_after, quiet } => {
-            run(&spec, summary_json, &overrides, stop_after.map(|d| d.0), quiet)
+        Command::Run { spec, summary_json, overrides, state_dir, chaos, stop_after, quiet } => {
+            let options =
+                RunOptions { summary_json, state_dir, chaos, stop_after: stop_after.map(|d| d.0), quiet };
+            run(&spec, &overrides, options)
         }
         Command::Sandbox { pages, port, traps } => match sandbox(pages, port, traps) {
             Ok(()) => ExitCode::SUCCESS,
@@ -96,13 +106,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(
-    path: &std::path::Path,
+/// The flags of `arachne run` besides the spec.
+struct RunOptions {
     summary_json: Option<PathBuf>,
-    overrides: &[String],
+    state_dir: Option<PathBuf>,
+    chaos: Option<Chaos>,
     stop_after: Option<Duration>,
     quiet: bool,
-) -> ExitCode {
+}
+
+fn run(path: &std::path::Path, overrides: &[String], options: RunOptions) -> ExitCode {
+    let RunOptions { summary_json, state_dir, chaos, stop_after, quiet } = options;
     let spec = match spec::load_file(path, overrides) {
         Ok(spec) => spec,
         Err(errors) => {
@@ -113,6 +127,12 @@ fn run(
     let mut builder = Runtime::builder(spec).progress(!quiet).handle_ctrl_c(true);
     if let Some(d) = stop_after {
         builder = builder.stop_after(d);
+    }
+    if let Some(dir) = state_dir {
+        builder = builder.state_dir(dir);
+    }
+    if let Some(chaos) = chaos {
+        builder = builder.chaos(chaos);
     }
     match builder.run() {
         Ok(summary) => {

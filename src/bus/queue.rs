@@ -254,14 +254,18 @@ impl<T: Send + Sync + 'static> Queue<T> {
 
     /// Publishes, waiting while the queue is full.
     pub async fn publish_with_priority(&self, message: T, priority: i32) -> Result<(), PublishError> {
-        let mut message = Some(message);
+        // Fast path: room now, no waiter registered (registering takes the Notify's lock).
+        let mut message = match self.push(message, priority) {
+            Ok(()) => return Ok(()),
+            Err((PublishError::Full, msg)) => msg,
+            Err((e, _)) => return Err(e),
+        };
         loop {
             let mut writable = pin!(self.inner.writable.notified());
             writable.as_mut().enable();
-            let Some(msg) = message.take() else { return Err(PublishError::Closed) };
-            match self.push(msg, priority) {
+            match self.push(message, priority) {
                 Ok(()) => return Ok(()),
-                Err((PublishError::Full, msg)) => message = Some(msg),
+                Err((PublishError::Full, msg)) => message = msg,
                 Err((e, _)) => return Err(e),
             }
             writable.await;
@@ -287,7 +291,10 @@ impl<T: Send + Sync + 'static> Queue<T> {
             st.ready.push(Envelope { message: Arc::new(message), priority, seq, deliveries: 0 });
         }
         self.inner.stats.published.fetch_add(1, Ordering::Relaxed);
-        self.inner.readable.notify_waiters();
+        // One message, one consumer to wake: with no waiter this only leaves a permit (no
+        // lock); a woken consumer that goes away unserved passes it on (tokio's Notified
+        // forwards a `notify_one` on drop), so no wakeup is lost.
+        self.inner.readable.notify_one();
         Ok(())
     }
 
@@ -311,10 +318,11 @@ impl<T: Send + Sync + 'static> Queue<T> {
     }
 
     fn settle(&self, tag: u64, outcome: Settle) {
-        let dead = {
+        let (dead, drained) = {
             let mut st = self.inner.lock();
             let Some(env) = st.unacked.remove(&tag) else { return };
-            match outcome {
+            let drained = st.closed && st.unacked.is_empty() && st.ready.len() == 0;
+            let dead = match outcome {
                 Settle::Ack => {
                     self.inner.stats.acked.fetch_add(1, Ordering::Relaxed);
                     None
@@ -322,7 +330,9 @@ impl<T: Send + Sync + 'static> Queue<T> {
                 Settle::Requeue if env.deliveries < self.inner.config.max_deliveries.max(1) => {
                     self.inner.stats.redeliveries.fetch_add(1, Ordering::Relaxed);
                     st.ready.push_returned(env);
-                    None
+                    drop(st);
+                    self.inner.readable.notify_one();
+                    return;
                 }
                 Settle::Requeue => Some(DeadLetter {
                     reason: format!("delivered {} times without an ack", env.deliveries),
@@ -332,21 +342,22 @@ impl<T: Send + Sync + 'static> Queue<T> {
                 Settle::Reject(reason) => {
                     Some(DeadLetter { reason, message: env.message, deliveries: env.deliveries })
                 }
-            }
+            };
+            (dead, drained)
         };
-        match dead {
-            None => self.inner.readable.notify_waiters(),
-            Some(letter) => {
-                self.inner.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
-                let hook = self.inner.dead_letter_hook.lock().unwrap_or_else(|e| e.into_inner());
-                match hook.as_ref() {
-                    Some(hook) => hook(letter),
-                    None => self.inner.lock().dead.push(letter),
-                }
-                self.inner.writable.notify_waiters();
+        if drained {
+            // Closed and nothing left anywhere: every waiting consumer ends. (Settling never
+            // frees room for publishers: capacity counts ready messages only.)
+            self.inner.readable.notify_waiters();
+        }
+        if let Some(letter) = dead {
+            self.inner.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+            let hook = self.inner.dead_letter_hook.lock().unwrap_or_else(|e| e.into_inner());
+            match hook.as_ref() {
+                Some(hook) => hook(letter),
+                None => self.inner.lock().dead.push(letter),
             }
         }
-        self.inner.writable.notify_waiters();
     }
 }
 
@@ -387,25 +398,40 @@ impl<T: Send + Sync + 'static> Consumer<T> {
     /// deliveries and a message is ready. `None` once the queue is closed and empty.
     pub async fn next(&self) -> Option<Delivery<T>> {
         loop {
-            let mut freed = pin!(self.credit.freed.notified());
-            freed.as_mut().enable();
-            if self.credit.in_flight.load(Ordering::Acquire) >= self.credit.prefetch {
-                freed.await;
+            if self.window_full() {
+                let mut freed = pin!(self.credit.freed.notified());
+                freed.as_mut().enable();
+                if self.window_full() {
+                    freed.await;
+                }
                 continue;
+            }
+            // Fast path: a message is ready, no waiter registered.
+            match self.try_next() {
+                Ok(Some(d)) => return Some(d),
+                Ok(None) => {}
+                Err(Closed) => return None,
             }
             let mut readable = pin!(self.queue.inner.readable.notified());
             readable.as_mut().enable();
             match self.try_next() {
                 Ok(Some(d)) => return Some(d),
+                // Another task sharing this consumer filled the window: wait for credit
+                // instead (dropping `readable` passes on a wakeup it may have taken).
+                Ok(None) if self.window_full() => continue,
                 Ok(None) => readable.await,
                 Err(Closed) => return None,
             }
         }
     }
 
+    fn window_full(&self) -> bool {
+        self.credit.in_flight.load(Ordering::Acquire) >= self.credit.prefetch
+    }
+
     /// The next delivery if one is ready and the prefetch window allows it.
     pub fn try_next(&self) -> Result<Option<Delivery<T>>, Closed> {
-        if self.credit.in_flight.load(Ordering::Acquire) >= self.credit.prefetch {
+        if self.window_full() {
             return Ok(None);
         }
         let inner = &self.queue.inner;
@@ -427,7 +453,8 @@ impl<T: Send + Sync + 'static> Consumer<T> {
         st.unacked.insert(tag, env);
         drop(st);
         self.credit.in_flight.fetch_add(1, Ordering::AcqRel);
-        inner.writable.notify_waiters();
+        // One place freed, one waiting publisher to wake.
+        inner.writable.notify_one();
         Ok(Some(delivery))
     }
 
@@ -485,7 +512,7 @@ impl<T: Send + Sync + 'static> Delivery<T> {
         }
         self.queue.settle(self.tag, how);
         self.credit.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.credit.freed.notify_waiters();
+        self.credit.freed.notify_one();
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use tokio::sync::Notify;
 
@@ -37,31 +37,56 @@ impl<T> Clone for Topic<T> {
     }
 }
 
-struct TopicInner<T> {
-    name: String,
-    subscribers: RwLock<Vec<Arc<Slot<T>>>>,
+pub(super) struct TopicInner<T> {
+    name: Arc<str>,
+    /// Copy on write: a publisher takes the current list with one `Arc` clone, and
+    /// (un)subscribing builds a new one, so publishing never allocates for the list.
+    subscribers: RwLock<Arc<Vec<Arc<Slot<T>>>>>,
     closed: AtomicBool,
     published: AtomicU64,
 }
 
-struct Slot<T> {
-    buffer: Mutex<VecDeque<Arc<T>>>,
+/// One subscriber's bounded buffer: a plain subscription's, or a pattern subscription's
+/// shared by every topic it is attached to.
+pub(super) struct Slot<T> {
+    buffer: Mutex<VecDeque<Entry<T>>>,
     capacity: usize,
     overflow: Overflow,
     filter: Option<Filter<T>>,
+    /// Woken (one waiter at a time) when a message is buffered, and (all) on close.
     readable: Notify,
+    /// Woken (one waiter at a time) when a message is taken, and (all) on unsubscribe and
+    /// close.
     writable: Notify,
-    dropped: AtomicU64,
+    pub(super) dropped: AtomicU64,
     gone: AtomicBool,
+    /// A pattern subscription's end (its topics close one by one, it ends with the bus).
+    closed: AtomicBool,
+    /// Whether entries carry their topic's name (pattern subscriptions).
+    named: bool,
+    /// The topics a pattern subscription is attached to; `gone` is set under this lock.
+    attached: Mutex<Vec<Weak<TopicInner<T>>>>,
+}
+
+struct Entry<T> {
+    topic: Option<Arc<str>>,
+    message: Arc<T>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section is a few container operations: a panic elsewhere cannot
+    // leave the data half-changed.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<T: Send + Sync + 'static> Topic<T> {
     /// A new topic with no subscribers.
     pub fn new(name: impl Into<String>) -> Self {
+        let name: String = name.into();
         Self {
             inner: Arc::new(TopicInner {
                 name: name.into(),
-                subscribers: RwLock::new(Vec::new()),
+                subscribers: RwLock::new(Arc::new(Vec::new())),
                 closed: AtomicBool::new(false),
                 published: AtomicU64::new(0),
             }),
@@ -73,9 +98,14 @@ impl<T: Send + Sync + 'static> Topic<T> {
         &self.inner.name
     }
 
-    /// Messages published so far.
+    /// Messages published so far (not counting those published after [`Topic::close`]).
     pub fn published(&self) -> u64 {
         self.inner.published.load(Ordering::Relaxed)
+    }
+
+    /// Whether [`Topic::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
     }
 
     /// Subscribes with a buffer of `capacity` messages.
@@ -90,38 +120,33 @@ impl<T: Send + Sync + 'static> Topic<T> {
         overflow: Overflow,
         filter: Option<Filter<T>>,
     ) -> Subscription<T> {
-        let slot = Arc::new(Slot {
-            buffer: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
-            capacity: capacity.max(1),
-            overflow,
-            filter,
-            readable: Notify::new(),
-            writable: Notify::new(),
-            dropped: AtomicU64::new(0),
-            gone: AtomicBool::new(false),
-        });
-        self.write_subscribers().push(slot.clone());
+        let slot = Arc::new(Slot::new(capacity, overflow, filter, false));
+        self.add_slot(slot.clone());
         Subscription { topic: self.clone(), slot }
     }
 
-    /// Number of live subscriptions.
+    /// Number of live subscriptions (pattern subscriptions attached to it included).
     pub fn subscriber_count(&self) -> usize {
-        self.read_subscribers().len()
+        self.snapshot().len()
     }
 
-    /// Publishes to every matching subscriber, waiting on full `Block` subscribers.
+    /// Publishes to every matching subscriber, waiting on full `Block` subscribers. After
+    /// [`Topic::close`] it does nothing.
     pub async fn publish(&self, message: T) {
+        if self.is_closed() {
+            return;
+        }
         let message = Arc::new(message);
         self.inner.published.fetch_add(1, Ordering::Relaxed);
-        let slots: Vec<Arc<Slot<T>>> = self.read_subscribers().clone();
-        for slot in slots {
-            if !slot.wants(&message) {
+        let slots = self.snapshot();
+        for slot in slots.iter() {
+            if !slot.wants(&message) || slot.offer(&self.inner.name, &message) {
                 continue;
             }
             loop {
                 let mut writable = pin!(slot.writable.notified());
                 writable.as_mut().enable();
-                if slot.offer(&message) {
+                if slot.offer(&self.inner.name, &message) || self.is_closed() {
                     break;
                 }
                 writable.await;
@@ -132,44 +157,88 @@ impl<T: Send + Sync + 'static> Topic<T> {
     /// Publishes without waiting: a full `Block` subscriber misses the message, which is
     /// counted as dropped on it. For publishers that must never wait (events, logs).
     pub fn publish_now(&self, message: T) {
+        if self.is_closed() {
+            return;
+        }
         let message = Arc::new(message);
         self.inner.published.fetch_add(1, Ordering::Relaxed);
-        for slot in self.read_subscribers().iter() {
-            if slot.wants(&message) && !slot.offer(&message) {
+        for slot in self.snapshot().iter() {
+            if slot.wants(&message) && !slot.offer(&self.inner.name, &message) {
                 slot.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// Closes the topic: subscriptions end once they have read what they hold.
+    /// Closes the topic: later publishes do nothing, publishers waiting on a full
+    /// subscriber give up, and subscriptions end once they have read what they hold.
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
-        for slot in self.read_subscribers().iter() {
+        for slot in self.snapshot().iter() {
             slot.readable.notify_waiters();
+            slot.writable.notify_waiters();
         }
     }
 
-    fn read_subscribers(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Slot<T>>>> {
-        self.inner.subscribers.read().unwrap_or_else(|e| e.into_inner())
+    /// Attaches a pattern subscription's slot (once, and never after it was dropped).
+    pub(super) fn attach(&self, slot: &Arc<Slot<T>>) {
+        let mut attached = lock(&slot.attached);
+        if slot.gone.load(Ordering::Acquire)
+            || attached.iter().any(|t| std::ptr::eq(t.as_ptr(), Arc::as_ptr(&self.inner)))
+        {
+            return;
+        }
+        self.add_slot(slot.clone());
+        attached.push(Arc::downgrade(&self.inner));
     }
 
-    fn write_subscribers(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Arc<Slot<T>>>> {
-        self.inner.subscribers.write().unwrap_or_else(|e| e.into_inner())
+    fn snapshot(&self) -> Arc<Vec<Arc<Slot<T>>>> {
+        self.inner.subscribers.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn add_slot(&self, slot: Arc<Slot<T>>) {
+        let mut list = self.inner.subscribers.write().unwrap_or_else(|e| e.into_inner());
+        Arc::make_mut(&mut list).push(slot);
+    }
+}
+
+impl<T> TopicInner<T> {
+    fn remove_slot(&self, slot: *const Slot<T>) {
+        let mut list = self.subscribers.write().unwrap_or_else(|e| e.into_inner());
+        if list.iter().any(|s| std::ptr::eq(Arc::as_ptr(s), slot)) {
+            let kept = list.iter().filter(|s| !std::ptr::eq(Arc::as_ptr(s), slot)).cloned().collect();
+            *list = Arc::new(kept);
+        }
     }
 }
 
 impl<T> Slot<T> {
+    pub(super) fn new(capacity: usize, overflow: Overflow, filter: Option<Filter<T>>, named: bool) -> Self {
+        Slot {
+            buffer: Mutex::new(VecDeque::with_capacity(capacity.clamp(1, 1024))),
+            capacity: capacity.max(1),
+            overflow,
+            filter,
+            readable: Notify::new(),
+            writable: Notify::new(),
+            dropped: AtomicU64::new(0),
+            gone: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            named,
+            attached: Mutex::new(Vec::new()),
+        }
+    }
+
     fn wants(&self, message: &T) -> bool {
         !self.gone.load(Ordering::Acquire) && self.filter.as_ref().is_none_or(|f| f(message))
     }
 
     /// Puts the message in the buffer; false when a `Block` buffer is full.
-    fn offer(&self, message: &Arc<T>) -> bool {
+    fn offer(&self, topic: &Arc<str>, message: &Arc<T>) -> bool {
         if self.gone.load(Ordering::Acquire) {
             return true;
         }
         {
-            let mut buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            let mut buf = lock(&self.buffer);
             if buf.len() >= self.capacity {
                 match self.overflow {
                     Overflow::Block => return false,
@@ -179,10 +248,84 @@ impl<T> Slot<T> {
                     }
                 }
             }
-            buf.push_back(message.clone());
+            buf.push_back(Entry { topic: self.named.then(|| topic.clone()), message: message.clone() });
         }
-        self.readable.notify_waiters();
+        // One message, one reader to wake. Without a waiter this only leaves a permit
+        // (no lock taken); a woken reader whose future is dropped passes it on (tokio).
+        self.readable.notify_one();
         true
+    }
+
+    fn pop(&self) -> Option<Entry<T>> {
+        let entry = lock(&self.buffer).pop_front();
+        if entry.is_some() {
+            // One place freed, one blocked publisher to wake.
+            self.writable.notify_one();
+        }
+        entry
+    }
+
+    /// The next entry; `None` once `closed()` and the buffer is empty.
+    async fn recv_entry(&self, closed: impl Fn() -> bool) -> Option<Entry<T>> {
+        if let Some(e) = self.pop() {
+            return Some(e);
+        }
+        loop {
+            let mut readable = pin!(self.readable.notified());
+            readable.as_mut().enable();
+            if let Some(e) = self.pop() {
+                return Some(e);
+            }
+            if closed() {
+                return self.pop();
+            }
+            readable.await;
+        }
+    }
+
+    pub(super) async fn recv_named(&self, closed: impl Fn() -> bool) -> Option<(Arc<str>, Arc<T>)> {
+        self.recv_entry(closed).await.map(Entry::named)
+    }
+
+    pub(super) fn try_recv_named(&self) -> Option<(Arc<str>, Arc<T>)> {
+        self.pop().map(Entry::named)
+    }
+
+    pub(super) fn buffered(&self) -> usize {
+        lock(&self.buffer).len()
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Ends a pattern subscription once it has read what it holds.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.readable.notify_waiters();
+    }
+
+    pub(super) fn attached_topics(&self) -> Vec<Arc<str>> {
+        lock(&self.attached).iter().filter_map(|t| t.upgrade().map(|t| t.name.clone())).collect()
+    }
+
+    /// Unsubscribes a pattern subscription from every topic, for good.
+    pub(super) fn detach_all(&self) {
+        let topics = {
+            let mut attached = lock(&self.attached);
+            self.gone.store(true, Ordering::Release);
+            std::mem::take(&mut *attached)
+        };
+        self.writable.notify_waiters();
+        for topic in topics.iter().filter_map(Weak::upgrade) {
+            topic.remove_slot(self);
+        }
+    }
+}
+
+impl<T> Entry<T> {
+    fn named(self) -> (Arc<str>, Arc<T>) {
+        (self.topic.unwrap_or_else(|| Arc::from("")), self.message)
     }
 }
 
@@ -195,26 +338,12 @@ pub struct Subscription<T: Send + Sync + 'static> {
 impl<T: Send + Sync + 'static> Subscription<T> {
     /// The next message; `None` once the topic is closed and this buffer is empty.
     pub async fn recv(&self) -> Option<Arc<T>> {
-        loop {
-            let mut readable = pin!(self.slot.readable.notified());
-            readable.as_mut().enable();
-            if let Some(m) = self.try_recv() {
-                return Some(m);
-            }
-            if self.topic.inner.closed.load(Ordering::Acquire) {
-                return self.try_recv();
-            }
-            readable.await;
-        }
+        self.slot.recv_entry(|| self.topic.is_closed()).await.map(|e| e.message)
     }
 
     /// The next buffered message, if any.
     pub fn try_recv(&self) -> Option<Arc<T>> {
-        let m = self.slot.buffer.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-        if m.is_some() {
-            self.slot.writable.notify_waiters();
-        }
-        m
+        self.slot.pop().map(|e| e.message)
     }
 
     /// Messages this subscription lost to its overflow policy.
@@ -224,7 +353,7 @@ impl<T: Send + Sync + 'static> Subscription<T> {
 
     /// Messages waiting in this subscription's buffer.
     pub fn buffered(&self) -> usize {
-        self.slot.buffer.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.slot.buffered()
     }
 
     /// Turns this subscription into a stream (for `ctx.add_stream` in an actor).
@@ -243,7 +372,7 @@ impl<T: Send + Sync + 'static> Drop for Subscription<T> {
     fn drop(&mut self) {
         self.slot.gone.store(true, Ordering::Release);
         self.slot.writable.notify_waiters();
-        self.topic.write_subscribers().retain(|s| !Arc::ptr_eq(s, &self.slot));
+        self.topic.inner.remove_slot(Arc::as_ptr(&self.slot));
     }
 }
 

@@ -10,10 +10,12 @@ use reqwest::Client;
 
 use super::http::{self, FetchOutcome};
 use super::messages::{CrawlRequest, Event, Page};
+use super::recrawl::{Revisit, Revisits};
 use super::scheduler::{Completed, FetchFinished, Scheduler};
 use crate::bus::{Delivery, Queue, Topic};
 use crate::observe::Stats;
 use crate::spec::FetchSpec;
+use crate::supervise::chaos::{Chaos, Target};
 
 /// What every fetcher of a run shares.
 pub struct FetchShared {
@@ -31,6 +33,10 @@ pub struct FetchShared {
     pub scheduler: Addr<Scheduler>,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// Faults to inject.
+    pub chaos: Arc<Chaos>,
+    /// Pages to revisit on a reseed, with their validators (when the spec re-seeds).
+    pub revisits: Option<Arc<Revisits>>,
 }
 
 /// One fetcher: up to `prefetch` requests in flight at once.
@@ -70,24 +76,43 @@ impl StreamHandler<Delivery<CrawlRequest>> for Fetcher {
 impl FetchShared {
     async fn process(&self, delivery: Delivery<CrawlRequest>) {
         let request = delivery.message().clone();
-        let outcome = http::fetch(&self.client, &request.url, &self.spec, &self.stats).await;
+        if self.chaos.is_active() {
+            self.chaos.strike(Target::Fetcher, request.url.as_str(), delivery.deliveries());
+        }
+        let conditional =
+            self.revisits.as_ref().and_then(|r| r.get(&request.fingerprint).map(|v| v.validators.clone()));
+        let outcome =
+            http::fetch(&self.client, &request.url, conditional.as_ref(), &self.spec, &self.stats).await;
         self.scheduler.do_send(FetchFinished { request: request.clone() });
         match outcome {
-            FetchOutcome::Fetched { status, html: true, body } => {
+            FetchOutcome::Fetched { status, html: true, body, validators } => {
                 Stats::incr(&self.stats.pages_fetched);
+                if let Some(revisits) = &self.revisits {
+                    let revisit = Revisit { url: request.url.clone(), depth: request.depth, validators };
+                    revisits.insert(request.fingerprint, revisit);
+                }
                 let page = Page { request: request.clone(), status, body, fetched_at: Utc::now() };
                 if self.pages.publish(page).await.is_err() {
                     // The run is shutting down; the page is lost with it, but not silently.
                     tracing::debug!(url = %request.url, "pages queue closed");
-                    self.complete(request, Vec::new(), false);
+                    self.complete(request, Vec::new());
                 }
             }
             FetchOutcome::Fetched { html: false, .. } => {
                 Stats::incr(&self.stats.pages_fetched);
-                self.complete(request, Vec::new(), false);
+                self.complete(request, Vec::new());
+            }
+            FetchOutcome::NotModified => {
+                Stats::incr(&self.stats.not_modified);
+                self.complete(request, Vec::new());
             }
             FetchOutcome::Redirect { location } => {
-                self.complete(request, vec![location], true);
+                self.scheduler.do_send(Completed {
+                    request,
+                    links: vec![location],
+                    to_sinks: false,
+                    redirect: true,
+                });
             }
             FetchOutcome::Failed { kind, detail } => {
                 tracing::debug!(url = %request.url, %kind, "{detail}");
@@ -97,13 +122,14 @@ impl FetchShared {
                     kind: kind.to_string(),
                     detail,
                 });
-                self.complete(request, Vec::new(), false);
+                self.complete(request, Vec::new());
             }
         }
         delivery.ack();
     }
 
-    fn complete(&self, request: Arc<CrawlRequest>, links: Vec<url::Url>, redirect: bool) {
-        self.scheduler.do_send(Completed { request, links, redirect });
+    /// The request ends here, with no page for the parsers.
+    fn complete(&self, request: Arc<CrawlRequest>, links: Vec<url::Url>) {
+        self.scheduler.do_send(Completed { request, links, to_sinks: false, redirect: false });
     }
 }

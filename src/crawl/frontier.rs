@@ -175,6 +175,12 @@ impl Frontier {
         &self.seen
     }
 
+    /// Forgets what was seen (and the `max_pages` count): the start of a re-crawl.
+    pub fn forget_seen(&mut self) {
+        self.seen.clear();
+        self.admitted = 0;
+    }
+
     /// Requests waiting in the frontier.
     pub fn queued(&self) -> usize {
         self.queued
@@ -198,6 +204,24 @@ impl Frontier {
         if !self.scope.allows(&url) || (self.scope.max_pages > 0 && self.admitted >= self.scope.max_pages) {
             return Admission::OutOfScope;
         }
+        self.enqueue(url, fingerprint, depth, redirect_chain)
+    }
+
+    /// Queues a request a previous run admitted and did not finish: no dedup or scope check
+    /// (its fingerprint is already in the restored seen-set).
+    pub fn restore(&mut self, url: Url, depth: u32, redirect_chain: Vec<Fingerprint>) -> Admission {
+        let fingerprint = urls::fingerprint(&url);
+        self.seen.insert(fingerprint);
+        self.enqueue(url, fingerprint, depth, redirect_chain)
+    }
+
+    fn enqueue(
+        &mut self,
+        url: Url,
+        fingerprint: Fingerprint,
+        depth: u32,
+        redirect_chain: Vec<Fingerprint>,
+    ) -> Admission {
         let host: Arc<str> = urls::host_key(&url).into();
         let request = CrawlRequest { url, fingerprint, host: host.clone(), depth, redirect_chain };
         let obey = self.robots == RobotsPolicy::Obey;

@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use encoding_rs::Encoding;
-use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{
+    HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION,
+    RETRY_AFTER,
+};
 use reqwest::{Client, StatusCode};
 use url::Url;
 
@@ -28,7 +31,11 @@ pub enum FetchOutcome {
         html: bool,
         /// The body decoded to UTF-8 (empty when not HTML).
         body: String,
+        /// Its ETag and Last-Modified, for a later conditional request.
+        validators: Validators,
     },
+    /// A 304 answer to a conditional request: the page has not changed.
+    NotModified,
     /// A 3xx answer with a usable Location (absolute, normalised).
     Redirect {
         /// Where it points.
@@ -41,6 +48,23 @@ pub enum FetchOutcome {
         /// A human-readable detail.
         detail: String,
     },
+}
+
+/// What a server said identifies a page's version (ETag, Last-Modified), sent back as
+/// If-None-Match / If-Modified-Since on a re-crawl.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// The ETag header.
+    pub etag: Option<String>,
+    /// The Last-Modified header.
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// Whether there is anything to send back.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
 }
 
 /// Builds the pooled HTTP client for a crawl: rustls, keep-alive, decompression, no
@@ -62,10 +86,16 @@ pub fn build_client(spec: &FetchSpec) -> Result<Client, reqwest::Error> {
 
 /// Fetches `url`, retrying connection errors, timeouts, 5xx and 429 up to `spec.retries`
 /// times with exponential backoff and jitter (Retry-After honoured, up to a minute).
-pub async fn fetch(client: &Client, url: &Url, spec: &FetchSpec, stats: &Stats) -> FetchOutcome {
+pub async fn fetch(
+    client: &Client,
+    url: &Url,
+    conditional: Option<&Validators>,
+    spec: &FetchSpec,
+    stats: &Stats,
+) -> FetchOutcome {
     let mut attempt = 0u32;
     loop {
-        let (outcome, retry_after) = fetch_once(client, url, spec, stats).await;
+        let (outcome, retry_after) = fetch_once(client, url, conditional, spec, stats).await;
         let retryable = match &outcome {
             FetchOutcome::Failed { kind, .. } => match kind {
                 ErrorKind::Timeout | ErrorKind::Connect => true,
@@ -89,20 +119,33 @@ pub async fn fetch(client: &Client, url: &Url, spec: &FetchSpec, stats: &Stats) 
 async fn fetch_once(
     client: &Client,
     url: &Url,
+    conditional: Option<&Validators>,
     spec: &FetchSpec,
     stats: &Stats,
 ) -> (FetchOutcome, Option<Duration>) {
-    let response = match client.get(url.clone()).send().await {
+    let mut request = client.get(url.clone());
+    if let Some(v) = conditional {
+        if let Some(etag) = &v.etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        if let Some(date) = &v.last_modified {
+            request = request.header(IF_MODIFIED_SINCE, date);
+        }
+    }
+    let response = match request.send().await {
         Ok(r) => r,
         Err(e) => return (failed_from(&e), None),
     };
     let status = response.status();
-    let headers = response.headers().clone();
-    if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
-        return (redirect(url, &headers), None);
+    let headers = response.headers();
+    if status == StatusCode::NOT_MODIFIED && conditional.is_some() {
+        return (FetchOutcome::NotModified, None);
+    }
+    if status.is_redirection() {
+        return (redirect(url, headers), None);
     }
     if !status.is_success() {
-        let retry_after = retry_after(&headers);
+        let retry_after = retry_after(headers);
         let detail = format!("HTTP {status}");
         return (FetchOutcome::Failed { kind: ErrorKind::HttpStatus(status.as_u16()), detail }, retry_after);
     }
@@ -112,7 +155,12 @@ async fn fetch_once(
             return (too_large(len, max), None);
         }
     }
-    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+    let text = |name| headers.get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok());
+    let content_type = text(CONTENT_TYPE).map(str::to_ascii_lowercase);
+    let validators = Validators {
+        etag: text(ETAG).map(str::to_string),
+        last_modified: text(LAST_MODIFIED).map(str::to_string),
+    };
     let mut body = Vec::with_capacity(response.content_length().unwrap_or(16 * 1024).min(max) as usize);
     let mut response = response;
     loop {
@@ -130,7 +178,7 @@ async fn fetch_once(
     stats.bytes.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let html = is_html(content_type.as_deref(), &body);
     let body = if html { decode(body, content_type.as_deref()) } else { String::new() };
-    (FetchOutcome::Fetched { status: status.as_u16(), html, body }, None)
+    (FetchOutcome::Fetched { status: status.as_u16(), html, body, validators }, None)
 }
 
 fn too_large(len: u64, max: u64) -> FetchOutcome {

@@ -68,6 +68,16 @@ impl Item {
     }
 }
 
+/// The items of one parsed page, as they travel on the `items` topic: one message per page
+/// (also when it holds no item), so that sinks can acknowledge pages end to end.
+#[derive(Debug, Clone)]
+pub struct PageItems {
+    /// The request of the page.
+    pub request: Arc<CrawlRequest>,
+    /// Its items.
+    pub items: Vec<Item>,
+}
+
 /// What a parser took from a page.
 #[derive(Debug, Default, Clone)]
 pub struct Parsed {
@@ -94,6 +104,15 @@ pub enum Event {
     RobotsBlocked {
         /// Its URL.
         url: String,
+    },
+    /// A message was delivered `max_deliveries` times without an ack, or rejected.
+    DeadLettered {
+        /// The queue it came from.
+        queue: String,
+        /// The URL of its request or page.
+        url: String,
+        /// Why.
+        reason: String,
     },
     /// An actor panicked and was restarted.
     ActorRestarted {

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::extract::{ExtractError, RuleParser};
-use super::messages::{Item, Page, Parsed};
+use super::messages::{Item, Page, PageItems, Parsed};
 use super::scheduler::{Completed, Scheduler};
 use crate::bus::{Delivery, Queue, Topic};
 use crate::observe::Stats;
 use crate::spec::ParseSpec;
+use crate::supervise::chaos::{Chaos, Target};
 
 /// Turns a fetched page into links and items. Implement it to replace the spec's `parse:`
 /// rules with code of your own; it runs on the parser threads, one page at a time per parser.
@@ -61,12 +62,14 @@ pub struct ParseShared {
     pub parser: Arc<dyn PageParser>,
     /// Where pages come from.
     pub pages: Queue<Page>,
-    /// Where items go.
-    pub items: Topic<Item>,
+    /// Where items go, one [`PageItems`] per page.
+    pub items: Topic<PageItems>,
     /// The frontier.
     pub scheduler: Addr<Scheduler>,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// Faults to inject.
+    pub chaos: Arc<Chaos>,
 }
 
 /// One parser actor; run one per core, each on its own arbiter.
@@ -94,22 +97,27 @@ impl Supervised for ParserActor {}
 
 impl StreamHandler<Delivery<Page>> for ParserActor {
     fn handle(&mut self, delivery: Delivery<Page>, ctx: &mut Context<Self>) {
+        if self.shared.chaos.is_active() {
+            self.shared.chaos.strike(Target::Parser, delivery.url().as_str(), delivery.deliveries());
+        }
         let parsed = self.shared.parser.parse(&delivery);
         let shared = self.shared.clone();
+        let request = delivery.request.clone();
+        // Links first: the scheduler must hold a page's children before a sink can
+        // acknowledge the page as durably done.
+        shared.scheduler.do_send(Completed {
+            request: request.clone(),
+            links: parsed.links,
+            redirect: false,
+            to_sinks: true,
+        });
+        let count = parsed.items.len() as u64;
         // `wait`: the next page waits until these items are taken, so a slow sink slows
         // parsing instead of filling memory.
         ctx.wait(
             async move {
-                let count = parsed.items.len() as u64;
-                for item in parsed.items {
-                    shared.items.publish(item).await;
-                }
+                shared.items.publish(PageItems { request, items: parsed.items }).await;
                 shared.stats.items.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
-                shared.scheduler.do_send(Completed {
-                    request: delivery.request.clone(),
-                    links: parsed.links,
-                    redirect: false,
-                });
                 delivery.ack();
             }
             .into_actor(self),

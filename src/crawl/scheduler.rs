@@ -10,15 +10,17 @@ use std::time::Instant;
 use actix::prelude::*;
 use reqwest::Client;
 use texting_robots::Robot;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc::UnboundedSender;
 use url::Url;
 
 use super::frontier::{Admission, Frontier, Next};
 use super::messages::{CrawlRequest, Event};
+use super::recrawl::Revisits;
 use super::robots;
-use super::urls::Fingerprint;
+use super::urls::{self, Fingerprint};
 use crate::bus::{Queue, Topic};
 use crate::observe::{ErrorKind, Stats};
+use crate::state::{Batch, PendingRequest, StateStore};
 
 /// Seeds the crawl: URLs at depth 0.
 #[derive(Message, Debug)]
@@ -44,7 +46,52 @@ pub struct Completed {
     pub links: Vec<Url>,
     /// Whether `links` is a redirect target (same depth, chain extended).
     pub redirect: bool,
+    /// Whether the page's items went to the sinks: then it is durably done only when the
+    /// sinks acknowledge it ([`Durable`]).
+    pub to_sinks: bool,
 }
+
+/// A sink has durably written the items of these pages: everything up to `position`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Durable {
+    /// The sink's name (its key in the state store).
+    pub sink: String,
+    /// Its position (bytes) after the flush; `None` for sinks without one.
+    pub position: Option<u64>,
+    /// The pages whose items it wrote since its last report.
+    pub pages: Vec<Fingerprint>,
+}
+
+/// A request (or its page) was dead-lettered: it counts as done.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct DeadLettered {
+    /// The request.
+    pub request: Arc<CrawlRequest>,
+}
+
+/// Requests a previous run admitted and did not finish (`--state-dir`), with the seen-set.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Restore {
+    /// Fingerprints already seen.
+    pub seen: Vec<Fingerprint>,
+    /// Requests to fetch again.
+    pub pending: Vec<PendingRequest>,
+}
+
+/// Commit the state now (at the end of a run); answers once it is durable.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), String>")]
+pub struct Checkpoint;
+
+/// Crawl again: the seen-set is forgotten and the seeds, with every page of the last crawl
+/// (conditionally: unchanged pages answer 304), are queued again. Skipped while a crawl is
+/// still in progress.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Reseed;
 
 /// Stop handing out requests; finish when what is in flight has completed (Ctrl-C).
 #[derive(Message, Debug)]
@@ -72,8 +119,16 @@ pub struct SchedulerParts {
     pub client: Client,
     /// User-Agent, for robots.txt groups.
     pub user_agent: String,
-    /// Told once when the crawl is done (or drained).
-    pub done: oneshot::Sender<()>,
+    /// Told each time the crawl becomes idle: done, or drained.
+    pub done: UnboundedSender<()>,
+    /// The seeds, for reseeding.
+    pub seeds: Vec<Url>,
+    /// The pages to revisit on a reseed.
+    pub revisits: Option<Arc<Revisits>>,
+    /// The durable state (`--state-dir`).
+    pub store: Option<Arc<StateStore>>,
+    /// Sinks that report positions; a page is durably done when all of them have it.
+    pub durable_sinks: u32,
 }
 
 /// The frontier's actor.
@@ -84,7 +139,11 @@ pub struct Scheduler {
     stats: Arc<Stats>,
     client: Client,
     user_agent: String,
-    done: Option<oneshot::Sender<()>>,
+    done: UnboundedSender<()>,
+    /// `done` was told of the current idle state already.
+    idle_reported: bool,
+    seeds: Vec<Url>,
+    revisits: Option<Arc<Revisits>>,
     /// Admitted and not yet completed (queued here, in the requests queue, or in flight).
     outstanding: u64,
     /// Handed to the requests queue and not yet completed, with whether its HTTP exchange
@@ -94,6 +153,12 @@ pub struct Scheduler {
     seeded: bool,
     draining: bool,
     wake_at: Option<Instant>,
+    store: Option<Arc<StateStore>>,
+    durable_sinks: u32,
+    /// Changes not yet committed to the store.
+    batch: Batch,
+    /// Pages sent to the sinks, with the acknowledgements still missing.
+    unacked_pages: HashMap<Fingerprint, u32>,
 }
 
 impl Scheduler {
@@ -106,21 +171,68 @@ impl Scheduler {
             stats: parts.stats,
             client: parts.client,
             user_agent: parts.user_agent,
-            done: Some(parts.done),
+            done: parts.done,
+            idle_reported: false,
+            seeds: parts.seeds,
+            revisits: parts.revisits,
             outstanding: 0,
             in_progress: HashMap::new(),
             seeded: false,
             draining: false,
             wake_at: None,
+            store: parts.store,
+            durable_sinks: parts.durable_sinks,
+            batch: Batch::default(),
+            unacked_pages: HashMap::new(),
+        }
+    }
+
+    /// Commits what changed since the last commit.
+    fn commit(&mut self) -> Result<(), String> {
+        let Some(store) = &self.store else { return Ok(()) };
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        store.commit(&batch).map_err(|e| e.to_string())
+    }
+
+    /// A request is durably done: it leaves the store's pending set.
+    fn durably_done(&mut self, fingerprint: Fingerprint) {
+        if self.store.is_some() {
+            self.batch.done.push(fingerprint);
+        }
+    }
+
+    /// Forgets an in-flight request that will never complete normally.
+    fn finish_in_progress(&mut self, request: &CrawlRequest) -> bool {
+        match self.in_progress.remove(&request.fingerprint) {
+            None => false,
+            Some(fetched) => {
+                if !fetched {
+                    self.frontier.finished(&request.host);
+                }
+                self.outstanding = self.outstanding.saturating_sub(1);
+                true
+            }
         }
     }
 
     /// Offers a link to the frontier; true when it was queued.
     fn offer(&mut self, url: Url, depth: u32, chain: Vec<Fingerprint>, ctx: &mut Context<Self>) -> bool {
         let stats = &self.stats;
+        let record = self.store.is_some().then(|| PendingRequest {
+            url: url.to_string(),
+            depth,
+            redirect_chain: chain.iter().map(|f| f.0).collect(),
+        });
         match self.frontier.admit(url.clone(), depth, chain) {
             Admission::Queued { fetch_robots } => {
                 self.outstanding += 1;
+                self.idle_reported = false;
+                if let Some(record) = record {
+                    self.batch.admitted.push((urls::fingerprint(&url), record));
+                }
                 if let Some(host) = fetch_robots {
                     self.fetch_robots(host, url, ctx);
                 }
@@ -206,10 +318,9 @@ impl Scheduler {
     fn check_done(&mut self) {
         let finished =
             if self.draining { self.in_progress.is_empty() } else { self.seeded && self.outstanding == 0 };
-        if finished {
-            if let Some(done) = self.done.take() {
-                let _ = done.send(());
-            }
+        if finished && !self.idle_reported {
+            self.idle_reported = true;
+            let _ = self.done.send(());
         }
     }
 }
@@ -220,8 +331,18 @@ impl Actor for Scheduler {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Many fetchers and parsers report here; never make them wait on a full mailbox.
         ctx.set_mailbox_capacity(usize::MAX >> 4);
+        if self.store.is_some() {
+            ctx.run_interval(COMMIT_EVERY, |act, _| {
+                if let Err(e) = act.commit() {
+                    tracing::error!("state store: {e}");
+                }
+            });
+        }
     }
 }
+
+/// How often admitted requests are committed to the state store.
+const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The frontier survives a scheduler restart: it is the crawl's memory. Timers and robots
 /// fetches in progress are cancelled by the restart, so they are started again.
@@ -251,6 +372,12 @@ impl Handler<Seed> for Scheduler {
         for url in msg.0 {
             self.offer(url, 0, Vec::new(), ctx);
         }
+        // The seeds and the mark that this state directory's run has started go in one
+        // transaction: a run killed before it resumes as a fresh one.
+        self.batch.mark_started = true;
+        if let Err(e) = self.commit() {
+            tracing::error!("state store: {e}");
+        }
         self.pump(ctx);
     }
 }
@@ -271,10 +398,8 @@ impl Handler<Completed> for Scheduler {
     type Result = ();
     fn handle(&mut self, msg: Completed, ctx: &mut Context<Self>) {
         let parent = &msg.request;
-        match self.in_progress.remove(&parent.fingerprint) {
-            None => return, // reported already, by an earlier delivery of the same request
-            Some(false) => self.frontier.finished(&parent.host),
-            Some(true) => {}
+        if !self.finish_in_progress(parent) {
+            return; // reported already, by an earlier delivery of the same request
         }
         let (depth, chain) = if msg.redirect {
             let mut chain = parent.redirect_chain.clone();
@@ -290,8 +415,78 @@ impl Handler<Completed> for Scheduler {
                 Stats::incr(&self.stats.redirects);
             }
         }
-        self.outstanding = self.outstanding.saturating_sub(1);
+        if self.store.is_some() {
+            if msg.to_sinks && self.durable_sinks > 0 {
+                self.unacked_pages.insert(parent.fingerprint, self.durable_sinks);
+            } else {
+                self.durably_done(parent.fingerprint);
+            }
+        }
         self.pump(ctx);
+    }
+}
+
+impl Handler<Durable> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: Durable, _: &mut Context<Self>) {
+        if self.store.is_none() {
+            return;
+        }
+        for fp in msg.pages {
+            if let Some(missing) = self.unacked_pages.get_mut(&fp) {
+                *missing -= 1;
+                if *missing == 0 {
+                    self.unacked_pages.remove(&fp);
+                    self.durably_done(fp);
+                }
+            }
+        }
+        if let Some(position) = msg.position {
+            self.batch.sink_positions.push((msg.sink, position));
+        }
+        if let Err(e) = self.commit() {
+            tracing::error!("state store: {e}");
+        }
+    }
+}
+
+impl Handler<DeadLettered> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: DeadLettered, ctx: &mut Context<Self>) {
+        self.finish_in_progress(&msg.request);
+        self.durably_done(msg.request.fingerprint);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Restore> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: Restore, ctx: &mut Context<Self>) {
+        for fp in msg.seen {
+            self.frontier.seen().insert(fp);
+        }
+        for record in msg.pending {
+            let Ok(url) = Url::parse(&record.url) else {
+                tracing::warn!(url = %record.url, "state store: dropping an unparsable pending URL");
+                continue;
+            };
+            let chain = record.redirect_chain.into_iter().map(Fingerprint).collect();
+            if let Admission::Queued { fetch_robots } =
+                self.frontier.restore(url.clone(), record.depth, chain)
+            {
+                self.outstanding += 1;
+                if let Some(host) = fetch_robots {
+                    self.fetch_robots(host, url, ctx);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Checkpoint> for Scheduler {
+    type Result = Result<(), String>;
+    fn handle(&mut self, _: Checkpoint, _: &mut Context<Self>) -> Result<(), String> {
+        self.commit()
     }
 }
 
@@ -301,6 +496,33 @@ impl Handler<RobotsLoaded> for Scheduler {
         for request in self.frontier.robots_loaded(&msg.host, msg.robot) {
             self.robots_blocked(&request.url);
             self.outstanding = self.outstanding.saturating_sub(1);
+            self.durably_done(request.fingerprint);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Reseed> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, _: Reseed, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        if self.outstanding > 0 {
+            tracing::info!(outstanding = self.outstanding, "reseed skipped: the last crawl is still running");
+            return;
+        }
+        self.frontier.forget_seen();
+        let revisits: Vec<(Url, u32)> = match &self.revisits {
+            Some(r) => r.iter().map(|e| (e.url.clone(), e.depth)).collect(),
+            None => Vec::new(),
+        };
+        tracing::info!(seeds = self.seeds.len(), revisits = revisits.len(), "reseeding");
+        for url in self.seeds.clone() {
+            self.offer(url, 0, Vec::new(), ctx);
+        }
+        for (url, depth) in revisits {
+            self.offer(url, depth, Vec::new(), ctx);
         }
         self.pump(ctx);
     }
@@ -310,6 +532,7 @@ impl Handler<Drain> for Scheduler {
     type Result = ();
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
         self.draining = true;
+        self.idle_reported = false;
         self.pump(ctx);
     }
 }

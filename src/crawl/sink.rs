@@ -10,7 +10,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::messages::Item;
+use super::messages::{Item, PageItems};
+use super::scheduler::Durable;
+use super::urls::Fingerprint;
 use crate::bus::Subscription;
 
 /// Writes items somewhere. Called from one actor, one item at a time.
@@ -19,6 +21,12 @@ pub trait ItemSink: Send + 'static {
     fn write(&mut self, item: &Item) -> io::Result<()>;
     /// Makes what was written durable (called every second and at the end).
     fn flush(&mut self) -> io::Result<()>;
+    /// Where the sink stands after its last flush (bytes, for files), if it can be cut back
+    /// to such a position on resume. Sinks with a position give exactly-once output with
+    /// `--state-dir`; others are at-least-once.
+    fn position(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Bytes buffered before a write; writes always end on a line boundary.
@@ -29,13 +37,29 @@ pub struct JsonlSink {
     path: PathBuf,
     file: File,
     buffer: Vec<u8>,
+    /// Bytes in the file once the buffer is written.
+    written: u64,
 }
 
 impl JsonlSink {
     /// Creates (or empties) the file.
     pub fn create(path: &Path) -> io::Result<Self> {
         let file = File::create(path)?;
-        Ok(Self { path: path.to_path_buf(), file, buffer: Vec::with_capacity(BUFFER) })
+        Ok(Self { path: path.to_path_buf(), file, buffer: Vec::with_capacity(BUFFER), written: 0 })
+    }
+
+    /// Opens the file to append after a resumed run's committed `position`: whatever was
+    /// written past it belongs to pages that will be fetched again, and is cut.
+    pub fn resume(path: &Path, position: u64) -> io::Result<Self> {
+        let mut sink = Self::append(path)?;
+        if sink.written > position {
+            tracing::info!(path = %path.display(), cut = sink.written - position, "cutting uncommitted items");
+            sink.file.set_len(position)?;
+            sink.written = position;
+        } else if sink.written < position {
+            tracing::warn!(path = %path.display(), "output is shorter than its committed position: was it edited?");
+        }
+        Ok(sink)
     }
 
     /// Opens the file to append, first cutting a torn last line (left by a crash) so every
@@ -50,7 +74,8 @@ impl JsonlSink {
                 file.set_len(keep)?;
             }
         }
-        Ok(Self { path: path.to_path_buf(), file, buffer: Vec::with_capacity(BUFFER) })
+        let written = file.metadata()?.len();
+        Ok(Self { path: path.to_path_buf(), file, buffer: Vec::with_capacity(BUFFER), written })
     }
 
     /// The file's path.
@@ -61,9 +86,19 @@ impl JsonlSink {
     fn write_out(&mut self) -> io::Result<()> {
         if !self.buffer.is_empty() {
             self.file.write_all(&self.buffer)?;
+            self.written += self.buffer.len() as u64;
             self.buffer.clear();
         }
         Ok(())
+    }
+}
+
+impl Drop for JsonlSink {
+    /// Whole lines only: what is buffered is written, never a torn line.
+    fn drop(&mut self) {
+        if let Err(e) = self.write_out() {
+            tracing::error!(path = %self.path.display(), "could not write the last items: {e}");
+        }
     }
 }
 
@@ -95,7 +130,12 @@ impl ItemSink for JsonlSink {
 
     fn flush(&mut self) -> io::Result<()> {
         self.write_out()?;
-        self.file.flush()
+        // Durable against a machine crash too, before the state store records the position.
+        self.file.sync_data()
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.written)
     }
 }
 
@@ -116,23 +156,29 @@ impl ItemSink for StdoutSink {
 /// How a sink ended: the items it wrote, or its first error.
 pub type SinkResult = Result<u64, String>;
 
-/// Feeds one [`ItemSink`] from its subscription to the `items` topic; when the topic closes
-/// it flushes and reports.
+/// Feeds one [`ItemSink`] from its subscription to the `items` topic. After each flush it
+/// tells the scheduler which pages are durably written (end-to-end acknowledgement); when
+/// the topic closes it flushes and reports.
 pub struct SinkActor {
     name: String,
     sink: Box<dyn ItemSink>,
-    subscription: Arc<Subscription<Item>>,
+    subscription: Arc<Subscription<PageItems>>,
     written: u64,
+    /// Pages written since the last acknowledgement.
+    pages: Vec<Fingerprint>,
+    acks: Recipient<Durable>,
     error: Option<String>,
     done: Option<oneshot::Sender<SinkResult>>,
 }
 
 impl SinkActor {
-    /// A sink actor reading `subscription`; `done` hears how it ended.
+    /// A sink actor reading `subscription`; `acks` hears which pages are durable after each
+    /// flush; `done` hears how it ended.
     pub fn new(
         name: impl Into<String>,
         sink: Box<dyn ItemSink>,
-        subscription: Subscription<Item>,
+        subscription: Subscription<PageItems>,
+        acks: Recipient<Durable>,
         done: oneshot::Sender<SinkResult>,
     ) -> Self {
         Self {
@@ -140,6 +186,8 @@ impl SinkActor {
             sink,
             subscription: Arc::new(subscription),
             written: 0,
+            pages: Vec::new(),
+            acks,
             error: None,
             done: Some(done),
         }
@@ -149,6 +197,20 @@ impl SinkActor {
         tracing::error!(sink = %self.name, "sink failed: {e}");
         self.error.get_or_insert_with(|| format!("sink '{}': {e}", self.name));
     }
+
+    /// Flushes and acknowledges the pages written since the last time.
+    fn flush(&mut self) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.sink.flush() {
+            return self.fail(e);
+        }
+        if !self.pages.is_empty() {
+            let pages = std::mem::take(&mut self.pages);
+            self.acks.do_send(Durable { sink: self.name.clone(), position: self.sink.position(), pages });
+        }
+    }
 }
 
 impl Actor for SinkActor {
@@ -156,37 +218,31 @@ impl Actor for SinkActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.add_stream(Subscription::shared_stream(self.subscription.clone()));
-        ctx.run_interval(Duration::from_secs(1), |act, _| {
-            if act.error.is_none() {
-                if let Err(e) = act.sink.flush() {
-                    act.fail(e);
-                }
-            }
-        });
+        ctx.run_interval(Duration::from_secs(1), |act, _| act.flush());
     }
 }
 
-/// A restart keeps the subscription and its buffer; the item being written when the sink
-/// panicked is the only one lost (sinks are at-most-once for that item).
+/// A restart keeps the subscription and its buffer; the page being written when the sink
+/// panicked is the only one lost (its acknowledgement too, so with `--state-dir` it is
+/// fetched again on the next run).
 impl Supervised for SinkActor {}
 
-impl StreamHandler<Arc<Item>> for SinkActor {
-    fn handle(&mut self, item: Arc<Item>, _: &mut Context<Self>) {
+impl StreamHandler<Arc<PageItems>> for SinkActor {
+    fn handle(&mut self, page: Arc<PageItems>, _: &mut Context<Self>) {
         if self.error.is_some() {
             return;
         }
-        match self.sink.write(&item) {
-            Ok(()) => self.written += 1,
-            Err(e) => self.fail(e),
+        for item in &page.items {
+            match self.sink.write(item) {
+                Ok(()) => self.written += 1,
+                Err(e) => return self.fail(e),
+            }
         }
+        self.pages.push(page.request.fingerprint);
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
-        if self.error.is_none() {
-            if let Err(e) = self.sink.flush() {
-                self.fail(e);
-            }
-        }
+        self.flush();
         if let Some(done) = self.done.take() {
             let _ = done.send(match self.error.take() {
                 None => Ok(self.written),

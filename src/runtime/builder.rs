@@ -1,6 +1,6 @@
 //! The runtime builder: a spec plus the user's parser, sinks and actors.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,10 @@ use crate::crawl::sink::{ItemSink, JsonlSink, StdoutSink};
 use crate::crawl::PageParser;
 use crate::observe::Summary;
 use crate::spec::{CrawlSpec, OutputSpec};
-use crate::supervise::{Restart, Supervisor};
+use crate::supervise::{Chaos, Restart, Supervisor};
+
+/// A named sink.
+pub(crate) type NamedSink = (String, Box<dyn ItemSink>);
 
 /// Starts a user actor under the root supervisor.
 pub(crate) type ActorStarter = Box<dyn FnOnce(&mut Supervisor, &ArbiterHandle, &Bus) + Send>;
@@ -37,6 +40,8 @@ impl Runtime {
             ctrl_c: false,
             stop_after: None,
             stop: Arc::new(stop_tx),
+            state_dir: None,
+            chaos: Chaos::default(),
         }
     }
 }
@@ -56,13 +61,15 @@ impl StopHandle {
 pub struct RuntimeBuilder {
     pub(crate) spec: CrawlSpec,
     pub(crate) parser: Option<Arc<dyn PageParser>>,
-    pub(crate) sinks: Vec<(String, Box<dyn ItemSink>)>,
+    pub(crate) sinks: Vec<NamedSink>,
     pub(crate) spec_outputs: bool,
     pub(crate) actors: Vec<ActorStarter>,
     pub(crate) progress: bool,
     pub(crate) ctrl_c: bool,
     pub(crate) stop_after: Option<Duration>,
     pub(crate) stop: Arc<watch::Sender<bool>>,
+    pub(crate) state_dir: Option<PathBuf>,
+    pub(crate) chaos: Chaos,
 }
 
 impl RuntimeBuilder {
@@ -129,34 +136,52 @@ impl RuntimeBuilder {
         &self.spec
     }
 
+    /// Keeps the frontier, the seen-set and the sinks' committed positions in `dir`, so a
+    /// killed run resumes where it stopped (see docs/reliability.md).
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Injects faults (`--chaos`).
+    pub fn chaos(mut self, chaos: Chaos) -> Self {
+        self.chaos = chaos;
+        self
+    }
+
     /// Runs the crawl to its end on a new actix system (blocking this thread) and returns
     /// its summary.
-    pub fn run(mut self) -> Result<Summary, RunError> {
-        if self.spec_outputs {
-            let mut outputs = Vec::new();
-            for output in &self.spec.output {
-                outputs.push(open_output(output)?);
-            }
-            self.sinks.splice(0..0, outputs);
-        }
+    pub fn run(self) -> Result<Summary, RunError> {
         run::run(self)
     }
 }
 
-fn open_output(output: &OutputSpec) -> Result<(String, Box<dyn ItemSink>), RunError> {
-    Ok(match output {
-        OutputSpec::Jsonl(path) => {
-            let sink = open_jsonl(path)?;
-            (format!("jsonl:{}", path.display()), Box::new(sink))
+/// Opens the spec's outputs: anew, or after the committed positions of a resumed run.
+pub(crate) fn open_outputs(
+    spec: &CrawlSpec,
+    resume: Option<&std::collections::HashMap<String, u64>>,
+) -> Result<Vec<NamedSink>, RunError> {
+    let mut sinks: Vec<NamedSink> = Vec::new();
+    for output in &spec.output {
+        match output {
+            OutputSpec::Jsonl(path) => {
+                let name = format!("jsonl:{}", path.display());
+                let position = resume.map(|r| r.get(&name).copied().unwrap_or(0));
+                sinks.push((name, Box::new(open_jsonl(path, position)?)));
+            }
+            OutputSpec::Stdout => sinks.push(("stdout".to_string(), Box::new(StdoutSink))),
         }
-        OutputSpec::Stdout => ("stdout".to_string(), Box::new(StdoutSink)),
-    })
+    }
+    Ok(sinks)
 }
 
-fn open_jsonl(path: &Path) -> Result<JsonlSink, RunError> {
+fn open_jsonl(path: &Path, resume_at: Option<u64>) -> Result<JsonlSink, RunError> {
+    let err = |source| RunError::Output { path: path.display().to_string(), source };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|source| RunError::Output { path: path.display().to_string(), source })?;
+        std::fs::create_dir_all(parent).map_err(err)?;
     }
-    JsonlSink::create(path).map_err(|source| RunError::Output { path: path.display().to_string(), source })
+    match resume_at {
+        Some(position) => JsonlSink::resume(path, position).map_err(err),
+        None => JsonlSink::create(path).map_err(err),
+    }
 }

@@ -46,6 +46,15 @@ pub enum RunError {
     /// An actor failed more often than the restart intensity allows.
     #[error("the run failed: {0}")]
     Escalated(#[from] Escalation),
+    /// The state directory could not be used.
+    #[error("{0}")]
+    State(#[source] crate::state::StateError),
+    /// The last commit of the state failed.
+    #[error("the run's state could not be saved: {0}")]
+    Checkpoint(String),
+    /// A schedule could not be set up.
+    #[error("bad schedule: {0}")]
+    Schedule(String),
     /// A sink could not write its items.
     #[error("the run failed: {0}")]
     Sink(String),

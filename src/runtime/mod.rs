@@ -17,6 +17,7 @@
 //! gets the [`Bus`](crate::bus::Bus) and is supervised like the built-in ones.
 
 mod builder;
+mod dead_letters;
 mod error;
 mod run;
 

@@ -4,30 +4,44 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Arbiter, System};
+use actix::{Addr, Arbiter, System};
 use tokio::sync::oneshot;
 use url::Url;
 
-use super::builder::RuntimeBuilder;
+use super::builder::{open_outputs, RuntimeBuilder};
+use super::dead_letters::DeadLetterLog;
 use super::error::RunError;
-use crate::bus::{Bus, Overflow, QueueConfig};
+use crate::bus::{Bus, Overflow, Queue, QueueConfig};
+use crate::crawl::clock::Clock;
 use crate::crawl::fetcher::{FetchShared, Fetcher};
 use crate::crawl::frontier::{Frontier, Scope};
 use crate::crawl::parser::{ParseShared, ParserActor, SpecParser};
-use crate::crawl::scheduler::{Drain, Scheduler, SchedulerParts, Seed};
-use crate::crawl::sink::{SinkActor, SinkResult};
-use crate::crawl::{http, urls, CrawlRequest, Event, Item, Page, PageParser};
+use crate::crawl::recrawl::Revisits;
+use crate::crawl::scheduler::{
+    Checkpoint, DeadLettered, Drain, Reseed, Restore, Scheduler, SchedulerParts, Seed,
+};
+use crate::crawl::sink::{ItemSink, SinkActor, SinkResult};
+use crate::crawl::{http, urls, CrawlRequest, Event, Page, PageItems, PageParser};
 use crate::observe::{Progress, Stats, Summary};
 use crate::sandbox::{SandboxOptions, SandboxServer};
-use crate::spec::CrawlSpec;
+use crate::spec::{CrawlSpec, QueueOrder};
+use crate::state::{Resume, StateStore};
 use crate::supervise::{Restart, Supervisor, SupervisorConfig};
 
-/// How long sinks get to flush after the crawl ended.
-const SINK_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long sinks get to flush, and parsers to finish their pages, after the crawl ended.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) fn run(builder: RuntimeBuilder) -> Result<Summary, RunError> {
     let started = Instant::now();
     let spec = builder.spec.clone();
+    let store = match &builder.state_dir {
+        Some(dir) => Some(Arc::new(StateStore::open(dir).map_err(RunError::State)?)),
+        None => None,
+    };
+    let resume = match &store {
+        Some(store) => store.load().map_err(RunError::State)?,
+        None => Resume::default(),
+    };
     let sandbox = match &spec.sandbox {
         Some(s) => Some(
             SandboxServer::start(SandboxOptions { pages: s.pages, traps: s.traps }, s.port)
@@ -42,8 +56,15 @@ pub(super) fn run(builder: RuntimeBuilder) -> Result<Summary, RunError> {
         None => Arc::new(SpecParser::new(&spec.parse)?),
     };
     let client = http::build_client(&spec.fetch)?;
+    let mut sinks = Vec::new();
+    if builder.spec_outputs {
+        sinks = open_outputs(&spec, resume.started.then_some(&resume.sink_positions))?;
+    }
+    let dead_letters = Arc::new(DeadLetterLog::beside(&spec));
     let system = System::new();
-    let result = system.block_on(crawl(builder, spec, seeds, scope, parser, client, started));
+    let run =
+        Run { builder, spec, seeds, scope, parser, client, store, resume, sinks, dead_letters, started };
+    let result = system.block_on(run.crawl());
     System::current().stop();
     drop(sandbox);
     result
@@ -73,119 +94,245 @@ fn seed_urls(spec: &CrawlSpec, sandbox: Option<String>) -> Result<Vec<Url>, RunE
         .collect()
 }
 
-async fn crawl(
+/// Everything a run is made of, before its actors start.
+struct Run {
     builder: RuntimeBuilder,
     spec: CrawlSpec,
     seeds: Vec<Url>,
     scope: Scope,
     parser: Arc<dyn PageParser>,
     client: reqwest::Client,
+    store: Option<Arc<StateStore>>,
+    resume: Resume,
+    sinks: Vec<(String, Box<dyn ItemSink>)>,
+    dead_letters: Arc<DeadLetterLog>,
     started: Instant,
-) -> Result<Summary, RunError> {
-    let stats = Arc::new(Stats::default());
-    let bus = Bus::new();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let concurrency = spec.fetch.concurrency.max(1) as usize;
-    let max_deliveries = spec.supervision.max_deliveries;
-    let requests = bus.queue::<CrawlRequest>(
-        "requests",
-        QueueConfig { capacity: concurrency, order: crate::spec::QueueOrder::Fifo, max_deliveries },
-    )?;
-    let parsers = cores.max(1);
-    let pages = bus.queue::<Page>(
-        "pages",
-        QueueConfig { capacity: parsers * 8, order: crate::spec::QueueOrder::Fifo, max_deliveries },
-    )?;
-    let items = bus.topic::<Item>("items")?;
-    let events = bus.topic::<Event>("events")?;
+}
 
-    let mut sup = Supervisor::new(SupervisorConfig::from_spec("root", &spec.supervision), stats.clone());
-    let main = Arbiter::current();
-    let mut arbiters = Vec::new();
+impl Run {
+    async fn crawl(self) -> Result<Summary, RunError> {
+        let Run {
+            mut builder,
+            spec,
+            seeds,
+            scope,
+            parser,
+            client,
+            store,
+            resume,
+            mut sinks,
+            dead_letters,
+            started,
+        } = self;
+        sinks.append(&mut builder.sinks);
+        let stats = Arc::new(Stats::default());
+        let chaos = Arc::new(builder.chaos.clone());
+        let bus = Bus::new();
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let concurrency = spec.fetch.concurrency.max(1) as usize;
+        let max_deliveries = spec.supervision.max_deliveries;
+        let requests = bus.queue::<CrawlRequest>(
+            "requests",
+            QueueConfig { capacity: concurrency, order: QueueOrder::Fifo, max_deliveries },
+        )?;
+        let parsers = cores.max(1);
+        let pages = bus.queue::<Page>(
+            "pages",
+            QueueConfig { capacity: parsers * 8, order: QueueOrder::Fifo, max_deliveries },
+        )?;
+        let items = bus.topic::<PageItems>("items")?;
+        let events = bus.topic::<Event>("events")?;
 
-    // Ordered start: sinks first (items need somewhere to go), then the scheduler, the
-    // parsers and the fetchers that report to it, then the user's actors.
-    let mut sinks_done: Vec<oneshot::Receiver<SinkResult>> = Vec::new();
-    for (name, sink) in builder.sinks {
-        let (tx, rx) = oneshot::channel();
-        let subscription = items.subscribe(1024, Overflow::Block);
-        sup.start(name.clone(), Restart::Transient, &main, move |_| {
-            SinkActor::new(name, sink, subscription, tx)
+        let mut sup = Supervisor::new(SupervisorConfig::from_spec("root", &spec.supervision), stats.clone());
+        let main = Arbiter::current();
+        let mut arbiters = Vec::new();
+
+        // Ordered start: the scheduler first (everyone reports to it), then the sinks (so
+        // items have somewhere to go), the parsers, the fetchers, and the user's actors.
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+        let reseeds = spec.schedules.iter().any(|s| s.action.is_some());
+        let revisits = reseeds.then(|| Arc::new(Revisits::new()));
+        let durable_sinks = sinks.iter().filter(|(_, s)| s.position().is_some()).count() as u32;
+        let parts = SchedulerParts {
+            frontier: Frontier::new(&spec, scope),
+            requests: requests.clone(),
+            events: events.clone(),
+            stats: stats.clone(),
+            client: client.clone(),
+            user_agent: spec.fetch.user_agent.clone(),
+            done: done_tx,
+            seeds: seeds.clone(),
+            revisits: revisits.clone(),
+            store: store.clone(),
+            durable_sinks,
+        };
+        let scheduler = sup.start("scheduler", Restart::Permanent, &main, move |_| Scheduler::new(parts));
+        watch_dead_letters(&requests, &scheduler, &events, &dead_letters, |r: &CrawlRequest| r.clone());
+        watch_dead_letters(&pages, &scheduler, &events, &dead_letters, |p: &Page| (*p.request).clone());
+
+        let mut sinks_done: Vec<oneshot::Receiver<SinkResult>> = Vec::new();
+        for (name, sink) in sinks {
+            let (tx, rx) = oneshot::channel();
+            let subscription = items.subscribe(256, Overflow::Block);
+            let acks = scheduler.clone().recipient();
+            sup.start(name.clone(), Restart::Transient, &main, move |_| {
+                SinkActor::new(name, sink, subscription, acks, tx)
+            });
+            sinks_done.push(rx);
+        }
+
+        let parse_shared = Arc::new(ParseShared {
+            parser,
+            pages: pages.clone(),
+            items: items.clone(),
+            scheduler: scheduler.clone(),
+            stats: stats.clone(),
+            chaos: chaos.clone(),
         });
-        sinks_done.push(rx);
-    }
+        for i in 0..parsers {
+            let arbiter = Arbiter::new();
+            let shared = parse_shared.clone();
+            sup.start(format!("parser-{i}"), Restart::Permanent, &arbiter.handle(), move |_| {
+                ParserActor::new(shared)
+            });
+            arbiters.push(arbiter);
+        }
 
-    let (done_tx, mut done_rx) = oneshot::channel();
-    let parts = SchedulerParts {
-        frontier: Frontier::new(&spec, scope),
-        requests: requests.clone(),
-        events: events.clone(),
-        stats: stats.clone(),
-        client: client.clone(),
-        user_agent: spec.fetch.user_agent.clone(),
-        done: done_tx,
-    };
-    let scheduler = sup.start("scheduler", Restart::Permanent, &main, move |_| Scheduler::new(parts));
-
-    let parse_shared = Arc::new(ParseShared {
-        parser,
-        pages: pages.clone(),
-        items: items.clone(),
-        scheduler: scheduler.clone(),
-        stats: stats.clone(),
-    });
-    for i in 0..parsers {
-        let arbiter = Arbiter::new();
-        let shared = parse_shared.clone();
-        sup.start(format!("parser-{i}"), Restart::Permanent, &arbiter.handle(), move |_| {
-            ParserActor::new(shared)
+        let fetchers = (cores / 2).max(1);
+        let fetch_shared = Arc::new(FetchShared {
+            client,
+            spec: spec.fetch.clone(),
+            requests: requests.clone(),
+            pages: pages.clone(),
+            events: events.clone(),
+            scheduler: scheduler.clone(),
+            stats: stats.clone(),
+            chaos,
+            revisits,
         });
-        arbiters.push(arbiter);
+        for i in 0..fetchers {
+            let arbiter = Arbiter::new();
+            let shared = fetch_shared.clone();
+            let prefetch = concurrency.div_ceil(fetchers);
+            sup.start(format!("fetcher-{i}"), Restart::Permanent, &arbiter.handle(), move |_| {
+                Fetcher::new(shared, prefetch)
+            });
+            arbiters.push(arbiter);
+        }
+
+        if !spec.schedules.is_empty() {
+            let reseed = scheduler.clone();
+            let clock = Clock::new(
+                spec.schedules.clone(),
+                bus.clone(),
+                stats.clone(),
+                Box::new(move |_| reseed.do_send(Reseed)),
+            )
+            .map_err(|e| RunError::Schedule(e.to_string()))?;
+            sup.start("clock", Restart::Permanent, &main, move |_| clock);
+        }
+
+        for start in std::mem::take(&mut builder.actors) {
+            start(&mut sup, &main, &bus);
+        }
+
+        let _progress = Progress::start(stats.clone(), !builder.progress);
+        if resume.started {
+            tracing::info!(
+                pending = resume.pending.len(),
+                seen = resume.seen.len(),
+                "resuming from the state directory"
+            );
+            scheduler.do_send(Restore { seen: resume.seen, pending: resume.pending });
+            scheduler.do_send(Seed(Vec::new()));
+        } else {
+            scheduler.do_send(Seed(seeds));
+        }
+
+        let keep_running = !spec.schedules.is_empty();
+        let escalation = wait_for_end(&builder, &mut sup, &scheduler, &mut done_rx, keep_running).await;
+        if let Some(e) = escalation {
+            // Every child was stopped; sinks wrote their whole lines as they went down.
+            for arbiter in arbiters {
+                arbiter.stop();
+                let _ = arbiter.join();
+            }
+            return Err(RunError::Escalated(e));
+        }
+
+        // Orderly stop: no more requests; parsers finish the pages they hold and publish
+        // their items; then the sinks read what is left, flush and acknowledge; then the
+        // state is committed one last time.
+        requests.close();
+        pages.close();
+        drain(&pages).await;
+        items.close();
+        events.close();
+        let mut sink_error = None;
+        for done in sinks_done {
+            let failure = match tokio::time::timeout(DRAIN_TIMEOUT, done).await {
+                Ok(Ok(Ok(_))) => None,
+                Ok(Ok(Err(e))) => Some(e),
+                Ok(Err(_)) => Some("a sink ended without reporting".to_string()),
+                Err(_) => Some("a sink did not finish flushing in time".to_string()),
+            };
+            sink_error = sink_error.or(failure);
+        }
+        let checkpoint = match scheduler.send(Checkpoint).await {
+            Ok(result) => result,
+            Err(e) => Err(format!("the scheduler is gone: {e}")),
+        };
+        sup.stop_all();
+        for arbiter in arbiters {
+            arbiter.stop();
+            let _ = arbiter.join();
+        }
+
+        let mut summary = stats.summary(started.elapsed());
+        summary.redeliveries = requests.stats().redeliveries.load(Ordering::Relaxed)
+            + pages.stats().redeliveries.load(Ordering::Relaxed);
+        summary.dead_letters = requests.stats().dead_letters.load(Ordering::Relaxed)
+            + pages.stats().dead_letters.load(Ordering::Relaxed);
+        if let Some(e) = sink_error {
+            return Err(RunError::Sink(e));
+        }
+        checkpoint.map_err(RunError::Checkpoint)?;
+        Ok(summary)
     }
+}
 
-    let fetchers = (cores / 2).max(1);
-    let fetch_shared = Arc::new(FetchShared {
-        client,
-        spec: spec.fetch.clone(),
-        requests: requests.clone(),
-        pages: pages.clone(),
-        events: events.clone(),
-        scheduler: scheduler.clone(),
-        stats: stats.clone(),
-    });
-    for i in 0..fetchers {
-        let arbiter = Arbiter::new();
-        let shared = fetch_shared.clone();
-        let prefetch = concurrency.div_ceil(fetchers);
-        sup.start(format!("fetcher-{i}"), Restart::Permanent, &arbiter.handle(), move |_| {
-            Fetcher::new(shared, prefetch)
-        });
-        arbiters.push(arbiter);
-    }
-
-    for start in builder.actors {
-        start(&mut sup, &main, &bus);
-    }
-
-    let _progress = Progress::start(stats.clone(), !builder.progress);
-    scheduler.do_send(Seed(seeds));
-
-    // Wait for the end: the crawl is done, a stop was asked for, or an actor escalated.
+/// Waits until the crawl is done, a stop was asked for (Ctrl-C, SIGTERM, `stop_after`, a
+/// [`StopHandle`](super::StopHandle)) and the drain finished, or an actor escalated.
+async fn wait_for_end(
+    builder: &RuntimeBuilder,
+    sup: &mut Supervisor,
+    scheduler: &Addr<Scheduler>,
+    done_rx: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+    keep_running: bool,
+) -> Option<crate::supervise::Escalation> {
     let mut stop_rx = builder.stop.subscribe();
-    let stop_after = builder.stop_after.unwrap_or(Duration::MAX);
-    let deadline = tokio::time::sleep(stop_after.min(Duration::from_secs(100 * 365 * 86400)));
+    let stop_after = builder.stop_after.unwrap_or(Duration::from_secs(100 * 365 * 86400));
+    let deadline = tokio::time::sleep(stop_after);
     tokio::pin!(deadline);
+    let mut sigterm = terminate_signal(builder.ctrl_c);
     let mut draining = false;
-    let mut escalation = None;
     loop {
-        tokio::select! {
-            _ = &mut done_rx => break,
-            watched = sup.watch() => {
-                if let Err(e) = watched {
-                    tracing::error!("{e}");
-                    escalation = Some(e);
+        let start_drain = tokio::select! {
+            idle = done_rx.recv() => {
+                // With schedules the run waits for the next firing; otherwise idle is done.
+                if draining || !keep_running || idle.is_none() {
+                    return None;
                 }
-                break;
+                false
+            }
+            watched = sup.watch() => {
+                return match watched {
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        Some(e)
+                    }
+                    Ok(()) => None,
+                };
             }
             _ = tokio::signal::ctrl_c(), if builder.ctrl_c => {
                 if draining {
@@ -193,51 +340,57 @@ async fn crawl(
                     std::process::exit(130);
                 }
                 eprintln!("\ndraining (Ctrl-C again to stop at once)");
-                draining = true;
-                scheduler.do_send(Drain);
+                true
             }
-            _ = stop_rx.wait_for(|stop| *stop), if !draining => {
-                draining = true;
-                scheduler.do_send(Drain);
+            _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
+                tracing::info!("SIGTERM: draining");
+                true
             }
+            _ = stop_rx.wait_for(|stop| *stop), if !draining => true,
             _ = &mut deadline, if !draining => {
                 tracing::info!("stopping after {stop_after:?}");
-                draining = true;
-                scheduler.do_send(Drain);
+                true
             }
+        };
+        if start_drain && !draining {
+            draining = true;
+            scheduler.do_send(Drain);
         }
     }
+}
 
-    // Orderly stop: no more requests or pages; sinks read what is left and flush.
-    requests.close();
-    pages.close();
-    items.close();
-    events.close();
-    let mut sink_error = None;
-    for done in sinks_done {
-        match tokio::time::timeout(SINK_DRAIN_TIMEOUT, done).await {
-            Ok(Ok(Ok(_))) => {}
-            Ok(Ok(Err(e))) => sink_error = sink_error.or(Some(e)),
-            Ok(Err(_)) => sink_error = sink_error.or(Some("a sink ended without reporting".to_string())),
-            Err(_) => sink_error = sink_error.or(Some("a sink did not finish flushing in time".to_string())),
-        }
-    }
-    sup.stop_all();
-    for arbiter in arbiters {
-        arbiter.stop();
-        let _ = arbiter.join();
-    }
+fn terminate_signal(enabled: bool) -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    enabled.then(|| signal(SignalKind::terminate()).ok()).flatten()
+}
 
-    let mut summary = stats.summary(started.elapsed());
-    summary.redeliveries = requests.stats().redeliveries.load(Ordering::Relaxed)
-        + pages.stats().redeliveries.load(Ordering::Relaxed);
-    summary.dead_letters = requests.stats().dead_letters.load(Ordering::Relaxed)
-        + pages.stats().dead_letters.load(Ordering::Relaxed);
-    if let Some(e) = escalation {
-        return Err(RunError::Escalated(e));
+/// Waits (bounded) until the parsers have settled every page they were handed.
+async fn drain(pages: &Queue<Page>) {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while pages.unacked() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    if let Some(e) = sink_error {
-        return Err(RunError::Sink(e));
-    }
-    Ok(summary)
+}
+
+/// Dead letters of a queue are logged, announced, and count as done for the scheduler.
+fn watch_dead_letters<T: Send + Sync + 'static>(
+    queue: &Queue<T>,
+    scheduler: &Addr<Scheduler>,
+    events: &crate::bus::Topic<Event>,
+    log: &Arc<DeadLetterLog>,
+    request_of: impl Fn(&T) -> CrawlRequest + Send + Sync + 'static,
+) {
+    let (scheduler, events, log, name) =
+        (scheduler.clone(), events.clone(), log.clone(), queue.name().to_string());
+    queue.on_dead_letter(move |letter| {
+        let request = Arc::new(request_of(&letter.message));
+        tracing::warn!(queue = %name, url = %request.url, "dead-lettered: {}", letter.reason);
+        log.record(&name, &request.url, letter.deliveries, &letter.reason);
+        events.publish_now(Event::DeadLettered {
+            queue: name.clone(),
+            url: request.url.to_string(),
+            reason: letter.reason.clone(),
+        });
+        scheduler.do_send(DeadLettered { request });
+    });
 }

@@ -44,12 +44,101 @@ pub struct CrawlSpec {
     /// Bridges from local topics and queues to brokers. Not supported yet: must be empty.
     #[serde(default)]
     pub bridges: Vec<serde_json::Value>,
-    /// Periodic schedules. Not supported yet: must be empty.
+    /// Periodic schedules (`every`, `cron` or `solar`), run by the Clock actor.
     #[serde(default)]
-    pub schedules: Vec<serde_json::Value>,
+    pub schedules: Vec<ScheduleSpec>,
     /// Restart policy of the actor tree.
     #[serde(default)]
     pub supervision: SupervisionSpec,
+}
+
+/// One entry of `schedules:`: when it fires (exactly one of `every`, `cron`, `solar`) and
+/// what a firing does (exactly one of `action`, `publish`). The exactly-one rules, the cron
+/// pattern, the time zone and the coordinates are checked by validation, with positions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// The schedule's name, unique among the schedules; carried by every firing.
+    pub name: String,
+    /// A fixed period (`30s`, `6h`), counted from the start of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<HumanDuration>,
+    /// A cron pattern: 6 fields with seconds first (`0 30 7 * * Mon`), or the classic 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// A daily solar event at a place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solar: Option<SolarSpec>,
+    /// The IANA time zone a `cron` pattern is read in (`Europe/Paris`); UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// A random delay from 0 up to this, added to each firing (spreads load).
+    #[serde(default = "default_jitter")]
+    pub jitter: HumanDuration,
+    /// What to do with firing instants that passed while the process was busy or asleep.
+    #[serde(default)]
+    pub misfire: Misfire,
+    /// A built-in action to run on each firing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ScheduleAction>,
+    /// Publish each firing to a bus topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<PublishSpec>,
+}
+
+/// `solar:` — a sun event at a place, every day it happens.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SolarSpec {
+    /// Which event.
+    pub event: SolarEventKind,
+    /// Latitude in degrees, -90 to 90 (north is positive).
+    pub lat: f64,
+    /// Longitude in degrees, -180 to 180 (east is positive).
+    pub lon: f64,
+}
+
+/// A daily solar event.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum SolarEventKind {
+    /// The sun's upper rim appears on the horizon.
+    Sunrise,
+    /// The sun's upper rim disappears below the horizon.
+    Sunset,
+    /// Civil dawn: the sun 6 degrees below the horizon, in the morning.
+    Dawn,
+    /// Civil dusk: the sun 6 degrees below the horizon, in the evening.
+    Dusk,
+    /// Solar noon: the sun crosses the meridian (every day has one).
+    Noon,
+}
+
+/// What a schedule does with firing instants it missed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Misfire {
+    /// Drop them and wait for the next instant.
+    #[default]
+    Skip,
+    /// Fire once, right away, for all of them.
+    FireOnce,
+}
+
+/// A built-in action of a schedule.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleAction {
+    /// Put the seeds back into the frontier (a recrawl).
+    Reseed,
+}
+
+/// `publish:` — where a schedule's firings go.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSpec {
+    /// The bus topic each firing is published to (as a `Firing`).
+    pub topic: String,
 }
 
 /// `sandbox:` — start the built-in demo site inside the run.
@@ -369,6 +458,9 @@ fn default_max_restarts() -> u32 {
 }
 fn default_within() -> HumanDuration {
     HumanDuration::from_secs(60)
+}
+fn default_jitter() -> HumanDuration {
+    HumanDuration::from_secs(0)
 }
 fn default_max_deliveries() -> u32 {
     5

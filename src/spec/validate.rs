@@ -264,13 +264,8 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
             Some("remove it, or leave it empty: `bridges: []`".into()),
         );
     }
-    if !spec.schedules.is_empty() {
-        c.key(
-            &[K("schedules")],
-            format!("'schedules' {not_yet}"),
-            Some("remove it, or leave it empty: `schedules: []`".into()),
-        );
-    }
+
+    check_schedules(&mut c, spec);
 
     // Supervision.
     let sup = &spec.supervision;
@@ -294,5 +289,189 @@ fn backend_name(b: FrontierBackend) -> &'static str {
         FrontierBackend::Redis => "redis",
         FrontierBackend::Kafka => "kafka",
         FrontierBackend::Amqp => "amqp",
+    }
+}
+
+/// Bus channels of the crawl itself, which a schedule may not publish to.
+const RESERVED_TOPICS: [&str; 5] = ["requests", "pages", "items", "events", "schedules"];
+
+/// `schedules:` — each entry has exactly one trigger and one action, and every part of it
+/// parses as the Clock will parse it.
+fn check_schedules(c: &mut Check<'_>, spec: &CrawlSpec) {
+    use crate::bus::{parse_coordinates, parse_cron, parse_timezone, ScheduleError};
+    use Seg::{I, K};
+
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (i, s) in spec.schedules.iter().enumerate() {
+        let at = |k| [K("schedules"), I(i), K(k)];
+        let entry = [K("schedules"), I(i)];
+        let label = if s.name.trim().is_empty() {
+            format!("schedules[{i}]")
+        } else {
+            format!("schedule '{}'", s.name)
+        };
+
+        if s.name.trim().is_empty() {
+            c.value(&at("name"), format!("schedules[{i}].name is empty"), None);
+        } else if let Some(first) = names.insert(s.name.as_str(), i) {
+            let line = c.root.value_src(&[K("schedules"), I(first), K("name")]).line();
+            c.value(
+                &at("name"),
+                format!("duplicate schedule name '{}'", s.name),
+                Some(match line {
+                    Some(l) => format!("first used by schedules[{first}] at line {l}; rename one of them"),
+                    None => format!("first used by schedules[{first}]; rename one of them"),
+                }),
+            );
+        }
+
+        // When: exactly one of every / cron / solar. Read from the tree, so that a key whose
+        // value was reported as bad still counts where it is left in; with a misspelt key,
+        // its own "did you mean" error says it all.
+        let triggers: Vec<&str> =
+            ["every", "cron", "solar"].into_iter().filter(|k| c.present(&at(k))).collect();
+        let misspelt = has_unknown_key(c.root.get(&entry), SCHEDULE_KEYS);
+        match triggers.as_slice() {
+            [] if misspelt => {}
+            [] => c.key(
+                &entry,
+                format!("{label} has no valid 'every', 'cron' or 'solar': it would never fire"),
+                Some("add one, e.g. `every: 6h`, `cron: \"0 30 7 * * Mon\"` or `solar: { event: sunset, lat: 48.85, lon: 2.35 }`".into()),
+            ),
+            [_] => {}
+            [first, rest @ ..] => {
+                for other in rest {
+                    c.key(
+                        &at(other),
+                        format!("{label} has both '{first}' and '{other}'"),
+                        Some("a schedule has exactly one of 'every', 'cron' or 'solar': split it in two".into()),
+                    );
+                }
+            }
+        }
+        if let Some(every) = s.every {
+            if every.0.is_zero() {
+                c.value(
+                    &at("every"),
+                    format!("{label}: 'every' must be longer than 0"),
+                    Some("e.g. `every: 6h`".into()),
+                );
+            } else if !s.jitter.0.is_zero() && s.jitter.0 >= every.0 {
+                c.value(
+                    &at("jitter"),
+                    format!("{label}: jitter ({}) is not shorter than its period ({every})", s.jitter),
+                    Some(
+                        "keep the jitter well under the period, or firings would run into each other".into(),
+                    ),
+                );
+            }
+        }
+        if let Some(pattern) = &s.cron {
+            match parse_cron(pattern) {
+                Err(ScheduleError::BadCron { reason, .. }) => c.value(
+                    &at("cron"),
+                    format!("{label}: bad cron pattern '{pattern}': {reason}"),
+                    Some("6 fields with seconds first (`0 30 7 * * Mon`: 07:30:00 on Mondays), or the classic 5 (`30 7 * * Mon`)".into()),
+                ),
+                Err(e) => c.value(&at("cron"), format!("{label}: {e}"), None),
+                Ok(_) => {
+                    // Parses; does it ever match (the 30th of February does not)?
+                    if let Err(e @ ScheduleError::NeverFires(_)) = crate::bus::Schedule::cron(&s.name, pattern, "UTC") {
+                        c.value(&at("cron"), format!("{label}: {e}"), None);
+                    }
+                }
+            }
+        }
+        if let Some(tz) = &s.timezone {
+            if s.cron.is_none() {
+                c.key(
+                    &at("timezone"),
+                    format!("{label}: 'timezone' applies to 'cron' only"),
+                    Some("'every' counts real time and 'solar' events are the same instant everywhere: remove it".into()),
+                );
+            } else if parse_timezone(tz).is_err() {
+                c.value(
+                    &at("timezone"),
+                    format!("{label}: unknown time zone '{tz}'"),
+                    Some(timezone_hint(tz)),
+                );
+            }
+        }
+        if let Some(solar) = &s.solar {
+            if parse_coordinates(solar.lat, 0.0).is_err() {
+                c.value(
+                    &[K("schedules"), I(i), K("solar"), K("lat")],
+                    format!("{label}: latitude {} is out of range", solar.lat),
+                    Some("degrees from -90 (south pole) to 90 (north pole)".into()),
+                );
+            }
+            if parse_coordinates(0.0, solar.lon).is_err() {
+                c.value(
+                    &[K("schedules"), I(i), K("solar"), K("lon")],
+                    format!("{label}: longitude {} is out of range", solar.lon),
+                    Some("degrees from -180 (west) to 180 (east)".into()),
+                );
+            }
+        }
+
+        // What: exactly one of action / publish.
+        match (c.present(&at("action")), c.present(&at("publish"))) {
+            (false, false) if misspelt => {}
+            (false, false) => c.key(
+                &entry,
+                format!("{label} has neither 'action' nor 'publish': its firings would do nothing"),
+                Some("add `action: reseed`, or `publish: { topic: NAME }`".into()),
+            ),
+            (true, true) => c.key(
+                &at("publish"),
+                format!("{label} has both 'action' and 'publish'"),
+                Some("a schedule does one thing: split it in two (every firing is also on the `schedules` topic)".into()),
+            ),
+            _ => {}
+        }
+        if let Some(publish) = &s.publish {
+            let topic = publish.topic.trim();
+            let path = [K("schedules"), I(i), K("publish"), K("topic")];
+            if topic.is_empty() {
+                c.value(&path, format!("{label}: publish.topic is empty"), None);
+            } else if RESERVED_TOPICS.contains(&topic) {
+                c.value(
+                    &path,
+                    format!("{label}: '{topic}' is one of the crawl's own channels"),
+                    Some(format!(
+                        "pick another name (every firing is published on `schedules` anyway; reserved: {})",
+                        RESERVED_TOPICS.join(", ")
+                    )),
+                );
+            }
+        }
+    }
+}
+
+/// The keys of a `schedules:` entry.
+const SCHEDULE_KEYS: &[&str] =
+    &["name", "every", "cron", "solar", "timezone", "jitter", "misfire", "action", "publish"];
+
+/// True when `node` is a mapping with a key outside `known` (reported as unknown already).
+fn has_unknown_key(node: Option<&Node>, known: &[&str]) -> bool {
+    match node.map(|n| &n.kind) {
+        Some(super::tree::Kind::Map(entries)) => entries.iter().any(|e| !known.contains(&e.key.as_str())),
+        _ => false,
+    }
+}
+
+/// A hint for an unknown time zone: the zone it may have meant.
+fn timezone_hint(name: &str) -> String {
+    let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect();
+    if let Some(z) = zones.iter().find(|z| z.eq_ignore_ascii_case(name.trim())) {
+        return format!("did you mean '{z}'? (names are case-sensitive)");
+    }
+    let lower: Vec<String> = zones.iter().map(|z| z.to_ascii_lowercase()).collect();
+    let lower_refs: Vec<&str> = lower.iter().map(String::as_str).collect();
+    match super::de::nearest(name.trim(), &lower_refs).and_then(|l| lower_refs.iter().position(|z| *z == l)) {
+        Some(i) => {
+            format!("did you mean '{}'? (an IANA name such as Europe/Paris, America/New_York, UTC)", zones[i])
+        }
+        None => "use an IANA name such as Europe/Paris, America/New_York, UTC".to_string(),
     }
 }

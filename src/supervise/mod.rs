@@ -11,10 +11,12 @@
 //! within `within` it escalates to its parent, which at the root ends the run with an error
 //! naming the actor.
 
+pub mod chaos;
 mod child;
 mod panic;
 mod supervisor;
 
+pub use chaos::Chaos;
 pub use child::{ChildInfo, Restart};
 pub use supervisor::{Escalation, Supervisor, SupervisorConfig};
 

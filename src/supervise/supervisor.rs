@@ -78,6 +78,9 @@ pub struct Supervisor {
     config: SupervisorConfig,
     stats: Arc<Stats>,
     children: Vec<ChildInfo>,
+    /// One address of each child, held so its mailbox stays connected: actix can only
+    /// restart a context whose mailbox has a sender.
+    addresses: Vec<Box<dyn std::any::Any + Send>>,
     reports_tx: UnboundedSender<Report>,
     reports: UnboundedReceiver<Report>,
     history: VecDeque<Instant>,
@@ -88,7 +91,15 @@ impl Supervisor {
     pub fn new(config: SupervisorConfig, stats: Arc<Stats>) -> Self {
         panic::install_hook();
         let (reports_tx, reports) = unbounded_channel();
-        Self { config, stats, children: Vec::new(), reports_tx, reports, history: VecDeque::new() }
+        Self {
+            config,
+            stats,
+            children: Vec::new(),
+            addresses: Vec::new(),
+            reports_tx,
+            reports,
+            history: VecDeque::new(),
+        }
     }
 
     /// The children started so far, in start order.
@@ -129,7 +140,9 @@ impl Supervisor {
                 consecutive: 0,
             });
         });
-        Addr::new(tx)
+        let addr = Addr::new(tx);
+        self.addresses.push(Box::new(addr.clone()));
+        addr
     }
 
     /// Watches the children until every one has ended (`Ok`) or the restart intensity is

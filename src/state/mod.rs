@@ -1,0 +1,222 @@
+//! Durable crawl state for `--state-dir`: the seen-set, the requests admitted and not yet
+//! durably done, and each sink's committed position, in one embedded redb database.
+//!
+//! Every change goes in through [`StateStore::commit`], one transaction at a time, so after
+//! `kill -9` the store holds exactly some committed prefix of the run. A request leaves the
+//! pending table only in the same transaction that records the sink positions holding its
+//! items: on resume, pending requests are fetched again, and each sink cuts what it wrote
+//! past its committed position, so every item is written exactly once.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::crawl::urls::Fingerprint;
+
+const SEEN: TableDefinition<u128, ()> = TableDefinition::new("seen");
+const PENDING: TableDefinition<u128, &[u8]> = TableDefinition::new("pending");
+const SINKS: TableDefinition<&str, u64> = TableDefinition::new("sink_positions");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// A request as it is kept in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRequest {
+    /// The normalised URL.
+    pub url: String,
+    /// Its link depth.
+    pub depth: u32,
+    /// The redirect chain that led to it.
+    pub redirect_chain: Vec<u128>,
+}
+
+/// What a previous run left.
+#[derive(Debug, Default)]
+pub struct Resume {
+    /// Whether a run with this state directory was started before.
+    pub started: bool,
+    /// Fingerprints already admitted.
+    pub seen: Vec<Fingerprint>,
+    /// Requests admitted and not durably done.
+    pub pending: Vec<PendingRequest>,
+    /// Committed byte positions of the sinks, by sink name.
+    pub sink_positions: HashMap<String, u64>,
+}
+
+/// Changes to commit in one transaction.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Newly admitted requests (also added to the seen-set).
+    pub admitted: Vec<(Fingerprint, PendingRequest)>,
+    /// Requests durably done (their items are within the sink positions below).
+    pub done: Vec<Fingerprint>,
+    /// Sink positions that hold every item of `done`.
+    pub sink_positions: Vec<(String, u64)>,
+    /// Marks the state as belonging to a started run.
+    pub mark_started: bool,
+}
+
+impl Batch {
+    /// Whether there is nothing to commit.
+    pub fn is_empty(&self) -> bool {
+        self.admitted.is_empty()
+            && self.done.is_empty()
+            && self.sink_positions.is_empty()
+            && !self.mark_started
+    }
+}
+
+/// The store could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("state store {path}: {message}")]
+pub struct StateError {
+    path: String,
+    message: String,
+}
+
+/// The crawl's durable state.
+pub struct StateStore {
+    db: Database,
+    path: String,
+}
+
+impl StateStore {
+    /// Opens (or creates) `dir/state.redb`.
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        let path = dir.join("state.redb");
+        let shown = path.display().to_string();
+        let err = |e: &dyn std::fmt::Display| StateError { path: shown.clone(), message: e.to_string() };
+        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+        let db = Database::create(&path).map_err(|e| err(&e))?;
+        let store = Self { db, path: shown.clone() };
+        // Create the tables so reads never meet a missing one.
+        store.write(|_| Ok(()))?;
+        Ok(store)
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StateError {
+        StateError { path: self.path.clone(), message: e.to_string() }
+    }
+
+    /// Reads what a previous run left.
+    pub fn load(&self) -> Result<Resume, StateError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let meta = tx.open_table(META).map_err(|e| self.err(e))?;
+        let started = meta.get("started").map_err(|e| self.err(e))?.is_some();
+        let mut resume = Resume { started, ..Resume::default() };
+        let seen = tx.open_table(SEEN).map_err(|e| self.err(e))?;
+        for entry in seen.iter().map_err(|e| self.err(e))? {
+            let (k, _) = entry.map_err(|e| self.err(e))?;
+            resume.seen.push(Fingerprint(k.value()));
+        }
+        let pending = tx.open_table(PENDING).map_err(|e| self.err(e))?;
+        for entry in pending.iter().map_err(|e| self.err(e))? {
+            let (_, v) = entry.map_err(|e| self.err(e))?;
+            match serde_json::from_slice::<PendingRequest>(v.value()) {
+                Ok(r) => resume.pending.push(r),
+                Err(e) => tracing::warn!("state store: skipping an unreadable pending request: {e}"),
+            }
+        }
+        let sinks = tx.open_table(SINKS).map_err(|e| self.err(e))?;
+        for entry in sinks.iter().map_err(|e| self.err(e))? {
+            let (k, v) = entry.map_err(|e| self.err(e))?;
+            resume.sink_positions.insert(k.value().to_string(), v.value());
+        }
+        Ok(resume)
+    }
+
+    /// Marks the state as belonging to a started run.
+    pub fn mark_started(&self) -> Result<(), StateError> {
+        self.write(|tx| {
+            tx.open_table(META)?.insert("started", 1)?;
+            Ok(())
+        })
+    }
+
+    /// Commits a batch in one durable transaction.
+    pub fn commit(&self, batch: &Batch) -> Result<(), StateError> {
+        self.write(|tx| {
+            {
+                let mut seen = tx.open_table(SEEN)?;
+                let mut pending = tx.open_table(PENDING)?;
+                for (fp, request) in &batch.admitted {
+                    seen.insert(fp.0, ())?;
+                    let bytes = serde_json::to_vec(request).unwrap_or_default();
+                    pending.insert(fp.0, bytes.as_slice())?;
+                }
+                for fp in &batch.done {
+                    pending.remove(fp.0)?;
+                }
+            }
+            let mut sinks = tx.open_table(SINKS)?;
+            for (name, position) in &batch.sink_positions {
+                sinks.insert(name.as_str(), *position)?;
+            }
+            if batch.mark_started {
+                tx.open_table(META)?.insert("started", 1)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn write(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), Box<dyn std::error::Error>>,
+    ) -> Result<(), StateError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            tx.open_table(SEEN).map_err(|e| self.err(e))?;
+            tx.open_table(PENDING).map_err(|e| self.err(e))?;
+            tx.open_table(SINKS).map_err(|e| self.err(e))?;
+            tx.open_table(META).map_err(|e| self.err(e))?;
+        }
+        f(&tx).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore").field("path", &self.path).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_survive_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = StateStore::open(dir.path()).expect("open");
+            assert!(!store.load().expect("load").started);
+            store.mark_started().expect("mark");
+            let req = |u: &str| PendingRequest { url: u.into(), depth: 1, redirect_chain: vec![] };
+            store
+                .commit(&Batch {
+                    admitted: vec![(Fingerprint(1), req("http://a/1")), (Fingerprint(2), req("http://a/2"))],
+                    done: vec![],
+                    sink_positions: vec![],
+                    mark_started: false,
+                })
+                .expect("commit");
+            store
+                .commit(&Batch {
+                    admitted: vec![],
+                    done: vec![Fingerprint(1)],
+                    sink_positions: vec![("jsonl:items.jsonl".into(), 42)],
+                    mark_started: false,
+                })
+                .expect("commit");
+        }
+        let store = StateStore::open(dir.path()).expect("reopen");
+        let resume = store.load().expect("load");
+        assert!(resume.started);
+        assert_eq!(resume.seen, vec![Fingerprint(1), Fingerprint(2)]);
+        assert_eq!(resume.pending.len(), 1);
+        assert_eq!(resume.pending[0].url, "http://a/2");
+        assert_eq!(resume.sink_positions["jsonl:items.jsonl"], 42);
+    }
+}

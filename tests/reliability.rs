@@ -1,0 +1,187 @@
+//! Supervision and durability end to end, through the `arachne` binary: injected panics
+//! change nothing in the output, poison pages are dead-lettered, a crash loop ends the run
+//! with a clear error, and a crawl killed with SIGKILL resumes with every item exactly once.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arachne::sandbox::{truth, SandboxOptions, SandboxServer};
+use serde_json::Value;
+
+fn arachne() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_arachne"))
+}
+
+const RULES: &str = r#"
+parse:
+  items:
+    - name: product
+      match: "/item/\\d+$"
+      fields: { title: "h1", price: ".price" }
+output:
+  - jsonl: items.jsonl
+"#;
+
+fn write_spec(dir: &Path, head: &str) -> std::path::PathBuf {
+    let path = dir.join("crawl.yaml");
+    std::fs::write(&path, format!("{head}{RULES}")).expect("write spec");
+    path
+}
+
+struct Outcome {
+    code: i32,
+    summary: Value,
+    stderr: String,
+}
+
+fn run(dir: &Path, args: &[&str]) -> Outcome {
+    let out = arachne()
+        .args(["run", "crawl.yaml", "--quiet", "--summary-json", "summary.json"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run arachne");
+    let summary = std::fs::read(dir.join("summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let _ = std::fs::remove_file(dir.join("summary.json"));
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        summary,
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// Item URLs in the output, asserting each appears once.
+fn item_urls_once(dir: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(dir.join("items.jsonl")).expect("items.jsonl");
+    let mut urls = BTreeSet::new();
+    for line in text.lines() {
+        let item: Value = serde_json::from_str(line).expect("whole JSON lines");
+        let url = item["url"].as_str().expect("url").to_string();
+        assert!(urls.insert(url.clone()), "item {url} written twice");
+    }
+    urls
+}
+
+fn sandbox_head(pages: u32, extra: &str) -> String {
+    format!("name: rel\nsandbox: {{ pages: {pages} }}\nseeds: [\"{{sandbox}}/\"]\n{extra}")
+}
+
+#[test]
+fn chaos_panics_leave_the_items_unchanged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let head = sandbox_head(2000, "fetch: { concurrency: 16, per_host: { concurrency: 16 } }\n");
+    write_spec(dir.path(), &head);
+    let out = run(
+        dir.path(),
+        &[
+            "--chaos",
+            "parser-panic=0.05,fetcher-panic=0.02,seed=7",
+            "--set",
+            "supervision.max_restarts=100000",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let want = truth(&SandboxOptions { pages: 2000, traps: false }, 20);
+    assert!(out.summary["restarts"].as_u64().unwrap_or(0) > 0, "{}", out.summary);
+    assert_eq!(out.summary["items"], want.items, "{}", out.summary);
+    assert_eq!(out.summary["dead_letters"], 0, "{}", out.summary);
+    assert_eq!(item_urls_once(dir.path()).len() as u64, want.items);
+}
+
+#[test]
+fn poison_pages_are_dead_lettered_and_the_crawl_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_spec(dir.path(), &sandbox_head(200, ""));
+    let out = run(dir.path(), &["--chaos", "poison=/item/1[0-9]$", "--set", "supervision.max_restarts=1000"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.summary["dead_letters"], 10, "{}", out.summary);
+    let dead = std::fs::read_to_string(dir.path().join("dead_letters.jsonl")).expect("dead_letters.jsonl");
+    let dead: Vec<Value> = dead.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(dead.len(), 10);
+    assert!(dead
+        .iter()
+        .all(|d| d["url"].as_str().is_some_and(|u| u.contains("/item/1")) && d["reason"].is_string()));
+    let items = item_urls_once(dir.path());
+    assert_eq!(items.len(), 190);
+    assert!(items.iter().all(|u| !regex_like_poison(u)));
+}
+
+fn regex_like_poison(url: &str) -> bool {
+    url.rsplit('/').next().is_some_and(|n| n.len() == 2 && n.starts_with('1'))
+}
+
+#[test]
+fn a_crash_loop_ends_the_run_naming_the_actor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_spec(dir.path(), &sandbox_head(50, "supervision: { max_restarts: 3, within: 30s }\n"));
+    let started = Instant::now();
+    let out = run(dir.path(), &["--chaos", "parser-panic=1"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("actor 'parser-"), "{}", out.stderr);
+    assert!(out.stderr.contains("more than 3 times within 30s"), "{}", out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(20), "escalated promptly");
+}
+
+#[test]
+fn sigkill_three_times_then_resume_writes_every_item_once() {
+    let opts = SandboxOptions { pages: 2000, traps: false };
+    let server = SandboxServer::start(opts.clone(), 0).expect("sandbox");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let head = format!(
+        "name: kill\nseeds: [\"{}/\"]\nfetch: {{ concurrency: 4, per_host: {{ concurrency: 4 }} }}\n",
+        server.base_url()
+    );
+    write_spec(dir.path(), &head);
+    let args = ["run", "crawl.yaml", "--quiet", "--state-dir", "state"];
+    let mut seed = Instant::now().elapsed().subsec_nanos() as u64 | 1;
+    for kill in 0..3 {
+        let mut child = arachne()
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let after = Duration::from_millis(150 + seed % 900);
+        std::thread::sleep(after);
+        let finished_early = child.try_wait().expect("try_wait").is_some();
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+        eprintln!("kill {kill} after {after:?} (finished before: {finished_early})");
+    }
+    let out = arachne()
+        .args(args)
+        .arg("--summary-json")
+        .arg("summary.json")
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let want = truth(&opts, 20);
+    let urls = item_urls_once(dir.path());
+    assert_eq!(urls.len() as u64, want.items, "every item exactly once");
+
+    // A rerun after the crawl completed fetches nothing and writes nothing.
+    let before = std::fs::read(dir.path().join("items.jsonl")).expect("items");
+    let again = arachne()
+        .args(args)
+        .arg("--summary-json")
+        .arg("again.json")
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(again.status.code(), Some(0));
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("again.json")).expect("summary"))
+            .expect("json");
+    assert_eq!(summary["pages_fetched"], 0, "{summary}");
+    assert_eq!(std::fs::read(dir.path().join("items.jsonl")).expect("items"), before);
+}
