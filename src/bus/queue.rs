@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use crate::spec::QueueOrder;
+use crate::supervise::blame::{self, DeliveryId};
 
 /// Settings of one queue.
 #[derive(Debug, Clone)]
@@ -320,12 +321,20 @@ impl<T: Send + Sync + 'static> Queue<T> {
     fn settle(&self, tag: u64, outcome: Settle) {
         let (dead, drained) = {
             let mut st = self.inner.lock();
-            let Some(env) = st.unacked.remove(&tag) else { return };
+            let Some(mut env) = st.unacked.remove(&tag) else { return };
             let drained = st.closed && st.unacked.is_empty() && st.ready.len() == 0;
             let dead = match outcome {
                 Settle::Ack => {
                     self.inner.stats.acked.fetch_add(1, Ordering::Relaxed);
                     None
+                }
+                Settle::Return => {
+                    env.deliveries = env.deliveries.saturating_sub(1);
+                    self.inner.stats.redeliveries.fetch_add(1, Ordering::Relaxed);
+                    st.ready.push_returned(env);
+                    drop(st);
+                    self.inner.readable.notify_one();
+                    return;
                 }
                 Settle::Requeue if env.deliveries < self.inner.config.max_deliveries.max(1) => {
                     self.inner.stats.redeliveries.fetch_add(1, Ordering::Relaxed);
@@ -377,7 +386,11 @@ impl<T> fmt::Debug for Queue<T> {
 
 enum Settle {
     Ack,
+    /// Back to the queue, counted towards `max_deliveries`.
     Requeue,
+    /// Back to the queue, not counted: its consumer was restarted because of another
+    /// message (see `supervise::blame`).
+    Return,
     Reject(String),
 }
 
@@ -479,6 +492,11 @@ pub struct Delivery<T: Send + Sync + 'static> {
 }
 
 impl<T: Send + Sync + 'static> Delivery<T> {
+    /// This delivery's identity (queue and tag), for [`blame`].
+    pub fn id(&self) -> DeliveryId {
+        DeliveryId { queue: Arc::as_ptr(&self.queue.inner) as *const () as usize, tag: self.tag }
+    }
+
     /// How many times this message has been delivered, this time included.
     pub fn deliveries(&self) -> u32 {
         self.deliveries
@@ -524,8 +542,12 @@ impl<T: Send + Sync + 'static> Deref for Delivery<T> {
 }
 
 impl<T: Send + Sync + 'static> Drop for Delivery<T> {
+    /// Unacked: back to the queue. When its actor is being restarted for another message's
+    /// panic, this delivery was innocent and the return is not counted towards
+    /// `max_deliveries`.
     fn drop(&mut self) {
-        self.finish(Settle::Requeue);
+        let how = if blame::innocent(self.id()) { Settle::Return } else { Settle::Requeue };
+        self.finish(how);
     }
 }
 

@@ -15,6 +15,7 @@ use super::scheduler::{Completed, FetchFinished, Scheduler};
 use crate::bus::{Delivery, Queue, Topic};
 use crate::observe::Stats;
 use crate::spec::FetchSpec;
+use crate::supervise::blame::Blamed;
 use crate::supervise::chaos::{Chaos, Target};
 
 /// What every fetcher of a run shares.
@@ -66,7 +67,8 @@ impl Supervised for Fetcher {}
 impl StreamHandler<Delivery<CrawlRequest>> for Fetcher {
     fn handle(&mut self, delivery: Delivery<CrawlRequest>, ctx: &mut Context<Self>) {
         let shared = self.shared.clone();
-        ctx.spawn(async move { shared.process(delivery).await }.into_actor(self));
+        let id = delivery.id();
+        ctx.spawn(Blamed::new(id, async move { shared.process(delivery).await }).into_actor(self));
     }
 
     /// The queue closed: the run is ending. Stay up (a stopped permanent child restarts).

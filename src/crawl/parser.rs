@@ -11,6 +11,7 @@ use super::scheduler::{Completed, Scheduler};
 use crate::bus::{Delivery, Queue, Topic};
 use crate::observe::Stats;
 use crate::spec::ParseSpec;
+use crate::supervise::blame;
 use crate::supervise::chaos::{Chaos, Target};
 
 /// Turns a fetched page into links and items. Implement it to replace the spec's `parse:`
@@ -97,6 +98,7 @@ impl Supervised for ParserActor {}
 
 impl StreamHandler<Delivery<Page>> for ParserActor {
     fn handle(&mut self, delivery: Delivery<Page>, ctx: &mut Context<Self>) {
+        let _working = blame::working_on(delivery.id());
         if self.shared.chaos.is_active() {
             self.shared.chaos.strike(Target::Parser, delivery.url().as_str(), delivery.deliveries());
         }

@@ -6,14 +6,17 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A panic this soon after a restart counts as a crash loop, and backs off more each time.
+const CRASH_LOOP_GAP: Duration = Duration::from_millis(10);
 
 use actix::dev::ContextFut;
 use actix::{Actor, Context, Supervised};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::panic;
 use super::supervisor::Report;
+use super::{blame, panic};
 
 /// When a child is restarted (Erlang/OTP's restart types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,7 +68,10 @@ pub(crate) struct SupervisedActor<A: Actor<Context = Context<A>> + Supervised> {
     pub(crate) signal: Arc<RestartSignal>,
     pub(crate) reports: UnboundedSender<Report>,
     pub(crate) backoff: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Panics in a row, each soon after the restart before it.
     pub(crate) consecutive: u32,
+    /// When the actor last came back from a restart.
+    pub(crate) last_panic: Option<Instant>,
 }
 
 impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> {
@@ -82,19 +88,17 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> 
                 return Poll::Pending;
             }
             this.backoff = None;
+            this.last_panic = Some(Instant::now());
         }
-        if this.signal.restart.swap(false, Ordering::AcqRel) && !this.fut.restart() {
+        if this.signal.restart.swap(false, Ordering::AcqRel) && !blame::restarting(|| this.fut.restart()) {
             return Poll::Ready(());
         }
         let polled =
             panic::supervised(|| catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.fut).poll(cx))));
         match polled {
-            Ok(Poll::Pending) => {
-                this.consecutive = 0;
-                Poll::Pending
-            }
+            Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(())) => {
-                if this.restart == Restart::Permanent && this.fut.restart() {
+                if this.restart == Restart::Permanent && blame::restarting(|| this.fut.restart()) {
                     let _ =
                         this.reports.send(Report::Restarted { index: this.index, reason: "stopped".into() });
                     cx.waker().wake_by_ref();
@@ -105,16 +109,19 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> 
             }
             Err(payload) => {
                 let reason = panic::take_last(payload.as_ref());
-                if this.restart == Restart::Temporary || !this.fut.restart() {
+                if this.restart == Restart::Temporary || !blame::restarting(|| this.fut.restart()) {
                     let _ =
                         this.reports.send(Report::Panicked { index: this.index, reason, restarted: false });
                     return Poll::Ready(());
                 }
                 let _ = this.reports.send(Report::Panicked { index: this.index, reason, restarted: true });
-                // Back off a little more with each panic in a row, so a crash loop doesn't
-                // spin a core while the supervisor decides whether to escalate.
-                this.consecutive = this.consecutive.saturating_add(1);
-                let delay = Duration::from_millis(5u64 << this.consecutive.min(8));
+                // A panic soon after the last restart is a crash loop: back off more each
+                // time, so it doesn't spin a core while the supervisor decides whether to
+                // escalate. An actor that ran a while before panicking restarts at once.
+                let now = Instant::now();
+                let in_a_row = this.last_panic.is_some_and(|t| now.duration_since(t) < CRASH_LOOP_GAP);
+                this.consecutive = if in_a_row { this.consecutive.saturating_add(1) } else { 0 };
+                let delay = Duration::from_millis(if in_a_row { 1u64 << this.consecutive.min(9) } else { 1 });
                 this.backoff = Some(Box::pin(tokio::time::sleep(delay)));
                 cx.waker().wake_by_ref();
                 Poll::Pending

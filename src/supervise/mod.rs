@@ -11,6 +11,7 @@
 //! within `within` it escalates to its parent, which at the root ends the run with an error
 //! naming the actor.
 
+pub mod blame;
 pub mod chaos;
 mod child;
 mod panic;

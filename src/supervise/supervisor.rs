@@ -138,6 +138,7 @@ impl Supervisor {
                 reports,
                 backoff: None,
                 consecutive: 0,
+                last_panic: None,
             });
         });
         let addr = Addr::new(tx);
