@@ -148,3 +148,22 @@ fn bad_usage_exits_2() {
     let out = arachne().args(["run", "/nonexistent/spec.yaml"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn scheduled_reseed_recrawls_with_304s_and_no_duplicate_items() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = format!(
+        "name: refresh\nsandbox: {{ pages: 100 }}\nseeds: [\"{{sandbox}}/\"]\n\
+         schedules: [{{ name: refresh, every: 2s, action: reseed }}]\n{ITEM_RULES}"
+    );
+    let started = std::time::Instant::now();
+    let (code, summary, items, stderr) = run_spec(dir.path(), &spec, &["--stop-after", "7s"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "stopped after about 7 s");
+    assert!(summary["firings"].as_u64().unwrap_or(0) >= 3, "{summary}");
+    assert!(summary["not_modified"].as_u64().unwrap_or(0) > 0, "{summary}");
+    let want = truth(&SandboxOptions { pages: 100, traps: false }, 20);
+    assert_eq!(items.len() as u64, want.items, "no item twice: {summary}");
+    let urls: std::collections::BTreeSet<_> = items.iter().map(|i| i["url"].to_string()).collect();
+    assert_eq!(urls.len(), items.len());
+}

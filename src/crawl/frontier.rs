@@ -19,7 +19,7 @@ use texting_robots::Robot;
 use url::Url;
 
 use super::messages::CrawlRequest;
-use super::urls::{self, Fingerprint};
+use super::urls::{self, Fingerprint, FingerprintBuildHasher};
 use crate::spec::{CrawlSpec, QueueOrder, RobotsPolicy};
 
 /// The most redirect hops one request may follow.
@@ -135,7 +135,7 @@ struct HostQueue {
 /// The frontier of one crawl.
 pub struct Frontier {
     scope: Scope,
-    seen: Arc<DashSet<Fingerprint>>,
+    seen: Arc<DashSet<Fingerprint, FingerprintBuildHasher>>,
     hosts: HashMap<Arc<str>, HostQueue>,
     ready: VecDeque<Arc<str>>,
     waiting: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
@@ -157,7 +157,7 @@ impl Frontier {
             .map(|q| RateLimiter::dashmap(q.allow_burst(NonZeroU32::MIN)));
         Self {
             scope,
-            seen: Arc::new(DashSet::new()),
+            seen: Arc::new(DashSet::default()),
             hosts: HashMap::new(),
             ready: VecDeque::new(),
             waiting: BinaryHeap::new(),
@@ -171,7 +171,7 @@ impl Frontier {
     }
 
     /// The shared seen-set (fingerprints of every URL offered and not dropped for depth).
-    pub fn seen(&self) -> &Arc<DashSet<Fingerprint>> {
+    pub fn seen(&self) -> &Arc<DashSet<Fingerprint, FingerprintBuildHasher>> {
         &self.seen
     }
 
@@ -187,11 +187,11 @@ impl Frontier {
     }
 
     /// Offers a normalised link at `depth`, reached through `redirect_chain`.
-    pub fn admit(&mut self, url: Url, depth: u32, redirect_chain: Vec<Fingerprint>) -> Admission {
+    pub fn admit(&mut self, url: &Url, depth: u32, redirect_chain: Vec<Fingerprint>) -> Admission {
         if depth > self.scope.max_depth {
             return Admission::TooDeep;
         }
-        let fingerprint = urls::fingerprint(&url);
+        let fingerprint = urls::fingerprint(url);
         if redirect_chain.contains(&fingerprint) {
             return Admission::RedirectLoop;
         }
@@ -201,10 +201,10 @@ impl Frontier {
         if !self.seen.insert(fingerprint) {
             return Admission::Duplicate;
         }
-        if !self.scope.allows(&url) || (self.scope.max_pages > 0 && self.admitted >= self.scope.max_pages) {
+        if !self.scope.allows(url) || (self.scope.max_pages > 0 && self.admitted >= self.scope.max_pages) {
             return Admission::OutOfScope;
         }
-        self.enqueue(url, fingerprint, depth, redirect_chain)
+        self.enqueue(url.clone(), fingerprint, depth, redirect_chain)
     }
 
     /// Queues a request a previous run admitted and did not finish: no dedup or scope check
@@ -398,17 +398,17 @@ mod tests {
             s.scope.exclude = vec!["/private/".into()];
         });
         let mut f = frontier(&s);
-        assert!(matches!(f.admit(url("http://a.test/x"), 1, vec![]), Admission::Queued { .. }));
-        assert_eq!(f.admit(url("http://A.TEST/x#frag"), 1, vec![]), Admission::Duplicate);
-        assert_eq!(f.admit(url("http://a.test/y"), 3, vec![]), Admission::TooDeep);
-        assert_eq!(f.admit(url("http://b.test/"), 1, vec![]), Admission::OutOfScope);
-        assert_eq!(f.admit(url("http://a.test/private/1"), 1, vec![]), Admission::OutOfScope);
-        assert_eq!(f.admit(url("http://a.test/doc.pdf"), 1, vec![]), Admission::OutOfScope);
-        assert!(matches!(f.admit(url("http://sub.a.test/"), 1, vec![]), Admission::Queued { .. }));
+        assert!(matches!(f.admit(&url("http://a.test/x"), 1, vec![]), Admission::Queued { .. }));
+        assert_eq!(f.admit(&url("http://A.TEST/x#frag"), 1, vec![]), Admission::Duplicate);
+        assert_eq!(f.admit(&url("http://a.test/y"), 3, vec![]), Admission::TooDeep);
+        assert_eq!(f.admit(&url("http://b.test/"), 1, vec![]), Admission::OutOfScope);
+        assert_eq!(f.admit(&url("http://a.test/private/1"), 1, vec![]), Admission::OutOfScope);
+        assert_eq!(f.admit(&url("http://a.test/doc.pdf"), 1, vec![]), Admission::OutOfScope);
+        assert!(matches!(f.admit(&url("http://sub.a.test/"), 1, vec![]), Admission::Queued { .. }));
         let a = urls::fingerprint(&url("http://a.test/loop"));
-        assert_eq!(f.admit(url("http://a.test/loop"), 1, vec![a]), Admission::RedirectLoop);
+        assert_eq!(f.admit(&url("http://a.test/loop"), 1, vec![a]), Admission::RedirectLoop);
         assert_eq!(
-            f.admit(url("http://a.test/z"), 1, vec![Fingerprint(1); MAX_REDIRECTS]),
+            f.admit(&url("http://a.test/z"), 1, vec![Fingerprint(1); MAX_REDIRECTS]),
             Admission::TooManyRedirects
         );
     }
@@ -421,7 +421,7 @@ mod tests {
         });
         let mut f = frontier(&s);
         for u in ["http://a.test/1", "http://a.test/2", "http://b.test/1"] {
-            f.admit(url(u), 0, vec![]);
+            f.admit(&url(u), 0, vec![]);
         }
         let now = Instant::now();
         let Next::Request(first) = f.next(now) else { panic!("a request") };
@@ -436,8 +436,8 @@ mod tests {
     fn rate_limit_waits() {
         let s = spec(|s| s.fetch.per_host.rate = 2.0);
         let mut f = frontier(&s);
-        f.admit(url("http://a.test/1"), 0, vec![]);
-        f.admit(url("http://a.test/2"), 0, vec![]);
+        f.admit(&url("http://a.test/1"), 0, vec![]);
+        f.admit(&url("http://a.test/2"), 0, vec![]);
         let now = Instant::now();
         let Next::Request(r) = f.next(now) else { panic!("a request") };
         f.finished(&r.host);
@@ -452,17 +452,17 @@ mod tests {
         let s = spec(|s| s.fetch.robots_txt = RobotsPolicy::Obey);
         let mut f = frontier(&s);
         let Admission::Queued { fetch_robots: Some(host) } =
-            f.admit(url("http://a.test/private/x"), 0, vec![])
+            f.admit(&url("http://a.test/private/x"), 0, vec![])
         else {
             panic!("robots wanted")
         };
-        f.admit(url("http://a.test/ok"), 0, vec![]);
+        f.admit(&url("http://a.test/ok"), 0, vec![]);
         assert!(matches!(f.next(Instant::now()), Next::Idle), "held until robots.txt is known");
         let robot = Robot::new("arachne", b"User-agent: *\nDisallow: /private/\n").expect("robots");
         let blocked = f.robots_loaded(&host, Some(robot));
         assert_eq!(blocked.len(), 1);
         let Next::Request(r) = f.next(Instant::now()) else { panic!("a request") };
         assert_eq!(r.url.path(), "/ok");
-        assert_eq!(f.admit(url("http://a.test/private/y"), 0, vec![]), Admission::RobotsBlocked);
+        assert_eq!(f.admit(&url("http://a.test/private/y"), 0, vec![]), Admission::RobotsBlocked);
     }
 }

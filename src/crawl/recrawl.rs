@@ -7,7 +7,7 @@ use dashmap::DashMap;
 use url::Url;
 
 use super::http::Validators;
-use super::urls::Fingerprint;
+use super::urls::{Fingerprint, FingerprintBuildHasher};
 
 /// One page to visit again.
 #[derive(Debug, Clone)]
@@ -21,4 +21,4 @@ pub struct Revisit {
 }
 
 /// The pages of the last crawl, by fingerprint. Kept only when the spec re-seeds.
-pub type Revisits = DashMap<Fingerprint, Revisit>;
+pub type Revisits = DashMap<Fingerprint, Revisit, FingerprintBuildHasher>;

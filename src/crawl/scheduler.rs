@@ -17,7 +17,7 @@ use super::frontier::{Admission, Frontier, Next};
 use super::messages::{CrawlRequest, Event};
 use super::recrawl::Revisits;
 use super::robots;
-use super::urls::{self, Fingerprint};
+use super::urls::{self, Fingerprint, FingerprintBuildHasher};
 use crate::bus::{Queue, Topic};
 use crate::observe::{ErrorKind, Stats};
 use crate::state::{Batch, PendingRequest, StateStore};
@@ -149,7 +149,7 @@ pub struct Scheduler {
     /// Handed to the requests queue and not yet completed, with whether its HTTP exchange
     /// has finished. A request given back by a restarted fetcher is fetched again; keying
     /// by fingerprint keeps its second report from being counted twice.
-    in_progress: HashMap<Fingerprint, bool>,
+    in_progress: HashMap<Fingerprint, bool, FingerprintBuildHasher>,
     seeded: bool,
     draining: bool,
     wake_at: Option<Instant>,
@@ -158,7 +158,7 @@ pub struct Scheduler {
     /// Changes not yet committed to the store.
     batch: Batch,
     /// Pages sent to the sinks, with the acknowledgements still missing.
-    unacked_pages: HashMap<Fingerprint, u32>,
+    unacked_pages: HashMap<Fingerprint, u32, FingerprintBuildHasher>,
 }
 
 impl Scheduler {
@@ -176,14 +176,14 @@ impl Scheduler {
             seeds: parts.seeds,
             revisits: parts.revisits,
             outstanding: 0,
-            in_progress: HashMap::new(),
+            in_progress: HashMap::default(),
             seeded: false,
             draining: false,
             wake_at: None,
             store: parts.store,
             durable_sinks: parts.durable_sinks,
             batch: Batch::default(),
-            unacked_pages: HashMap::new(),
+            unacked_pages: HashMap::default(),
         }
     }
 
@@ -226,7 +226,7 @@ impl Scheduler {
             depth,
             redirect_chain: chain.iter().map(|f| f.0).collect(),
         });
-        match self.frontier.admit(url.clone(), depth, chain) {
+        match self.frontier.admit(&url, depth, chain) {
             Admission::Queued { fetch_robots } => {
                 self.outstanding += 1;
                 self.idle_reported = false;

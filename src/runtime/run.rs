@@ -151,7 +151,7 @@ impl Run {
         // items have somewhere to go), the parsers, the fetchers, and the user's actors.
         let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
         let reseeds = spec.schedules.iter().any(|s| s.action.is_some());
-        let revisits = reseeds.then(|| Arc::new(Revisits::new()));
+        let revisits = reseeds.then(|| Arc::new(Revisits::default()));
         let durable_sinks = sinks.iter().filter(|(_, s)| s.position().is_some()).count() as u32;
         let parts = SchedulerParts {
             frontier: Frontier::new(&spec, scope),
