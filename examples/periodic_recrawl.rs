@@ -78,6 +78,9 @@ impl StreamHandler<Arc<Firing>> for FiringLog {
             *heard += 1;
         }
     }
+
+    // Not the default (stop): the runtime restarts a user actor that stops by itself.
+    fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -84,7 +84,8 @@ impl StreamHandler<Arc<Event>> for Relay {
         }
     }
 
-    // The default would stop the actor when the first of its two streams ends.
+    // Not the default (stop): the runtime restarts a user actor that stops by itself, and
+    // this actor has a second stream to read.
     fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
@@ -110,6 +111,9 @@ impl StreamHandler<(Arc<str>, Arc<String>)> for Watcher {
             *heard.entry(topic.to_string()).or_default() += 1;
         }
     }
+
+    // Not the default (stop): the runtime restarts a user actor that stops by itself.
+    fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -1,75 +1,83 @@
 #!/usr/bin/env bash
-# A private redis-server for the tests, on 127.0.0.1 only.
+# A private redis-server for the tests, on 127.0.0.1 only, with no persistence.
 #
-#   scripts/redis.sh start [STATE_FILE]   install redis-server if missing, start it on a free
-#                                         port as a child of this script's caller's session,
-#                                         wait for PONG; writes PORT and PID to STATE_FILE
-#                                         (default target/redis-test.env) and prints the URL
-#   scripts/redis.sh stop  [STATE_FILE]   stop the server started by `start` (by its PID)
+# Sourced (what scripts/test.sh does), so the server is a child of the caller's shell:
+#   . scripts/redis.sh
+#   redis_start [STATE_FILE]   install redis-server if missing, start it on a free port,
+#                              wait (bounded) for PONG, write REDIS_PORT/REDIS_PID to
+#                              STATE_FILE (default target/redis-test.env), and set
+#                              REDIS_PORT, REDIS_PID and REDIS_URL in the caller
+#   redis_stop  [STATE_FILE]   stop it by its PID (never by name)
 #
-# No persistence (--save '' --appendonly no). The server is never started by apt: a
-# policy-rc.d that exits 101 is put in place before installing, if there is none.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# Run as a command (the server is then re-parented to PID 1 when this script exits):
+#   scripts/redis.sh start [STATE_FILE]   prints the URL
+#   scripts/redis.sh stop  [STATE_FILE]
+#
+# apt never starts a system Redis: a policy-rc.d that exits 101 is put in place before
+# installing, if there is none.
 
-cmd="${1:-}"
-state="${2:-target/redis-test.env}"
+redis_die() { echo "redis.sh: $*" >&2; return 1; }
 
-die() { echo "redis.sh: $*" >&2; exit 1; }
-
-install_redis() {
-    command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && return 0
-    [ "$(id -u)" = 0 ] || die "redis-server is missing and this is not root: install the redis-server package"
+redis_install() {
+    if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
+        return 0
+    fi
+    [ "$(id -u)" = 0 ] || { redis_die "redis-server is missing and this is not root: install the redis-server package"; return 1; }
     if [ ! -x /usr/sbin/policy-rc.d ]; then
         # Without it the package would start a system Redis on 6379.
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
         chmod +x /usr/sbin/policy-rc.d
     fi
     echo "redis.sh: installing redis-server" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q redis-server >/dev/null 2>&1; then
-        apt-get update -q >/dev/null
-        apt-get install -y -q redis-server >/dev/null
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null 2>&1; then
+        apt-get update -q >/dev/null || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null \
+            || { redis_die "apt-get install redis-server failed"; return 1; }
     fi
-    command -v redis-server >/dev/null 2>&1 || die "redis-server still missing after apt-get install"
+    command -v redis-server >/dev/null 2>&1 || { redis_die "redis-server still missing after install"; return 1; }
 }
 
-free_port() {
+redis_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-start() {
-    install_redis
+redis_start() {
+    local state="${1:-target/redis-test.env}" port pid log _
+    redis_install || return 1
     mkdir -p "$(dirname "$state")"
-    local port pid i log
-    port="$(free_port)"
     log="${state%.env}.log"
+    port="$(redis_free_port)" || { redis_die "no free port"; return 1; }
     redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize no \
         >"$log" 2>&1 &
     pid=$!
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         if [ "$(redis-cli -p "$port" ping 2>/dev/null || true)" = PONG ]; then
             printf 'REDIS_PORT=%s\nREDIS_PID=%s\n' "$port" "$pid" >"$state"
-            echo "redis://127.0.0.1:$port/"
+            REDIS_PORT="$port"
+            REDIS_PID="$pid"
+            REDIS_URL="redis://127.0.0.1:$port/"
             return 0
         fi
-        kill -0 "$pid" 2>/dev/null || die "redis-server exited at start: $(tail -n 5 "$log")"
+        if ! kill -0 "$pid" 2>/dev/null; then
+            redis_die "redis-server exited at start: $(tail -n 5 "$log")"
+            return 1
+        fi
         sleep 0.1
     done
     kill "$pid" 2>/dev/null || true
-    die "redis-server on port $port did not answer PING within 10 s"
+    redis_die "redis-server on port $port did not answer PING within 10 s"
 }
 
-stop() {
+redis_stop() {
+    local state="${1:-target/redis-test.env}" pid _
     [ -f "$state" ] || return 0
-    # shellcheck disable=SC1090
-    . "$state"
-    if [ -n "${REDIS_PID:-}" ] && kill -0 "$REDIS_PID" 2>/dev/null; then
-        kill "$REDIS_PID" 2>/dev/null || true
+    pid="$(sed -n 's/^REDIS_PID=//p' "$state")"
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true # reaps it when it is our child
         for _ in $(seq 1 50); do
-            # A zombie (state Z) is dead: PID 1 reaps it late.
-            if ! kill -0 "$REDIS_PID" 2>/dev/null \
-                || [ "$(awk '{print $3}' "/proc/$REDIS_PID/stat" 2>/dev/null)" = Z ]; then
+            # A zombie (state Z) is dead already: PID 1 reaps orphans late.
+            if ! kill -0 "$pid" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
                 break
             fi
             sleep 0.1
@@ -78,8 +86,13 @@ stop() {
     rm -f "$state"
 }
 
-case "$cmd" in
-    start) start ;;
-    stop) stop ;;
-    *) die "usage: scripts/redis.sh start|stop [STATE_FILE]" ;;
-esac
+# Run as a command rather than sourced.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -euo pipefail
+    cd "$(dirname "$0")/.."
+    case "${1:-}" in
+        start) redis_start "${2:-target/redis-test.env}" && echo "$REDIS_URL" ;;
+        stop) redis_stop "${2:-target/redis-test.env}" ;;
+        *) echo "usage: scripts/redis.sh start|stop [STATE_FILE]" >&2; exit 2 ;;
+    esac
+fi

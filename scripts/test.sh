@@ -18,6 +18,14 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
+step "redis-server on 127.0.0.1 (scripts/redis.sh)"
+# A child of this script, stopped on exit; tests/redis.rs reads the URL.
+. scripts/redis.sh
+redis_start target/redis-test.env
+trap 'redis_stop target/redis-test.env' EXIT
+export ARACHNE_TEST_REDIS_URL="$REDIS_URL"
+echo "$ARACHNE_TEST_REDIS_URL (pid $REDIS_PID)"
+
 step "cargo test (unit, integration, doc tests)"
 cargo test --all-targets --quiet 2>&1 | tee /tmp/arachne-test.log
 cargo test --doc --quiet

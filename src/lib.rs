@@ -5,6 +5,7 @@
 //! [`spec`] module reads the YAML crawl spec; [`runtime`] builds and runs the tree from it,
 //! and is the same API the `arachne` binary uses.
 
+pub mod bridges;
 pub mod bus;
 pub mod crawl;
 pub mod observe;

@@ -18,6 +18,7 @@ use regex::RegexSet;
 use texting_robots::Robot;
 use url::Url;
 
+use super::backlog::Backlog;
 use super::messages::CrawlRequest;
 use super::urls::{self, Fingerprint, FingerprintBuildHasher};
 use crate::spec::{CrawlSpec, QueueOrder, RobotsPolicy};
@@ -123,7 +124,7 @@ enum RobotsState {
 
 #[derive(Debug)]
 struct HostQueue {
-    pending: VecDeque<CrawlRequest>,
+    pending: Backlog,
     in_flight: u32,
     robots: RobotsState,
     /// In `ready` or `waiting` right now.
@@ -143,19 +144,28 @@ pub struct Frontier {
     limiter: Option<DefaultKeyedRateLimiter<Arc<str>>>,
     robots: RobotsPolicy,
     order: QueueOrder,
+    /// With `order: priority`: the rules' regexes and their priorities.
+    priorities: Option<(RegexSet, Vec<i32>)>,
     admitted: u64,
     queued: usize,
 }
 
 impl Frontier {
-    /// An empty frontier for a spec.
-    pub fn new(spec: &CrawlSpec, scope: Scope) -> Self {
+    /// An empty frontier for a spec (fails on a bad `frontier.priorities` regex).
+    pub fn new(spec: &CrawlSpec, scope: Scope) -> Result<Self, regex::Error> {
         let rate = spec.fetch.per_host.rate;
         let limiter = (rate > 0.0)
             .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / rate)))
             .flatten()
             .map(|q| RateLimiter::dashmap(q.allow_burst(NonZeroU32::MIN)));
-        Self {
+        let rules = &spec.frontier.priorities;
+        let priorities = if spec.frontier.order == QueueOrder::Priority && !rules.is_empty() {
+            let set = RegexSet::new(rules.iter().map(|r| r.matches.as_str()))?;
+            Some((set, rules.iter().map(|r| r.priority).collect()))
+        } else {
+            None
+        };
+        Ok(Self {
             scope,
             seen: Arc::new(DashSet::default()),
             hosts: HashMap::new(),
@@ -165,9 +175,10 @@ impl Frontier {
             limiter,
             robots: spec.fetch.robots_txt,
             order: spec.frontier.order,
+            priorities,
             admitted: 0,
             queued: 0,
-        }
+        })
     }
 
     /// The shared seen-set (fingerprints of every URL offered and not dropped for depth).
@@ -223,10 +234,12 @@ impl Frontier {
         redirect_chain: Vec<Fingerprint>,
     ) -> Admission {
         let host: Arc<str> = urls::host_key(&url).into();
+        let priority = self.priority_of(&url);
         let request = CrawlRequest { url, fingerprint, host: host.clone(), depth, redirect_chain };
         let obey = self.robots == RobotsPolicy::Obey;
+        let order = self.order;
         let hq = self.hosts.entry(host.clone()).or_insert_with(|| HostQueue {
-            pending: VecDeque::new(),
+            pending: Backlog::new(order),
             in_flight: 0,
             robots: if obey { RobotsState::Unknown } else { RobotsState::Known(None) },
             scheduled: false,
@@ -238,7 +251,7 @@ impl Frontier {
                 return Admission::RobotsBlocked;
             }
         }
-        hq.pending.push_back(request);
+        hq.pending.push(request, priority);
         self.queued += 1;
         self.admitted += 1;
         let fetch_robots = match hq.robots {
@@ -262,10 +275,7 @@ impl Frontier {
         let robots = robots.map(Arc::new);
         let mut blocked = Vec::new();
         if let Some(r) = &robots {
-            let (keep, drop): (VecDeque<_>, VecDeque<_>) =
-                hq.pending.drain(..).partition(|req: &CrawlRequest| r.allowed(req.url.as_str()));
-            hq.pending = keep;
-            blocked.extend(drop);
+            blocked = hq.pending.remove_where(|req| !r.allowed(req.url.as_str()));
             hq.crawl_delay =
                 r.delay.filter(|d| d.is_finite() && *d > 0.0).map(|d| Duration::from_secs_f32(d.min(60.0)));
         }
@@ -281,7 +291,7 @@ impl Frontier {
         self.hosts
             .iter()
             .filter(|(_, hq)| matches!(hq.robots, RobotsState::Fetching))
-            .filter_map(|(host, hq)| hq.pending.front().map(|r| (host.clone(), r.url.clone())))
+            .filter_map(|(host, hq)| hq.pending.any_url().map(|u| (host.clone(), u.clone())))
             .collect()
     }
 
@@ -328,11 +338,7 @@ impl Frontier {
                 self.waiting.push(Reverse((at, host)));
                 continue;
             }
-            let request = match self.order {
-                QueueOrder::Lifo => hq.pending.pop_back(),
-                QueueOrder::Fifo | QueueOrder::Priority => hq.pending.pop_front(),
-            };
-            let Some(request) = request else { continue };
+            let Some(request) = hq.pending.pop() else { continue };
             hq.in_flight += 1;
             hq.not_before = hq.crawl_delay.map(|d| now + d);
             self.queued -= 1;
@@ -342,6 +348,14 @@ impl Frontier {
         match self.waiting.peek() {
             Some(Reverse((at, _))) => Next::WaitUntil(*at),
             None => Next::Idle,
+        }
+    }
+
+    /// The priority of a URL: the first `frontier.priorities` rule that matches, else 0.
+    fn priority_of(&self, url: &Url) -> i32 {
+        match &self.priorities {
+            Some((set, values)) => set.matches(url.as_str()).iter().next().map_or(0, |i| values[i]),
+            None => 0,
         }
     }
 
@@ -388,7 +402,7 @@ mod tests {
 
     fn frontier(s: &CrawlSpec) -> Frontier {
         let seeds = vec![url("http://a.test/")];
-        Frontier::new(s, Scope::new(s, &seeds).expect("scope"))
+        Frontier::new(s, Scope::new(s, &seeds).expect("scope")).expect("frontier")
     }
 
     #[test]

@@ -114,6 +114,14 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// Deliveries went back to a queue unacked (their consumer was restarted), since the
+    /// last such event.
+    Redelivered {
+        /// The queue.
+        queue: String,
+        /// How many.
+        count: u64,
+    },
     /// An actor panicked and was restarted.
     ActorRestarted {
         /// Its name.

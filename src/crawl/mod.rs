@@ -1,6 +1,7 @@
 //! The crawl pipeline: the Scheduler (frontier), Fetchers, Parsers and Sinks, and the pieces
 //! they are made of (URL normalisation, HTML extraction, HTTP, robots.txt).
 
+pub mod backlog;
 pub mod clock;
 pub mod extract;
 pub mod fetcher;

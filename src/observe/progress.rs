@@ -37,7 +37,7 @@ impl Progress {
                     let fetched = stats.pages_fetched.load(Ordering::Relaxed);
                     let rate = (fetched - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
                     last = (now, fetched);
-                    let line = format!(
+                    let mut line = format!(
                         "{:>6.1}s  {} pages  {:.0} pages/s  {} items  {} queued  {} in flight  {} errors",
                         start.elapsed().as_secs_f64(),
                         fetched,
@@ -47,6 +47,14 @@ impl Progress {
                         stats.in_flight.load(Ordering::Relaxed),
                         stats.pages_failed.load(Ordering::Relaxed),
                     );
+                    let restarts = stats.restarts.load(Ordering::Relaxed);
+                    let redeliveries = stats.redeliveries.load(Ordering::Relaxed);
+                    let dead = stats.dead_letters.load(Ordering::Relaxed);
+                    if restarts + redeliveries + dead > 0 {
+                        line.push_str(&format!(
+                            "  {restarts} restarts  {redeliveries} redeliveries  {dead} dead letters"
+                        ));
+                    }
                     if tty {
                         let mut err = std::io::stderr().lock();
                         let _ = write!(err, "\r\x1b[2K{line}");

@@ -26,7 +26,7 @@ impl DeadLetterLog {
             .iter()
             .find_map(|o| match o {
                 OutputSpec::Jsonl(p) => p.parent().map(|d| d.to_path_buf()),
-                OutputSpec::Stdout => None,
+                _ => None,
             })
             .unwrap_or_default();
         Self { path: dir.join("dead_letters.jsonl"), file: Mutex::new(None) }

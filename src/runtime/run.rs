@@ -11,7 +11,7 @@ use url::Url;
 use super::builder::{open_outputs, RuntimeBuilder};
 use super::dead_letters::DeadLetterLog;
 use super::error::RunError;
-use crate::bus::{Bus, Overflow, Queue, QueueConfig};
+use crate::bus::{Bus, Overflow, Queue, QueueConfig, Topic};
 use crate::crawl::clock::Clock;
 use crate::crawl::fetcher::{FetchShared, Fetcher};
 use crate::crawl::frontier::{Frontier, Scope};
@@ -144,8 +144,16 @@ impl Run {
         let events = bus.topic::<Event>("events")?;
 
         let mut sup = Supervisor::new(SupervisorConfig::from_spec("root", &spec.supervision), stats.clone());
+        let restart_events = events.clone();
+        sup.on_restart(move |actor, reason| {
+            restart_events
+                .publish_now(Event::ActorRestarted { actor: actor.to_string(), reason: reason.to_string() });
+        });
         let main = Arbiter::current();
         let mut arbiters = Vec::new();
+        // Bridges before anything else: an unreachable broker or a wrong password fails the
+        // run before a page is crawled, and outbound bridges miss no event.
+        let _bridges = crate::bridges::start(&spec, &bus, &mut sup, &main, &stats).await?;
 
         // Ordered start: the scheduler first (everyone reports to it), then the sinks (so
         // items have somewhere to go), the parsers, the fetchers, and the user's actors.
@@ -154,7 +162,7 @@ impl Run {
         let revisits = reseeds.then(|| Arc::new(Revisits::default()));
         let durable_sinks = sinks.iter().filter(|(_, s)| s.position().is_some()).count() as u32;
         let parts = SchedulerParts {
-            frontier: Frontier::new(&spec, scope),
+            frontier: Frontier::new(&spec, scope)?,
             requests: requests.clone(),
             events: events.clone(),
             stats: stats.clone(),
@@ -167,8 +175,12 @@ impl Run {
             durable_sinks,
         };
         let scheduler = sup.start("scheduler", Restart::Permanent, &main, move |_| Scheduler::new(parts));
-        watch_dead_letters(&requests, &scheduler, &events, &dead_letters, |r: &CrawlRequest| r.clone());
-        watch_dead_letters(&pages, &scheduler, &events, &dead_letters, |p: &Page| (*p.request).clone());
+        watch_dead_letters(&requests, &scheduler, &events, &dead_letters, &stats, |r: &CrawlRequest| {
+            r.clone()
+        });
+        watch_dead_letters(&pages, &scheduler, &events, &dead_letters, &stats, |p: &Page| {
+            (*p.request).clone()
+        });
 
         let mut sinks_done: Vec<oneshot::Receiver<SinkResult>> = Vec::new();
         for (name, sink) in sinks {
@@ -237,6 +249,7 @@ impl Run {
         }
 
         let _progress = Progress::start(stats.clone(), !builder.progress);
+        count_redeliveries(&requests, &pages, &stats, &events);
         if resume.started {
             tracing::info!(
                 pending = resume.pending.len(),
@@ -372,17 +385,55 @@ async fn drain(pages: &Queue<Page>) {
     }
 }
 
+/// Keeps `stats.redeliveries` up to date from the queues (for the progress line) and
+/// announces new redeliveries on `events`, twice a second.
+fn count_redeliveries(
+    requests: &Queue<CrawlRequest>,
+    pages: &Queue<Page>,
+    stats: &Arc<Stats>,
+    events: &Topic<Event>,
+) {
+    let (requests, pages, stats, events) = (requests.clone(), pages.clone(), stats.clone(), events.clone());
+    actix::spawn(async move {
+        let mut seen = [0u64; 2];
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            let now = [
+                requests.stats().redeliveries.load(Ordering::Relaxed),
+                pages.stats().redeliveries.load(Ordering::Relaxed),
+            ];
+            for (i, queue) in ["requests", "pages"].into_iter().enumerate() {
+                if now[i] > seen[i] {
+                    events.publish_now(Event::Redelivered {
+                        queue: queue.to_string(),
+                        count: now[i] - seen[i],
+                    });
+                }
+            }
+            seen = now;
+            stats.redeliveries.store(now[0] + now[1], Ordering::Relaxed);
+            if events.is_closed() {
+                break;
+            }
+        }
+    });
+}
+
 /// Dead letters of a queue are logged, announced, and count as done for the scheduler.
 fn watch_dead_letters<T: Send + Sync + 'static>(
     queue: &Queue<T>,
     scheduler: &Addr<Scheduler>,
-    events: &crate::bus::Topic<Event>,
+    events: &Topic<Event>,
     log: &Arc<DeadLetterLog>,
+    stats: &Arc<Stats>,
     request_of: impl Fn(&T) -> CrawlRequest + Send + Sync + 'static,
 ) {
     let (scheduler, events, log, name) =
         (scheduler.clone(), events.clone(), log.clone(), queue.name().to_string());
+    let stats = stats.clone();
     queue.on_dead_letter(move |letter| {
+        Stats::incr(&stats.dead_letters);
         let request = Arc::new(request_of(&letter.message));
         tracing::warn!(queue = %name, url = %request.url, "dead-lettered: {}", letter.reason);
         log.record(&name, &request.url, letter.deliveries, &letter.reason);

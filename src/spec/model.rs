@@ -38,12 +38,12 @@ pub struct CrawlSpec {
     /// Where the frontier lives and in which order it hands out requests.
     #[serde(default)]
     pub frontier: FrontierSpec,
-    /// Broker connection settings (Redis, Kafka, AMQP). Not supported yet: must be empty.
+    /// Broker connection settings: `redis` (Kafka and AMQP are not supported yet).
     #[serde(default)]
-    pub brokers: IndexMap<String, serde_json::Value>,
-    /// Bridges from local topics and queues to brokers. Not supported yet: must be empty.
+    pub brokers: BrokersSpec,
+    /// Bridges between local topics and brokers (`redis-pubsub` for now; docs/redis.md).
     #[serde(default)]
-    pub bridges: Vec<serde_json::Value>,
+    pub bridges: Vec<BridgeSpec>,
     /// Periodic schedules (`every`, `cron` or `solar`), run by the Clock actor.
     #[serde(default)]
     pub schedules: Vec<ScheduleSpec>,
@@ -291,6 +291,112 @@ pub enum OutputSpec {
     Jsonl(PathBuf),
     /// `- stdout`: one JSON object a line on standard output.
     Stdout,
+    /// `- redis: { key: NAME }`: RPUSH each item as JSON to a Redis list (docs/redis.md).
+    Redis(RedisOutputSpec),
+}
+
+/// `output: - redis: {...}` — items pushed to a Redis list of `brokers.redis`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RedisOutputSpec {
+    /// The list's key; `<crawl name>:items` (scrapy-redis's) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// `brokers:` — how to reach each broker. Values may use `${ENV}` (never printed).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BrokersSpec {
+    /// `redis: { url: ... }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisBrokerSpec>,
+    /// Kafka settings (not supported yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<serde_json::Value>,
+    /// AMQP settings (not supported yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amqp: Option<serde_json::Value>,
+}
+
+impl BrokersSpec {
+    /// True when no broker is configured.
+    pub fn is_empty(&self) -> bool {
+        self.redis.is_none() && self.kafka.is_none() && self.amqp.is_none()
+    }
+}
+
+/// `brokers.redis:` — one Redis server.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisBrokerSpec {
+    /// `redis://[user][:password@]host[:port][/db]`, `rediss://` for TLS, or
+    /// `redis+unix:///path`. Put the password in `${ENV}`. Never printed (nor serialised)
+    /// unmasked.
+    #[serde(serialize_with = "serialize_masked_url")]
+    pub url: String,
+    /// Connecting (and the startup PING) gives up after this long.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+}
+
+impl fmt::Debug for RedisBrokerSpec {
+    /// Masks the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBrokerSpec")
+            .field("url", &crate::bridges::redis::mask_url(&self.url))
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+fn serialize_masked_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::bridges::redis::mask_url(url))
+}
+
+/// One entry of `bridges:` — a local topic bound to an external channel.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeSpec {
+    /// `redis-pubsub` (the others are not supported yet).
+    pub kind: BridgeKind,
+    /// The local bus topic.
+    pub topic: String,
+    /// `out`: local topic -> broker; `in`: broker -> local topic.
+    pub direction: BridgeDirection,
+    /// `redis-pubsub`: the Redis channel (or, with `pattern: true`, the PSUBSCRIBE glob).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// `redis-pubsub` `in`: PSUBSCRIBE to `channel` as a glob instead of SUBSCRIBE.
+    #[serde(default)]
+    pub pattern: bool,
+    /// How often the connection is checked (a PING that must answer within this long).
+    #[serde(default = "default_health_check_interval")]
+    pub health_check_interval: HumanDuration,
+}
+
+/// The kind of a bridge.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BridgeKind {
+    /// A local topic <-> a Redis pub/sub channel or pattern.
+    RedisPubsub,
+    /// A local queue <-> a Redis list or sorted set (not supported yet).
+    RedisQueue,
+    /// A Kafka topic (not supported yet).
+    Kafka,
+    /// A RabbitMQ exchange or queue (not supported yet).
+    Amqp,
+}
+
+/// Which way a bridge carries messages.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BridgeDirection {
+    /// From the broker to the local topic.
+    In,
+    /// From the local topic to the broker.
+    Out,
 }
 
 /// `frontier:` — where the queue of requests lives.
@@ -303,6 +409,21 @@ pub struct FrontierSpec {
     /// `fifo` (breadth-first), `lifo` (depth-first) or `priority`.
     #[serde(default)]
     pub order: QueueOrder,
+    /// With `order: priority`: the first rule whose regex matches a URL gives its priority
+    /// (higher is fetched first; no match is 0; equal priorities are fifo).
+    #[serde(default)]
+    pub priorities: Vec<PriorityRule>,
+}
+
+/// One `frontier.priorities` rule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityRule {
+    /// URL regex.
+    #[serde(rename = "match")]
+    pub matches: String,
+    /// The priority of matching URLs.
+    pub priority: i32,
 }
 
 /// Which store backs the frontier.
@@ -464,4 +585,10 @@ fn default_jitter() -> HumanDuration {
 }
 fn default_max_deliveries() -> u32 {
     5
+}
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration::from_secs(5)
+}
+fn default_health_check_interval() -> HumanDuration {
+    HumanDuration::from_secs(5)
 }

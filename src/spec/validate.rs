@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::error::SpecError;
-use super::model::{CrawlSpec, FieldSelector, FrontierBackend, OutputSpec};
+use super::model::{BridgeDirection, BridgeKind, CrawlSpec, FieldSelector, FrontierBackend, OutputSpec};
 use super::tree::{Node, Seg};
 
 /// What `{sandbox}` stands for while seeds are checked (the real port is known at run time).
@@ -141,6 +141,10 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
             c.regex(&[K("scope"), K(list), I(i)], &format!("scope.{list}[{i}]"), p);
         }
     }
+    for (i, rule) in spec.frontier.priorities.iter().enumerate() {
+        let path = [K("frontier"), K("priorities"), I(i), K("match")];
+        c.regex(&path, &format!("frontier.priorities[{i}].match"), &rule.matches);
+    }
 
     // Fetch.
     let fetch = &spec.fetch;
@@ -239,7 +243,25 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
                 );
             }
         }
+        if let OutputSpec::Redis(redis) = out {
+            if redis.key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+                c.value(
+                    &[K("output"), I(i), K("redis"), K("key")],
+                    format!("output[{i}].redis.key is empty"),
+                    Some(format!("leave it out for the default `{}:items`", spec.name)),
+                );
+            }
+            if spec.brokers.redis.is_none() {
+                c.key(
+                    &[K("output"), I(i), K("redis")],
+                    format!("output[{i}] writes to Redis but `brokers.redis` is not set"),
+                    Some("add `brokers: { redis: { url: \"redis://127.0.0.1:6379/\" } }`".into()),
+                );
+            }
+        }
     }
+
+    check_brokers(&mut c, spec);
 
     // Not supported yet.
     let not_yet = "is not supported yet in this version of arachne";
@@ -250,19 +272,14 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
             Some("use `backend: local` (the default)".into()),
         );
     }
-    if !spec.brokers.is_empty() {
-        c.key(
-            &[K("brokers")],
-            format!("'brokers' {not_yet}"),
-            Some("remove it, or leave it empty: `brokers: {}`".into()),
-        );
-    }
-    if !spec.bridges.is_empty() {
-        c.key(
-            &[K("bridges")],
-            format!("'bridges' {not_yet}"),
-            Some("remove it, or leave it empty: `bridges: []`".into()),
-        );
+    for broker in ["kafka", "amqp"] {
+        if c.present(&[K("brokers"), K(broker)]) {
+            c.key(
+                &[K("brokers"), K(broker)],
+                format!("'brokers.{broker}' {not_yet}"),
+                Some("only `brokers.redis` is supported for now: remove it".into()),
+            );
+        }
     }
 
     check_schedules(&mut c, spec);
@@ -281,6 +298,116 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
     }
 
     c.errors
+}
+
+/// `brokers:` and `bridges:` — a usable Redis URL; each bridge of a supported kind, with
+/// what its kind needs.
+fn check_brokers(c: &mut Check<'_>, spec: &CrawlSpec) {
+    use Seg::{I, K};
+    if let Some(redis) = &spec.brokers.redis {
+        if let Err(reason) = crate::bridges::redis::check_url(&redis.url) {
+            c.value(
+                &[K("brokers"), K("redis"), K("url")],
+                format!("brokers.redis.url is not a usable Redis URL: {reason}"),
+                Some("e.g. `redis://127.0.0.1:6379/0`, `rediss://:${REDIS_PASSWORD}@host:6380/`".into()),
+            );
+        }
+        if redis.connect_timeout.0.is_zero() {
+            c.value(
+                &[K("brokers"), K("redis"), K("connect_timeout")],
+                "brokers.redis.connect_timeout must be longer than 0".into(),
+                None,
+            );
+        }
+    }
+    let mut inbound: HashMap<&str, usize> = HashMap::new();
+    for (i, b) in spec.bridges.iter().enumerate() {
+        let at = |k| [K("bridges"), I(i), K(k)];
+        if b.kind != BridgeKind::RedisPubsub {
+            c.value(
+                &at("kind"),
+                format!(
+                    "bridges[{i}]: kind '{}' is not supported yet in this version of arachne",
+                    bridge_kind_name(b.kind)
+                ),
+                Some("only `redis-pubsub` is supported for now".into()),
+            );
+            continue;
+        }
+        if spec.brokers.redis.is_none() {
+            c.key(
+                &at("kind"),
+                format!("bridges[{i}] is a Redis bridge but `brokers.redis` is not set"),
+                Some("add `brokers: { redis: { url: \"redis://127.0.0.1:6379/\" } }`".into()),
+            );
+        }
+        let topic = b.topic.trim();
+        if topic.is_empty() {
+            c.value(&at("topic"), format!("bridges[{i}].topic is empty"), None);
+        } else if b.direction == BridgeDirection::In {
+            if RESERVED_TOPICS.contains(&topic) {
+                c.value(
+                    &at("topic"),
+                    format!(
+                        "bridges[{i}]: an inbound bridge cannot publish on the crawl's own topic '{topic}'"
+                    ),
+                    Some(format!(
+                        "inbound messages go to a topic of their own, e.g. `remote.{topic}` (reserved: {})",
+                        RESERVED_TOPICS.join(", ")
+                    )),
+                );
+            } else if let Some(first) = inbound.insert(topic, i) {
+                c.value(
+                    &at("topic"),
+                    format!("bridges[{i}]: topic '{topic}' is already fed by bridges[{first}]"),
+                    Some("give each inbound bridge its own topic, or use one `pattern: true` bridge".into()),
+                );
+            }
+        } else if matches!(topic, "requests" | "pages") {
+            c.value(
+                &at("topic"),
+                format!("bridges[{i}]: '{topic}' is a queue, which a redis-pubsub bridge cannot carry"),
+                Some("bridge a topic: `events`, `items`, `schedules`, or one of your own".into()),
+            );
+        }
+        match b.channel.as_deref().map(str::trim) {
+            None | Some("") => c.key(
+                &[K("bridges"), I(i)],
+                format!("bridges[{i}] (redis-pubsub) has no `channel`"),
+                Some("add the Redis channel, e.g. `channel: \"arachne:events\"`".into()),
+            ),
+            Some(channel) => {
+                if b.pattern && b.direction == BridgeDirection::Out {
+                    c.value(
+                        &at("pattern"),
+                        format!("bridges[{i}]: `pattern: true` applies to inbound bridges only"),
+                        Some("an outbound bridge PUBLISHes to one channel: remove `pattern`".into()),
+                    );
+                }
+                if b.pattern {
+                    if let Err(e) = crate::bus::Pattern::new(channel) {
+                        c.value(&at("channel"), format!("bridges[{i}]: bad channel pattern: {e}"), None);
+                    }
+                }
+            }
+        }
+        if b.health_check_interval.0.is_zero() {
+            c.value(
+                &at("health_check_interval"),
+                format!("bridges[{i}].health_check_interval must be longer than 0"),
+                Some("e.g. `health_check_interval: 5s`".into()),
+            );
+        }
+    }
+}
+
+fn bridge_kind_name(k: BridgeKind) -> &'static str {
+    match k {
+        BridgeKind::RedisPubsub => "redis-pubsub",
+        BridgeKind::RedisQueue => "redis-queue",
+        BridgeKind::Kafka => "kafka",
+        BridgeKind::Amqp => "amqp",
+    }
 }
 
 fn backend_name(b: FrontierBackend) -> &'static str {

@@ -84,7 +84,11 @@ pub struct Supervisor {
     reports_tx: UnboundedSender<Report>,
     reports: UnboundedReceiver<Report>,
     history: VecDeque<Instant>,
+    on_restart: Option<RestartHook>,
 }
+
+/// Told of every restart: the child's name and the reason.
+type RestartHook = Box<dyn Fn(&str, &str) + Send>;
 
 impl Supervisor {
     /// A supervisor with no children yet; restarts are counted in `stats`.
@@ -99,7 +103,13 @@ impl Supervisor {
             reports_tx,
             reports,
             history: VecDeque::new(),
+            on_restart: None,
         }
+    }
+
+    /// Calls `hook(child, reason)` on every restart (the runtime publishes them on `events`).
+    pub fn on_restart(&mut self, hook: impl Fn(&str, &str) + Send + 'static) {
+        self.on_restart = Some(Box::new(hook));
     }
 
     /// The children started so far, in start order.
@@ -185,6 +195,9 @@ impl Supervisor {
 
     fn note_restart(&mut self, child: &str, reason: &str) -> Result<(), Escalation> {
         Stats::incr(&self.stats.restarts);
+        if let Some(hook) = &self.on_restart {
+            hook(child, reason);
+        }
         let now = Instant::now();
         self.history.push_back(now);
         while self.history.front().is_some_and(|t| now.duration_since(*t) > self.config.within) {
