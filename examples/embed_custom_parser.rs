@@ -3,8 +3,7 @@
 //! The crawl spec only says *where* to crawl (the built-in sandbox shop); a `PageParser`
 //! of our own replaces the YAML `parse:` rules, and an `ItemSink` of our own collects the
 //! items in memory instead of the spec's `output:`. The run is checked against the
-//! sandbox's truth: exactly one item per product page, each with the
-//! right title and a price.
+//! sandbox's truth: one item per product page, each with the right title and a price.
 //!
 //!     cargo run --example embed_custom_parser
 

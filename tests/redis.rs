@@ -160,7 +160,10 @@ fn unique(prefix: &str) -> String {
 }
 
 fn conn(url: &str) -> redis::Connection {
-    redis::Client::open(url).expect("client").get_connection_with_timeout(Duration::from_secs(5)).expect("connect")
+    redis::Client::open(url)
+        .expect("client")
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("connect")
 }
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
@@ -237,8 +240,10 @@ fn sink_pushes_every_item_to_a_list() {
 
     let mut c = conn(&redis.url);
     let default_key = format!("{name}:items");
-    let listed: Vec<String> = redis::cmd("LRANGE").arg(&default_key).arg(0).arg(-1).query(&mut c).expect("LRANGE");
-    let other: Vec<String> = redis::cmd("LRANGE").arg(&other_key).arg(0).arg(-1).query(&mut c).expect("LRANGE");
+    let listed: Vec<String> =
+        redis::cmd("LRANGE").arg(&default_key).arg(0).arg(-1).query(&mut c).expect("LRANGE");
+    let other: Vec<String> =
+        redis::cmd("LRANGE").arg(&other_key).arg(0).arg(-1).query(&mut c).expect("LRANGE");
     let file = std::fs::read_to_string(dir.path().join("items.jsonl")).expect("items.jsonl");
     let mut from_file: Vec<Value> = file.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
     let mut from_redis: Vec<Value> = listed.iter().map(|l| serde_json::from_str(l).expect("json")).collect();
@@ -254,7 +259,8 @@ fn sink_pushes_every_item_to_a_list() {
 
 #[test]
 fn wrong_password_or_unreachable_fails_before_crawling() {
-    let Some(server) = own_server("wrong_password_or_unreachable_fails_before_crawling", &["--requirepass", "s3cret-pw"])
+    let Some(server) =
+        own_server("wrong_password_or_unreachable_fails_before_crawling", &["--requirepass", "s3cret-pw"])
     else {
         return;
     };
@@ -263,7 +269,11 @@ fn wrong_password_or_unreachable_fails_before_crawling() {
     let out = "output:\n  - redis: {}\nbrokers:\n  redis: { url: \"${REDIS_URL}\", connect_timeout: 2s }\n";
     let bridge = "output: []\nbrokers:\n  redis: { url: \"${REDIS_URL}\" }\nbridges:\n  - { kind: redis-pubsub, topic: events, channel: ev, direction: out }\n";
     let cases: Vec<(String, &str, &str)> = vec![
-        (format!("redis://:wrong-pw@127.0.0.1:{port}/"), out, "refused the credentials: wrong user name or password"),
+        (
+            format!("redis://:wrong-pw@127.0.0.1:{port}/"),
+            out,
+            "refused the credentials: wrong user name or password",
+        ),
         (format!("redis://127.0.0.1:{port}/"), out, "requires a password and the URL gives none"),
         (format!("redis://:wrong-pw@127.0.0.1:{port}/"), bridge, "refused the credentials"),
         (format!("redis://127.0.0.1:{}/", free_port()), out, "cannot reach Redis at redis://127.0.0.1:"),
@@ -289,8 +299,14 @@ fn wrong_password_or_unreachable_fails_before_crawling() {
 
     // A URL that is not one is a spec error (exit 2), password masked.
     let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, crawl_spec("bad", "output: [ { redis: {} } ]\nbrokers: { redis: { url: \"http://:wrong-pw@h/\" } }\n"))
-        .expect("write");
+    std::fs::write(
+        &path,
+        crawl_spec(
+            "bad",
+            "output: [ { redis: {} } ]\nbrokers: { redis: { url: \"http://:wrong-pw@h/\" } }\n",
+        ),
+    )
+    .expect("write");
     let out = arachne().arg("validate").arg(&path).output().expect("validate");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -299,7 +315,9 @@ fn wrong_password_or_unreachable_fails_before_crawling() {
 
 #[test]
 fn broker_errors_say_what_is_wrong() {
-    let Some(server) = own_server("broker_errors_say_what_is_wrong", &["--requirepass", "pw"]) else { return };
+    let Some(server) = own_server("broker_errors_say_what_is_wrong", &["--requirepass", "pw"]) else {
+        return;
+    };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let check = |url: String| {
         let broker = RedisBroker::new(&url)?.with_connect_timeout(Duration::from_secs(2));
@@ -387,7 +405,10 @@ async fn inbound_bridge_publishes_on_a_local_topic() {
     let concrete = glob.replace('*', "a.b");
     publish(&redis.url, &concrete, "[1,2]");
     let m = recv(&pattern_sub).await;
-    assert_eq!((m.channel.as_str(), m.pattern.as_deref(), &m.payload), (concrete.as_str(), Some(glob.as_str()), &json!([1, 2])));
+    assert_eq!(
+        (m.channel.as_str(), m.pattern.as_deref(), &m.payload),
+        (concrete.as_str(), Some(glob.as_str()), &json!([1, 2]))
+    );
     assert_eq!(counters.forwarded.load(Ordering::Relaxed), 2);
 }
 
@@ -398,13 +419,16 @@ async fn recv(sub: &Subscription<ChannelMessage>) -> ChannelMessage {
 
 #[actix::test]
 async fn inbound_bridge_survives_client_kill_and_a_hung_server() {
-    let Some(server) = own_server("inbound_bridge_survives_client_kill_and_a_hung_server", &[]) else { return };
+    let Some(server) = own_server("inbound_bridge_survives_client_kill_and_a_hung_server", &[]) else {
+        return;
+    };
     let url = server.url();
     let broker = RedisBroker::new(&url).expect("broker").with_connect_timeout(Duration::from_millis(500));
     let topic: Topic<ChannelMessage> = Topic::new("remote");
     let sub = topic.subscribe(64, Overflow::Block);
     let every = Duration::from_millis(300);
-    let bridge = PubSubBridge::inbound(&broker, PubSubOptions::channel("alerts").health_check_interval(every), topic);
+    let bridge =
+        PubSubBridge::inbound(&broker, PubSubOptions::channel("alerts").health_check_interval(every), topic);
     let c = bridge.counters();
     let _addr = bridge.start();
     wait_until_async("subscribed", || c.is_connected()).await;
@@ -412,10 +436,13 @@ async fn inbound_bridge_survives_client_kill_and_a_hung_server() {
     assert_eq!(recv(&sub).await.payload, json!(1));
 
     // The server closes the subscriber's connection: noticed, resubscribed.
-    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query(&mut conn(&url)).expect("KILL");
+    let killed: i64 =
+        redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query(&mut conn(&url)).expect("KILL");
     assert_eq!(killed, 1);
-    wait_until_async("resubscribed after CLIENT KILL", || c.reconnects.load(Ordering::Relaxed) == 1 && c.is_connected())
-        .await;
+    wait_until_async("resubscribed after CLIENT KILL", || {
+        c.reconnects.load(Ordering::Relaxed) == 1 && c.is_connected()
+    })
+    .await;
     assert_eq!(c.disconnects.load(Ordering::Relaxed), 1);
     wait_until_async("NUMSUB back to 1", || numsub(&url, "alerts") == 1).await;
     publish(&url, "alerts", "2");
@@ -424,13 +451,16 @@ async fn inbound_bridge_survives_client_kill_and_a_hung_server() {
     // A hung server closes nothing: only the heartbeat (PING unanswered) can tell.
     server.signal("STOP");
     let hung = Instant::now();
-    wait_until_async("heartbeat notices the hang", || c.health_checks_failed.load(Ordering::Relaxed) >= 1).await;
+    wait_until_async("heartbeat notices the hang", || c.health_checks_failed.load(Ordering::Relaxed) >= 1)
+        .await;
     let noticed = hung.elapsed();
     assert!(noticed <= every * 2 + Duration::from_millis(400), "noticed after {noticed:?}");
     assert!(!c.is_connected());
     server.signal("CONT");
-    wait_until_async("resubscribed after the hang", || c.reconnects.load(Ordering::Relaxed) >= 2 && c.is_connected())
-        .await;
+    wait_until_async("resubscribed after the hang", || {
+        c.reconnects.load(Ordering::Relaxed) >= 2 && c.is_connected()
+    })
+    .await;
     wait_until_async("one subscriber", || numsub(&url, "alerts") >= 1).await;
     publish(&url, "alerts", "3");
     // The old connection may still deliver "3" too once the server runs again; take the
@@ -466,7 +496,8 @@ async fn outbound_bridge_counts_what_it_drops_while_redis_is_down() {
                 continue;
             };
             let mut ps = con.as_pubsub();
-            if ps.subscribe("out").is_err() || ps.set_read_timeout(Some(Duration::from_millis(200))).is_err() {
+            if ps.subscribe("out").is_err() || ps.set_read_timeout(Some(Duration::from_millis(200))).is_err()
+            {
                 continue;
             }
             if tx.send("subscribed".into()).is_err() {
@@ -485,9 +516,9 @@ async fn outbound_bridge_counts_what_it_drops_while_redis_is_down() {
             }
         }
     });
-    assert_eq!(rx.recv_timeout(WAIT).expect("listener"), "subscribed");
+    assert_eq!(next_line(&rx).await, "subscribed");
     topic.publish(json!({"n": 1})).await;
-    assert_eq!(rx.recv_timeout(WAIT).expect("first"), r#"{"n":1}"#);
+    assert_eq!(next_line(&rx).await, r#"{"n":1}"#);
 
     let mut restart = tokio::task::spawn_blocking(move || {
         server.restart();
@@ -507,13 +538,13 @@ async fn outbound_bridge_counts_what_it_drops_while_redis_is_down() {
     wait_until_async("a dead connection was noticed", || c.disconnects.load(Ordering::Relaxed) >= 1).await;
     loop {
         // Skip what arrived before the restart and the listener's re-subscription.
-        if rx.recv_timeout(WAIT).expect("listener back") == "subscribed" {
+        if next_line(&rx).await == "subscribed" {
             break;
         }
     }
     topic.publish(json!({"n": "after"})).await;
     let got = loop {
-        let m = rx.recv_timeout(WAIT).expect("after the restart");
+        let m = next_line(&rx).await;
         if m.contains("after") {
             break m;
         }
@@ -526,6 +557,21 @@ async fn outbound_bridge_counts_what_it_drops_while_redis_is_down() {
     drop(rx);
     drop(server);
     let _ = listener.join();
+}
+
+/// The listener thread's next line, without blocking the actor system's thread.
+async fn next_line(rx: &mpsc::Receiver<String>) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match rx.try_recv() {
+            Ok(line) => return line,
+            Err(mpsc::TryRecvError::Disconnected) => panic!("the listener thread ended"),
+            Err(mpsc::TryRecvError::Empty) => {
+                assert!(Instant::now() < deadline, "timed out waiting for the listener");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
 }
 
 /// A user actor that forwards a bus topic to a channel of the test.
@@ -582,7 +628,9 @@ schedules:
             })
         })
         .actor("forward", move |bus: &Bus| Forward {
-            sub: Some(bus.topic::<ChannelMessage>("remote.in").expect("topic").subscribe(16, Overflow::Block)),
+            sub: Some(
+                bus.topic::<ChannelMessage>("remote.in").expect("topic").subscribe(16, Overflow::Block),
+            ),
             tx: forward_tx,
         });
     let stop = builder.stop_handle();

@@ -447,6 +447,26 @@ mod tests {
     }
 
     #[test]
+    fn priority_rules_order_each_host() {
+        let s = spec(|s| {
+            s.frontier.order = QueueOrder::Priority;
+            s.frontier.priorities =
+                vec![crate::spec::PriorityRule { matches: "/item/".into(), priority: 10 }];
+        });
+        let mut f = frontier(&s);
+        for u in ["http://a.test/list", "http://a.test/item/1", "http://a.test/list2", "http://a.test/item/2"]
+        {
+            f.admit(&url(u), 0, vec![]);
+        }
+        let mut order = Vec::new();
+        while let Next::Request(r) = f.next(Instant::now()) {
+            order.push(r.url.path().to_string());
+            f.finished(&r.host);
+        }
+        assert_eq!(order, ["/item/1", "/item/2", "/list", "/list2"]);
+    }
+
+    #[test]
     fn rate_limit_waits() {
         let s = spec(|s| s.fetch.per_host.rate = 2.0);
         let mut f = frontier(&s);

@@ -59,6 +59,15 @@ pub struct Item {
 }
 
 impl Item {
+    /// An item of `page`, made by `rule` (a user parser's name for it), with its fields.
+    pub fn new(
+        rule: impl Into<String>,
+        page: &Page,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        Self { rule: rule.into(), fields, url: page.url().to_string(), fetched_at: page.fetched_at }
+    }
+
     /// The item as one JSON line, with its trailing newline.
     pub fn to_json_line(&self) -> Vec<u8> {
         // Serialising a map of JSON values and strings cannot fail.

@@ -40,6 +40,7 @@ impl Runtime {
             ctrl_c: false,
             stop_after: None,
             stop: Arc::new(stop_tx),
+            bus: Bus::new(),
             state_dir: None,
             chaos: Chaos::default(),
         }
@@ -68,6 +69,7 @@ pub struct RuntimeBuilder {
     pub(crate) ctrl_c: bool,
     pub(crate) stop_after: Option<Duration>,
     pub(crate) stop: Arc<watch::Sender<bool>>,
+    pub(crate) bus: Bus,
     pub(crate) state_dir: Option<PathBuf>,
     pub(crate) chaos: Chaos,
 }
@@ -92,9 +94,19 @@ impl RuntimeBuilder {
     }
 
     /// Adds an actor of your own, built by `make` with the run's bus, started on the main
-    /// arbiter under the root supervisor (permanent: restarted after a panic, with the same
-    /// address, `Supervised::restarting` then `started` called again).
-    pub fn actor<A, F>(mut self, name: impl Into<String>, make: F) -> Self
+    /// arbiter under the root supervisor as a transient child: restarted after a panic (same
+    /// address; `Supervised::restarting` then `started` run again), not when it stops by
+    /// itself (as actix stream handlers do when their topic closes at the end of the run).
+    pub fn actor<A, F>(self, name: impl Into<String>, make: F) -> Self
+    where
+        A: Actor<Context = Context<A>> + Supervised,
+        F: FnOnce(&Bus) -> A + Send + 'static,
+    {
+        self.actor_with_restart(name, Restart::Transient, make)
+    }
+
+    /// [`RuntimeBuilder::actor`] with another restart type.
+    pub fn actor_with_restart<A, F>(mut self, name: impl Into<String>, restart: Restart, make: F) -> Self
     where
         A: Actor<Context = Context<A>> + Supervised,
         F: FnOnce(&Bus) -> A + Send + 'static,
@@ -102,9 +114,15 @@ impl RuntimeBuilder {
         let name = name.into();
         self.actors.push(Box::new(move |sup: &mut Supervisor, arbiter: &ArbiterHandle, bus: &Bus| {
             let bus = bus.clone();
-            sup.start(name, Restart::Permanent, arbiter, move |_| make(&bus));
+            sup.start(name, restart, arbiter, move |_| make(&bus));
         }));
         self
+    }
+
+    /// The run's bus, to create topics and subscriptions before the run starts (where an
+    /// error can be handled with `?`).
+    pub fn bus(&self) -> &Bus {
+        &self.bus
     }
 
     /// Shows the live progress line on standard error (off by default).

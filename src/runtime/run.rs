@@ -11,7 +11,7 @@ use url::Url;
 use super::builder::{open_outputs, RuntimeBuilder};
 use super::dead_letters::DeadLetterLog;
 use super::error::RunError;
-use crate::bus::{Bus, Overflow, Queue, QueueConfig, Topic};
+use crate::bus::{Overflow, Queue, QueueConfig, Topic};
 use crate::crawl::clock::Clock;
 use crate::crawl::fetcher::{FetchShared, Fetcher};
 use crate::crawl::frontier::{Frontier, Scope};
@@ -127,7 +127,7 @@ impl Run {
         sinks.append(&mut builder.sinks);
         let stats = Arc::new(Stats::default());
         let chaos = Arc::new(builder.chaos.clone());
-        let bus = Bus::new();
+        let bus = builder.bus.clone();
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let concurrency = spec.fetch.concurrency.max(1) as usize;
         let max_deliveries = spec.supervision.max_deliveries;
@@ -279,8 +279,7 @@ impl Run {
         requests.close();
         pages.close();
         drain(&pages).await;
-        items.close();
-        events.close();
+        bus.close();
         let mut sink_error = None;
         for done in sinks_done {
             let failure = match tokio::time::timeout(DRAIN_TIMEOUT, done).await {

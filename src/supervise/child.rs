@@ -101,6 +101,7 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> 
                 if this.restart == Restart::Permanent && blame::restarting(|| this.fut.restart()) {
                     let _ =
                         this.reports.send(Report::Restarted { index: this.index, reason: "stopped".into() });
+                    this.back_off();
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
@@ -115,17 +116,22 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> 
                     return Poll::Ready(());
                 }
                 let _ = this.reports.send(Report::Panicked { index: this.index, reason, restarted: true });
-                // A panic soon after the last restart is a crash loop: back off more each
-                // time, so it doesn't spin a core while the supervisor decides whether to
-                // escalate. An actor that ran a while before panicking restarts at once.
-                let now = Instant::now();
-                let in_a_row = this.last_panic.is_some_and(|t| now.duration_since(t) < CRASH_LOOP_GAP);
-                this.consecutive = if in_a_row { this.consecutive.saturating_add(1) } else { 0 };
-                let delay = Duration::from_millis(if in_a_row { 1u64 << this.consecutive.min(9) } else { 1 });
-                this.backoff = Some(Box::pin(tokio::time::sleep(delay)));
+                this.back_off();
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
         }
+    }
+}
+
+impl<A: Actor<Context = Context<A>> + Supervised> SupervisedActor<A> {
+    /// A failure soon after the last restart is a crash loop: back off more each time, so it
+    /// doesn't spin a core while the supervisor decides whether to escalate. An actor that
+    /// ran a while before failing restarts at once.
+    fn back_off(&mut self) {
+        let in_a_row = self.last_panic.is_some_and(|t| t.elapsed() < CRASH_LOOP_GAP);
+        self.consecutive = if in_a_row { self.consecutive.saturating_add(1) } else { 0 };
+        let delay = Duration::from_millis(if in_a_row { 1u64 << self.consecutive.min(9) } else { 1 });
+        self.backoff = Some(Box::pin(tokio::time::sleep(delay)));
     }
 }
