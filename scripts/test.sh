@@ -27,5 +27,11 @@ export ARACHNE_TEST_REDIS_URL="$REDIS_URL"
 echo "$ARACHNE_TEST_REDIS_URL (pid $REDIS_PID)"
 
 step "cargo test (unit, integration, doc tests)"
-cargo test --all-targets --quiet 2>&1 | tee /tmp/arachne-test.log
-cargo test --doc --quiet
+log=target/test-output.log
+mkdir -p target
+cargo test --all-targets --quiet 2>&1 | tee "$log"
+cargo test --doc --quiet 2>&1 | tee -a "$log"
+
+# One closing line for the whole suite.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "\ntotal: %d passed, %d failed\n", p, f }' "$log"

@@ -487,9 +487,11 @@ async fn outbound_bridge_counts_what_it_drops_while_redis_is_down() {
 
     let (tx, rx) = mpsc::channel::<String>();
     let listen_url = url.clone();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let listening = done.clone();
     let listener = std::thread::spawn(move || {
-        // Re-subscribes across the restart; ends when the test drops `rx`.
-        loop {
+        // Re-subscribes across the restart; ends when the test sets `done`.
+        while !listening.load(Ordering::Relaxed) {
             let Ok(client) = redis::Client::open(listen_url.as_str()) else { return };
             let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
                 std::thread::sleep(Duration::from_millis(50));
@@ -503,7 +505,7 @@ async fn outbound_bridge_counts_what_it_drops_while_redis_is_down() {
             if tx.send("subscribed".into()).is_err() {
                 return;
             }
-            loop {
+            while !listening.load(Ordering::Relaxed) {
                 match ps.get_message() {
                     Ok(m) => {
                         if tx.send(String::from_utf8_lossy(m.get_payload_bytes()).into_owned()).is_err() {
@@ -554,7 +556,7 @@ async fn outbound_bridge_counts_what_it_drops_while_redis_is_down() {
     let undelivered = c.undelivered.load(Ordering::Relaxed);
     assert!(undelivered >= 1, "some messages were published while Redis was down");
     assert_eq!(forwarded + undelivered, sent + 1, "every message is either carried or counted");
-    drop(rx);
+    done.store(true, Ordering::Relaxed);
     drop(server);
     let _ = listener.join();
 }

@@ -276,12 +276,12 @@ fn duplicate_item_names_and_rules_without_fields() {
 #[test]
 fn not_supported_yet() {
     let errors = errors_of(&format!(
-        "{BASE}frontier: {{ backend: redis }}\nbrokers:\n  redis: {{ url: \"redis://localhost\" }}\nbridges:\n  - {{ queue: requests, redis: crawl }}\nschedules:\n  - {{ name: refresh, every: 6h, action: reseed }}\n"
+        "{BASE}frontier: {{ backend: redis }}\nbrokers:\n  redis: {{ url: \"redis://localhost\" }}\n  kafka: {{ brokers: \"k:9092\" }}\nbridges:\n  - {{ kind: kafka, topic: events, direction: out }}\nschedules:\n  - {{ name: refresh, every: 6h, action: reseed }}\n"
     ));
     let places: Vec<_> = errors.iter().map(|e| (e.line, e.column)).collect();
     assert_eq!(
         places,
-        vec![(Some(3), Some(22)), (Some(4), Some(1)), (Some(6), Some(1))],
+        vec![(Some(3), Some(22)), (Some(6), Some(3)), (Some(8), Some(13))],
         "{}",
         SpecErrors(errors.clone())
     );
@@ -289,7 +289,8 @@ fn not_supported_yet() {
         assert_says(e, &["not supported yet in this version of arachne"]);
     }
     assert_says(&errors[0], &["frontier.backend 'redis'"]);
-    assert_says(&errors[1], &["'brokers'"]);
+    assert_says(&errors[1], &["'brokers.kafka'"]);
+    assert_says(&errors[2], &["kind 'kafka'"]);
     // Empty ones are fine, as in the design's example.
     ok(&format!("{BASE}brokers: {{}}\nbridges: []\nschedules: []\nfrontier: {{ backend: local }}\n"));
 }

@@ -14,7 +14,6 @@ use actix::ArbiterHandle;
 
 use crate::bus::Bus;
 use crate::observe::Stats;
-use crate::runtime::RunError;
 use crate::spec::{BridgeKind, CrawlSpec};
 use crate::supervise::{Restart, Supervisor};
 
@@ -69,14 +68,6 @@ pub enum BridgeError {
     /// The bridge's local topic exists with another message type.
     #[error(transparent)]
     Bus(#[from] crate::bus::WrongType),
-}
-
-/// Until the run's error type has a variant of its own for brokers, a bridge error ends the
-/// run as a failed run (exit 1), with the bridge's message.
-impl From<BridgeError> for RunError {
-    fn from(e: BridgeError) -> Self {
-        RunError::Sink(e.to_string())
-    }
 }
 
 /// Starts the spec's `bridges:` under `sup` on `arbiter`: first checks each broker they

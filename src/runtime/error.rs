@@ -55,6 +55,9 @@ pub enum RunError {
     /// A schedule could not be set up.
     #[error("bad schedule: {0}")]
     Schedule(String),
+    /// A broker could not be reached or refused us (checked before the crawl starts).
+    #[error("broker: {0}")]
+    Broker(#[from] crate::bridges::BridgeError),
     /// A sink could not write its items.
     #[error("the run failed: {0}")]
     Sink(String),
