@@ -5,6 +5,7 @@
 //! Passwords are never printed: every URL in a log line or an error goes through
 //! [`mask_url`].
 
+pub mod frontier;
 mod pubsub;
 mod sink;
 

@@ -1,0 +1,1038 @@
+//! The Redis frontier store: a crawl's request queue and seen-set in Redis, shared by any
+//! number of processes, with reliable (leased) pops. A reliable scrapy-redis.
+//!
+//! Not wired into the scheduler yet: [`RedisFrontier`] is the store alone. docs/redis.md
+//! ("The Redis frontier store") describes the keys, the Lua scripts, the guarantees and what
+//! is and is not compatible with scrapy-redis.
+//!
+//! Every operation that touches more than one key is ONE Lua script call (atomic on the
+//! server), so a batch costs one round trip: [`RedisFrontier::admit`] (dedup + push),
+//! [`RedisFrontier::lease`] (pop + lease), [`RedisFrontier::reap`] (expired leases back to
+//! the head of the queue) and [`RedisFrontier::renew`]. Lease expiry is computed from the
+//! server's `TIME` inside the scripts, so the clocks of the processes do not matter.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::{RedisError, Script};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use url::Url;
+
+use super::{Backoff, RedisBroker};
+use crate::bridges::BridgeError;
+use crate::crawl::urls::Fingerprint;
+use crate::spec::QueueOrder;
+use crate::state::PendingRequest;
+
+/// How long a call keeps trying to reconnect to a Redis that went away before it fails.
+pub const DEFAULT_RECONNECT_BUDGET: Duration = Duration::from_secs(30);
+
+/// The most expired leases one [`RedisFrontier::reap`] call moves back (it returns how many
+/// it moved; call again while it returns this many).
+pub const REAP_LIMIT: usize = 1000;
+
+/// Why a frontier operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontierError {
+    /// Redis could not be reached (within the reconnect budget), or answered with an error.
+    #[error(transparent)]
+    Broker(#[from] BridgeError),
+    /// A request could not be turned into JSON.
+    #[error("cannot serialise the request for {url}: {source}")]
+    Encode {
+        /// The request's URL.
+        url: String,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+    /// A queue entry or a script's answer is not what this store writes.
+    #[error("unexpected data in Redis key {key}: {detail}")]
+    Corrupt {
+        /// The key it came from.
+        key: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+/// A `Result` with a [`FrontierError`].
+pub type Result<T> = std::result::Result<T, FrontierError>;
+
+/// Which key names and value formats the store uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// arachne's own: `arachne:<name>:queue`, `:seen` (32-hex xxh3 fingerprints),
+    /// `:leases`, `:lease_seq`, `:seq`, `:start_urls`, `:items`.
+    #[default]
+    Native,
+    /// scrapy-redis's names and types: `<name>:requests` (a sorted set scored by negative
+    /// priority for `priority`, a list for `fifo`/`lifo`), `<name>:dupefilter` (40-hex SHA1
+    /// Scrapy request fingerprints, [`scrapy_fingerprint`]), `<name>:start_urls`,
+    /// `<name>:items`; requests as JSON. The leases live in `<name>:arachne:leases` (and
+    /// `<name>:arachne:lease_seq`), keys scrapy-redis does not know.
+    ScrapyRedis,
+}
+
+/// A lease on one request, as [`RedisFrontier::lease`] handed it out: give it back to
+/// [`RedisFrontier::ack`] or [`RedisFrontier::renew`]. It is the lease's member in the
+/// leases sorted set (`<lease id>|<score>|<queue entry>`), unique per lease, so an ack or a
+/// renew that comes after the lease expired and was handed to someone else does nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LeaseToken(String);
+
+impl LeaseToken {
+    /// The member text in the leases sorted set.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A leased request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    /// The lease, for [`RedisFrontier::ack`] and [`RedisFrontier::renew`].
+    pub token: LeaseToken,
+    /// The request.
+    pub request: PendingRequest,
+    /// Its priority (0 unless it was admitted with one).
+    pub priority: i32,
+}
+
+/// What a frontier handle did to survive its connection, shared (read any time).
+#[derive(Debug, Default)]
+pub struct FrontierCounters {
+    /// Connections found broken (an I/O error, a dropped connection, a timeout).
+    pub disconnects: AtomicU64,
+    /// Successful reconnections.
+    pub reconnects: AtomicU64,
+    /// Calls sent again after a reconnection.
+    pub retried_calls: AtomicU64,
+}
+
+impl FrontierCounters {
+    /// `reconnects` now.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// `disconnects` now.
+    pub fn disconnects(&self) -> u64 {
+        self.disconnects.load(Ordering::Relaxed)
+    }
+}
+
+/// The Redis keys of one frontier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontierKeys {
+    /// The request queue (a list, or a sorted set for `priority`).
+    pub queue: String,
+    /// The seen-set (dupefilter).
+    pub seen: String,
+    /// The leases: a sorted set of lease tokens scored by expiry (ms since the epoch, the
+    /// server's clock).
+    pub leases: String,
+    /// The counter that numbers leases.
+    pub lease_seq: String,
+    /// The counter that orders equal priorities (native `priority` only).
+    pub seq: String,
+    /// The start URLs list.
+    pub start_urls: String,
+    /// The items list (for the sink; the store does not touch it).
+    pub items: String,
+}
+
+impl FrontierKeys {
+    /// The keys of frontier `name` in `layout`.
+    pub fn new(name: &str, layout: Layout) -> Self {
+        match layout {
+            Layout::Native => {
+                let k = |s: &str| format!("arachne:{name}:{s}");
+                Self {
+                    queue: k("queue"),
+                    seen: k("seen"),
+                    leases: k("leases"),
+                    lease_seq: k("lease_seq"),
+                    seq: k("seq"),
+                    start_urls: k("start_urls"),
+                    items: k("items"),
+                }
+            }
+            Layout::ScrapyRedis => Self {
+                queue: format!("{name}:requests"),
+                seen: format!("{name}:dupefilter"),
+                leases: format!("{name}:arachne:leases"),
+                lease_seq: format!("{name}:arachne:lease_seq"),
+                seq: format!("{name}:arachne:seq"),
+                start_urls: format!("{name}:start_urls"),
+                items: format!("{name}:items"),
+            },
+        }
+    }
+}
+
+/// How the scripts push, pop and return entries: (push side, pop side) of a list, or a
+/// sorted set with or without a sequence prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A list: push with `LPUSH` (`true`) or `RPUSH`; pop with `LPOP` (`true`) or `RPOP`.
+    List { push_left: bool, pop_left: bool },
+    /// A sorted set scored by `-priority`; `seq`: members are `<16-hex seq>|<json>` so that
+    /// equal priorities pop in admission order.
+    Zset { seq: bool },
+}
+
+impl Mode {
+    fn of(order: QueueOrder, layout: Layout) -> Self {
+        match (order, layout) {
+            // Native fifo: RPUSH + LPOP. scrapy-redis's FifoQueue: LPUSH + RPOP.
+            (QueueOrder::Fifo, Layout::Native) => Mode::List { push_left: false, pop_left: true },
+            (QueueOrder::Fifo, Layout::ScrapyRedis) => Mode::List { push_left: true, pop_left: false },
+            // Lifo: LPUSH + LPOP in both (scrapy-redis's LifoQueue).
+            (QueueOrder::Lifo, _) => Mode::List { push_left: true, pop_left: true },
+            (QueueOrder::Priority, Layout::Native) => Mode::Zset { seq: true },
+            (QueueOrder::Priority, Layout::ScrapyRedis) => Mode::Zset { seq: false },
+        }
+    }
+
+    /// The mode argument of the scripts.
+    fn arg(self) -> &'static str {
+        match self {
+            Mode::List { push_left: true, pop_left: true } => "LL",
+            Mode::List { push_left: false, pop_left: true } => "RL",
+            Mode::List { push_left: true, pop_left: false } => "LR",
+            Mode::List { push_left: false, pop_left: false } => "RR",
+            Mode::Zset { seq: true } => "ZS",
+            Mode::Zset { seq: false } => "Z",
+        }
+    }
+}
+
+/// admit: KEYS seen, queue, seq; ARGV mode, then (seen member, entry, score) triples.
+/// Returns 1/0 per request: newly seen (and queued) or already seen.
+const ADMIT: &str = r#"
+local mode = ARGV[1]
+local out = {}
+for i = 2, #ARGV, 3 do
+  if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then
+    local entry = ARGV[i + 1]
+    if mode == 'ZS' then
+      local n = redis.call('INCR', KEYS[3])
+      redis.call('ZADD', KEYS[2], ARGV[i + 2], string.format('%016x', n) .. '|' .. entry)
+    elseif mode == 'Z' then
+      redis.call('ZADD', KEYS[2], ARGV[i + 2], entry)
+    elseif string.sub(mode, 1, 1) == 'L' then
+      redis.call('LPUSH', KEYS[2], entry)
+    else
+      redis.call('RPUSH', KEYS[2], entry)
+    end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"#;
+
+/// lease: KEYS queue, leases, lease_seq; ARGV mode, max, lease ms.
+/// Pops up to max entries and leases each until server time + lease ms; returns the tokens
+/// `<lease id>|<score>|<entry>`.
+const LEASE: &str = r#"
+local mode = ARGV[1]
+local max = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])
+local popped = {}
+if string.sub(mode, 1, 1) == 'Z' then
+  local r = redis.call('ZPOPMIN', KEYS[1], max)
+  for i = 1, #r, 2 do popped[#popped + 1] = {r[i], r[i + 1]} end
+else
+  local r
+  if string.sub(mode, 2, 2) == 'L' then
+    r = redis.call('LPOP', KEYS[1], max)
+  else
+    r = redis.call('RPOP', KEYS[1], max)
+  end
+  if r then
+    for i = 1, #r do popped[#popped + 1] = {r[i], '0'} end
+  end
+end
+local out = {}
+for i = 1, #popped do
+  local id = redis.call('INCR', KEYS[3])
+  local token = id .. '|' .. popped[i][2] .. '|' .. popped[i][1]
+  redis.call('ZADD', KEYS[2], expiry, token)
+  out[#out + 1] = token
+end
+return out
+"#;
+
+/// reap: KEYS queue, leases; ARGV mode, limit. Moves leases that expired by server time
+/// back to the head of the queue (the next pop returns them first); returns how many.
+const REAP: &str = r#"
+local mode = ARGV[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+if #expired == 0 then return 0 end
+local zset = string.sub(mode, 1, 1) == 'Z'
+local head_score = nil
+if zset then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if #first > 0 then head_score = tonumber(first[2]) end
+end
+-- Backwards, so that with pushes to the head the earliest lease ends up first.
+for i = #expired, 1, -1 do
+  local token = expired[i]
+  redis.call('ZREM', KEYS[2], token)
+  local a = string.find(token, '|', 1, true)
+  local b = string.find(token, '|', a + 1, true)
+  local score = tonumber(string.sub(token, a + 1, b - 1))
+  local entry = string.sub(token, b + 1)
+  if zset then
+    if head_score ~= nil and head_score < score then score = head_score end
+    if mode == 'ZS' then
+      entry = '0000000000000000' .. string.sub(entry, 17)
+    end
+    redis.call('ZADD', KEYS[1], score, entry)
+  elseif string.sub(mode, 2, 2) == 'L' then
+    redis.call('LPUSH', KEYS[1], entry)
+  else
+    redis.call('RPUSH', KEYS[1], entry)
+  end
+end
+return #expired
+"#;
+
+/// renew: KEYS leases; ARGV lease ms, then tokens. Extends each lease still held to server
+/// time + lease ms; returns 1/0 per token (0: the lease expired and was reaped, or acked).
+const RENEW: &str = r#"
+local t = redis.call('TIME')
+local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], expiry, ARGV[i])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"#;
+
+/// A request as a native queue entry (JSON): the [`PendingRequest`] fields and the priority.
+#[derive(Serialize, Deserialize)]
+struct NativeEntry<'a> {
+    #[serde(borrow)]
+    url: std::borrow::Cow<'a, str>,
+    depth: u32,
+    #[serde(default)]
+    redirect_chain: Vec<u128>,
+    #[serde(default)]
+    priority: i32,
+}
+
+/// A request as a scrapy-redis queue entry: the shape of Scrapy's `Request.to_dict()`
+/// (what scrapy-redis pickles), as JSON. arachne's depth is `meta.depth` (Scrapy's own
+/// depth key) and its redirect chain `meta.arachne_redirect_chain` (32-hex fingerprints).
+#[derive(Serialize, Deserialize)]
+struct ScrapyEntry {
+    url: String,
+    #[serde(default = "get")]
+    method: String,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    meta: ScrapyMeta,
+    #[serde(default)]
+    dont_filter: bool,
+    #[serde(default)]
+    callback: Option<String>,
+    #[serde(default)]
+    errback: Option<String>,
+    #[serde(default)]
+    headers: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    cookies: serde_json::Value,
+    #[serde(default = "utf8")]
+    encoding: String,
+    #[serde(default)]
+    flags: Vec<String>,
+    #[serde(default)]
+    cb_kwargs: serde_json::Map<String, serde_json::Value>,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+fn utf8() -> String {
+    "utf-8".into()
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct ScrapyMeta {
+    #[serde(default)]
+    depth: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    arachne_redirect_chain: Vec<String>,
+}
+
+/// The connection, replaced when it breaks; `generation` tells a caller whether the broken
+/// one it saw was already replaced by another caller.
+struct Conn {
+    conn: Option<MultiplexedConnection>,
+    generation: u64,
+}
+
+/// A handle on one Redis frontier (cheap to clone; clones share the connection and the
+/// counters). See the module documentation.
+#[derive(Clone)]
+pub struct RedisFrontier {
+    broker: RedisBroker,
+    keys: Arc<FrontierKeys>,
+    layout: Layout,
+    mode: Mode,
+    lease_ms: u64,
+    reconnect_budget: Duration,
+    conn: Arc<Mutex<Conn>>,
+    counters: Arc<FrontierCounters>,
+    admit_script: Arc<Script>,
+    lease_script: Arc<Script>,
+    reap_script: Arc<Script>,
+    renew_script: Arc<Script>,
+}
+
+impl std::fmt::Debug for RedisFrontier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisFrontier")
+            .field("broker", &self.broker)
+            .field("keys", &self.keys)
+            .field("mode", &self.mode)
+            .field("lease_ms", &self.lease_ms)
+            .finish()
+    }
+}
+
+impl RedisFrontier {
+    /// The frontier `name` on `broker`, handing out requests in `order`, with keys and values
+    /// in `layout`; a lease lasts `lease` (at least 1 ms). Nothing is connected yet: the
+    /// first call connects.
+    pub fn new(broker: &RedisBroker, name: &str, order: QueueOrder, layout: Layout, lease: Duration) -> Self {
+        Self {
+            broker: broker.clone(),
+            keys: Arc::new(FrontierKeys::new(name, layout)),
+            layout,
+            mode: Mode::of(order, layout),
+            lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1),
+            reconnect_budget: DEFAULT_RECONNECT_BUDGET,
+            conn: Arc::new(Mutex::new(Conn { conn: None, generation: 0 })),
+            counters: Arc::default(),
+            admit_script: Arc::new(Script::new(ADMIT)),
+            lease_script: Arc::new(Script::new(LEASE)),
+            reap_script: Arc::new(Script::new(REAP)),
+            renew_script: Arc::new(Script::new(RENEW)),
+        }
+    }
+
+    /// A call whose connection broke keeps reconnecting (100 ms backoff doubling to 30 s,
+    /// with jitter) for at most `budget` before it fails (default 30 s).
+    pub fn with_reconnect_budget(mut self, budget: Duration) -> Self {
+        self.reconnect_budget = budget;
+        self
+    }
+
+    /// The keys this frontier uses.
+    pub fn keys(&self) -> &FrontierKeys {
+        &self.keys
+    }
+
+    /// The reconnection counters (shared by every clone of this handle).
+    pub fn counters(&self) -> &Arc<FrontierCounters> {
+        &self.counters
+    }
+
+    /// Admits a batch in ONE script call: each request whose fingerprint is new to the
+    /// seen-set is added to it and queued. Returns, per request, whether it was new.
+    ///
+    /// The seen member is `fingerprint` as 32 hex digits in the native layout, and the
+    /// scrapy-redis dupefilter fingerprint of its URL ([`scrapy_fingerprint`]) in the scrapy-redis
+    /// layout (`fingerprint` is then unused). A URL that does not parse is an error.
+    ///
+    /// If the connection breaks after Redis ran the script, the retry finds every request
+    /// seen and answers `false` for all: nothing is queued twice, but the caller may count
+    /// fewer new requests than were queued.
+    pub async fn admit(&self, batch: &[(Fingerprint, PendingRequest, i32)]) -> Result<Vec<bool>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args: Vec<String> = Vec::with_capacity(1 + batch.len() * 3);
+        args.push(self.mode.arg().to_string());
+        for (fp, req, priority) in batch {
+            let seen = match self.layout {
+                Layout::Native => fp.to_string(),
+                Layout::ScrapyRedis => {
+                    let url = Url::parse(&req.url).map_err(|e| FrontierError::Corrupt {
+                        key: self.keys.queue.clone(),
+                        detail: format!("request URL '{}' does not parse: {e}", req.url),
+                    })?;
+                    scrapy_fingerprint(&url)
+                }
+            };
+            args.push(seen);
+            args.push(self.encode(req, *priority)?);
+            args.push((-i64::from(*priority)).to_string());
+        }
+        let flags: Vec<i64> = self
+            .invoke(&self.admit_script, &[&self.keys.seen, &self.keys.queue, &self.keys.seq], &args)
+            .await?;
+        if flags.len() != batch.len() {
+            return Err(self.corrupt(&self.keys.queue, format!("admit answered {} flags", flags.len())));
+        }
+        Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+
+    /// Pops up to `max` requests and leases each, in ONE script call: a lease expires
+    /// `lease` after the server's `TIME`; until [`RedisFrontier::ack`] it stays in the leases
+    /// sorted set, and after expiry [`RedisFrontier::reap`] puts it back at the head of the
+    /// queue. An entry this store cannot read is an error (and stays leased, so it comes
+    /// back after expiry).
+    pub async fn lease(&self, max: usize) -> Result<Vec<Leased>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let args = [self.mode.arg().to_string(), max.to_string(), self.lease_ms.to_string()];
+        let tokens: Vec<String> = self
+            .invoke(&self.lease_script, &[&self.keys.queue, &self.keys.leases, &self.keys.lease_seq], &args)
+            .await?;
+        tokens.into_iter().map(|t| self.decode_token(t)).collect()
+    }
+
+    /// Acknowledges leases: removes them from the leases sorted set (one `ZREM`). Returns how
+    /// many were still held; a lease that expired and was reaped (and maybe handed to
+    /// another consumer) is not touched, and not counted.
+    pub async fn ack(&self, leased: &[LeaseToken]) -> Result<usize> {
+        if leased.is_empty() {
+            return Ok(0);
+        }
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(&self.keys.leases);
+        for t in leased {
+            cmd.arg(&t.0);
+        }
+        let n: i64 = self.query(&cmd).await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Moves up to [`REAP_LIMIT`] expired leases (by the server's clock) back to the head of
+    /// the queue, in ONE script call, so that they are retried first; returns how many.
+    /// Any process may call it, as often as it likes (every lease period, say).
+    pub async fn reap(&self) -> Result<usize> {
+        let args = [self.mode.arg().to_string(), REAP_LIMIT.to_string()];
+        let n: i64 = self.invoke(&self.reap_script, &[&self.keys.queue, &self.keys.leases], &args).await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Extends leases still held to `lease` from now (server time), for slow pages; ONE
+    /// script call. Returns, per token, whether the lease was still held (`false`: it
+    /// expired and was reaped, or was acked; the request may be with another consumer).
+    pub async fn renew(&self, tokens: &[LeaseToken]) -> Result<Vec<bool>> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args = Vec::with_capacity(tokens.len() + 1);
+        args.push(self.lease_ms.to_string());
+        args.extend(tokens.iter().map(|t| t.0.clone()));
+        let flags: Vec<i64> = self.invoke(&self.renew_script, &[&self.keys.leases], &args).await?;
+        Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+
+    /// (queued, leased): the queue's length and the number of leases, in one pipeline. The
+    /// crawl is done across processes when both are 0 and this process is idle.
+    pub async fn pending(&self) -> Result<(u64, u64)> {
+        let mut pipe = redis::pipe();
+        match self.mode {
+            Mode::Zset { .. } => pipe.cmd("ZCARD").arg(&self.keys.queue),
+            Mode::List { .. } => pipe.cmd("LLEN").arg(&self.keys.queue),
+        };
+        pipe.cmd("ZCARD").arg(&self.keys.leases);
+        let (queued, leased): (u64, u64) = self.query_pipe(&pipe).await?;
+        Ok((queued, leased))
+    }
+
+    /// Takes up to `max` start URLs (`LPOP <start_urls> max`, as scrapy-redis does): each a
+    /// plain URL, or a JSON object with a `url` field (scrapy-redis's JSON start URLs; the
+    /// other fields are ignored). Blank entries and JSON without a string `url` are skipped
+    /// (logged).
+    pub async fn take_start_urls(&self, max: usize) -> Result<Vec<String>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("LPOP");
+        cmd.arg(&self.keys.start_urls).arg(max);
+        let raw: Option<Vec<String>> = self.query(&cmd).await?;
+        Ok(raw.unwrap_or_default().into_iter().filter_map(|s| parse_start_url(&s)).collect())
+    }
+
+    fn encode(&self, req: &PendingRequest, priority: i32) -> Result<String> {
+        let encoded = match self.layout {
+            Layout::Native => serde_json::to_string(&NativeEntry {
+                url: std::borrow::Cow::Borrowed(&req.url),
+                depth: req.depth,
+                redirect_chain: req.redirect_chain.clone(),
+                priority,
+            }),
+            Layout::ScrapyRedis => serde_json::to_string(&ScrapyEntry {
+                url: req.url.clone(),
+                method: get(),
+                priority,
+                meta: ScrapyMeta {
+                    depth: req.depth,
+                    arachne_redirect_chain: req.redirect_chain.iter().map(|f| format!("{f:032x}")).collect(),
+                },
+                dont_filter: false,
+                callback: None,
+                errback: None,
+                headers: serde_json::Map::new(),
+                body: String::new(),
+                cookies: serde_json::Value::Object(serde_json::Map::new()),
+                encoding: utf8(),
+                flags: Vec::new(),
+                cb_kwargs: serde_json::Map::new(),
+            }),
+        };
+        encoded.map_err(|source| FrontierError::Encode { url: req.url.clone(), source })
+    }
+
+    /// A lease token `<id>|<score>|<entry>` into a [`Leased`].
+    fn decode_token(&self, token: String) -> Result<Leased> {
+        let mut parts = token.splitn(3, '|');
+        let (Some(_id), Some(_score), Some(entry)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(self.corrupt(&self.keys.leases, format!("lease token without two '|': {token:.80}")));
+        };
+        let entry = match self.mode {
+            Mode::Zset { seq: true } => entry.get(17..).unwrap_or(""),
+            _ => entry,
+        };
+        let (request, priority) = match self.layout {
+            Layout::Native => {
+                let e: NativeEntry<'_> = serde_json::from_str(entry).map_err(|e| {
+                    self.corrupt(&self.keys.queue, format!("not an arachne request ({e}): {entry:.80}"))
+                })?;
+                let req = PendingRequest {
+                    url: e.url.into_owned(),
+                    depth: e.depth,
+                    redirect_chain: e.redirect_chain,
+                };
+                (req, e.priority)
+            }
+            Layout::ScrapyRedis => {
+                let e: ScrapyEntry = serde_json::from_str(entry).map_err(|e| {
+                    self.corrupt(&self.keys.queue, format!("not a JSON Scrapy request ({e}): {entry:.80}"))
+                })?;
+                let chain = e
+                    .meta
+                    .arachne_redirect_chain
+                    .iter()
+                    .filter_map(|h| u128::from_str_radix(h, 16).ok())
+                    .collect();
+                // The entry's own priority: the score can have changed (a reaped lease goes
+                // back at the head), and Scrapy's `to_dict` writes `priority` too.
+                let priority = e.priority;
+                (PendingRequest { url: e.url, depth: e.meta.depth, redirect_chain: chain }, priority)
+            }
+        };
+        Ok(Leased { token: LeaseToken(token), request, priority })
+    }
+
+    fn corrupt(&self, key: &str, detail: String) -> FrontierError {
+        FrontierError::Corrupt { key: key.to_string(), detail }
+    }
+
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[String],
+    ) -> Result<T> {
+        self.with_retry(|mut conn| {
+            let mut inv = script.prepare_invoke();
+            for k in keys {
+                inv.key(*k);
+            }
+            for a in args {
+                inv.arg(a);
+            }
+            async move { inv.invoke_async(&mut conn).await }
+        })
+        .await
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
+        self.with_retry(|mut conn| {
+            let cmd = cmd.clone();
+            async move { cmd.query_async(&mut conn).await }
+        })
+        .await
+    }
+
+    async fn query_pipe<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
+        self.with_retry(|mut conn| {
+            let pipe = pipe.clone();
+            async move { pipe.query_async(&mut conn).await }
+        })
+        .await
+    }
+
+    /// Runs `call` on the connection; when the connection is broken, reconnects (with
+    /// backoff, within the reconnect budget) and runs it again. Every call of this store is
+    /// safe to repeat (see [`RedisFrontier::admit`] and docs/redis.md).
+    async fn with_retry<T, F, Fut>(&self, mut call: F) -> Result<T>
+    where
+        F: FnMut(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let deadline = Instant::now() + self.reconnect_budget;
+        let mut backoff = Backoff::new();
+        let mut retried = false;
+        loop {
+            let (conn, generation) = match self.connection(deadline, &mut backoff).await {
+                Ok(c) => c,
+                Err(e) => return Err(e.into()),
+            };
+            match call(conn).await {
+                Ok(v) => return Ok(v),
+                Err(e) if is_connection_error(&e) && Instant::now() < deadline => {
+                    self.invalidate(generation).await;
+                    if !retried {
+                        retried = true;
+                        self.counters.retried_calls.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::warn!(url = %self.broker.masked_url(), error = %e, "redis frontier: connection lost; reconnecting");
+                }
+                Err(e) => return Err(self.broker.error(&e).into()),
+            }
+        }
+    }
+
+    /// The current connection, connecting (and counting a reconnect) when there is none.
+    async fn connection(
+        &self,
+        deadline: Instant,
+        backoff: &mut Backoff,
+    ) -> std::result::Result<(MultiplexedConnection, u64), BridgeError> {
+        let mut guard = self.conn.lock().await;
+        if let Some(c) = &guard.conn {
+            return Ok((c.clone(), guard.generation));
+        }
+        loop {
+            match self.broker.connection().await {
+                Ok(c) => {
+                    if guard.generation > 0 {
+                        self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    guard.generation += 1;
+                    guard.conn = Some(c.clone());
+                    return Ok((c, guard.generation));
+                }
+                Err(e) => {
+                    let wait = backoff.next_wait();
+                    if Instant::now() + wait >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Drops the connection of `generation` (unless another caller replaced it already).
+    async fn invalidate(&self, generation: u64) {
+        let mut guard = self.conn.lock().await;
+        if guard.generation == generation && guard.conn.is_some() {
+            guard.conn = None;
+            self.counters.disconnects.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn is_connection_error(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}
+
+/// A start URL entry: a plain URL, or a JSON object with a string `url`.
+fn parse_start_url(raw: &str) -> Option<String> {
+    let s = raw.trim();
+    if s.starts_with('{') {
+        match serde_json::from_str::<serde_json::Value>(s) {
+            Ok(v) => match v.get("url").and_then(|u| u.as_str()) {
+                Some(u) if !u.trim().is_empty() => return Some(u.trim().to_string()),
+                _ => {
+                    tracing::warn!(entry = %s, "redis frontier: JSON start URL without a string \"url\"; skipped");
+                    return None;
+                }
+            },
+            Err(_) => return Some(s.to_string()),
+        }
+    }
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// The request fingerprint scrapy-redis's `RFPDupeFilter` (0.9) stores in
+/// `<name>:dupefilter`, for a plain GET of `url` with no body, as 40 lowercase hex digits:
+/// SHA1 of Python's `json.dumps({"method": "GET", "url": canonicalize_url(url), "body": ""},
+/// sort_keys=True)`, i.e. of `{"body": "", "method": "GET", "url": "<canonical>"}`.
+///
+/// scrapy-redis computes this itself (`RFPDupeFilter.request_fingerprint`); it is not
+/// Scrapy's own `scrapy.utils.request.fingerprint`, whose JSON also has `"headers": {}`
+/// (and so another hash). See [`canonicalize_url`] for where it can differ from w3lib.
+pub fn scrapy_fingerprint(url: &Url) -> String {
+    let canonical = canonicalize_url(url);
+    let mut json = String::with_capacity(canonical.len() + 60);
+    json.push_str(r#"{"body": "", "method": "GET", "url": ""#);
+    for c in canonical.chars() {
+        match c {
+            '"' => json.push_str("\\\""),
+            '\\' => json.push_str("\\\\"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                // Python's ensure_ascii (never reached for a canonical URL, which is ASCII).
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    let _ = write!(json, "\\u{unit:04x}");
+                }
+            }
+            c => json.push(c),
+        }
+    }
+    json.push_str("\"}");
+    let digest = sha1(json.as_bytes());
+    let mut hex = String::with_capacity(40);
+    for b in digest {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+/// w3lib's `canonicalize_url(url)` (w3lib 2.x defaults: blank values kept, fragment
+/// dropped) for a URL already parsed by the `url` crate: the query's `key=value` pairs
+/// decoded, sorted by (key, value) bytes and re-encoded (`quote_plus`: space as `+`, only
+/// RFC 3986 unreserved characters left bare); the path decoded and re-encoded with the
+/// reserved characters left bare (`%2F`, `%3B`, `%3F`, `%25` kept encoded, hex upper-case),
+/// `;params` of the last segment left as they are; the fragment dropped; `/` for an empty
+/// path.
+///
+/// Differs from w3lib where the `url` crate normalised first: an explicit default port
+/// (`:80`, `:443`) is dropped (w3lib keeps it), internationalised host names are IDNA per
+/// UTS 46 (w3lib: the `idna` package, IDNA 2008), and user info is encoded per WHATWG.
+pub fn canonicalize_url(url: &Url) -> String {
+    let mut out = String::with_capacity(url.as_str().len());
+    out.push_str(url.scheme());
+    out.push(':');
+    if url.has_host() || url.as_str()[url.scheme().len() + 1..].starts_with("//") {
+        out.push_str("//");
+        if !url.username().is_empty() || url.password().is_some() {
+            out.push_str(url.username());
+            if let Some(p) = url.password() {
+                out.push(':');
+                out.push_str(p);
+            }
+            out.push('@');
+        }
+        if let Some(host) = url.host_str() {
+            out.push_str(&host.to_ascii_lowercase());
+        }
+        if let Some(port) = url.port() {
+            let _ = write!(out, ":{port}");
+        }
+    }
+    let full_path = url.path();
+    let (path, params) = if matches!(url.scheme(), "http" | "https" | "ftp" | "" | "file") {
+        let last = full_path.rfind('/').map_or(0, |i| i + 1);
+        match full_path[last..].find(';') {
+            Some(i) => (&full_path[..last + i], Some(&full_path[last + i + 1..])),
+            None => (full_path, None),
+        }
+    } else {
+        (full_path, None)
+    };
+    if path.is_empty() {
+        out.push('/');
+    } else {
+        let bytes = unquote_path(path);
+        quote_into(&bytes, &mut out, is_path_safe, false);
+    }
+    if let Some(params) = params.filter(|p| !p.is_empty()) {
+        out.push(';');
+        out.push_str(params);
+    }
+    if let Some(query) = url.query().filter(|q| !q.is_empty()) {
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = query
+            .split('&')
+            .filter(|f| !f.is_empty())
+            .map(|field| {
+                let (k, v) = field.split_once('=').unwrap_or((field, ""));
+                (unquote_plus(k), unquote_plus(v))
+            })
+            .collect();
+        pairs.sort();
+        if !pairs.is_empty() {
+            out.push('?');
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push('&');
+                }
+                quote_into(k, &mut out, is_unreserved, true);
+                out.push('=');
+                quote_into(v, &mut out, is_unreserved, true);
+            }
+        }
+    }
+    out
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// w3lib's `_PATH_SAFE_CHARS`: reserved (but `#`) + unreserved + `|` + `%`.
+fn is_path_safe(b: u8) -> bool {
+    is_unreserved(b) || b":/?[]@!$&'()*+,;=|%".contains(&b)
+}
+
+fn quote_into(data: &[u8], out: &mut String, safe: fn(u8) -> bool, plus: bool) {
+    for &b in data {
+        if safe(b) {
+            out.push(char::from(b));
+        } else if plus && b == b' ' {
+            out.push('+');
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-decoding that leaves invalid escapes as they are (Python's `unquote_to_bytes`).
+fn unquote(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && i + 2 < s.len() {
+            if let (Some(h), Some(l)) = (hex_val(s[i + 1]), hex_val(s[i + 2])) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+fn unquote_plus(s: &str) -> Vec<u8> {
+    unquote(s.replace('+', " ").as_bytes())
+}
+
+/// w3lib's `_unquotepath`: decodes everything but `%25`, `%2F`, `%3B`, `%3F` (which keep
+/// their meaning, upper-cased).
+fn unquote_path(path: &str) -> Vec<u8> {
+    if !path.contains('%') {
+        return path.as_bytes().to_vec();
+    }
+    let protected = path
+        .replace("%25", "%2525")
+        .replace("%2f", "%252F")
+        .replace("%2F", "%252F")
+        .replace("%3b", "%253B")
+        .replace("%3B", "%253B")
+        .replace("%3f", "%253F")
+        .replace("%3F", "%253F");
+    unquote(protected.as_bytes())
+}
+
+/// SHA-1 (FIPS 180-4) of `data`: the hash Scrapy's fingerprints use. Small and not on a hot
+/// path (one per admitted request in the scrapy-redis layout).
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bit_len.to_be_bytes());
+    for block in msg.chunks_exact(64) {
+        let mut w = [0u32; 80];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, wi) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
+                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
+                _ => (b ^ c ^ d, 0xCA62_C1D6),
+            };
+            let t = a.rotate_left(5).wrapping_add(f).wrapping_add(e).wrapping_add(k).wrapping_add(*wi);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = t;
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (i, x) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&x.to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(d: [u8; 20]) -> String {
+        d.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn sha1_known_vectors() {
+        assert_eq!(hex(sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(hex(sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex(sha1(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
+        );
+    }
+
+    #[test]
+    fn start_urls_plain_or_json() {
+        assert_eq!(parse_start_url(" http://a/ \n").as_deref(), Some("http://a/"));
+        assert_eq!(parse_start_url(r#"{"url": "http://b/", "meta": {}}"#).as_deref(), Some("http://b/"));
+        assert_eq!(parse_start_url(r#"{"nourl": 1}"#), None);
+        assert_eq!(parse_start_url("  "), None);
+    }
+}
