@@ -276,7 +276,7 @@ fn duplicate_item_names_and_rules_without_fields() {
 #[test]
 fn not_supported_yet() {
     let errors = errors_of(&format!(
-        "{BASE}frontier: {{ backend: redis }}\nbrokers:\n  redis: {{ url: \"redis://localhost\" }}\n  kafka: {{ brokers: \"k:9092\" }}\nbridges:\n  - {{ kind: kafka, topic: events, direction: out }}\nschedules:\n  - {{ name: refresh, every: 6h, action: reseed }}\n"
+        "{BASE}frontier: {{ backend: kafka }}\nbrokers:\n  redis: {{ url: \"redis://localhost\" }}\n  kafka: {{ brokers: \"k:9092\" }}\nbridges:\n  - {{ kind: kafka, topic: events, direction: out }}\nschedules:\n  - {{ name: refresh, every: 6h, action: reseed }}\n"
     ));
     let places: Vec<_> = errors.iter().map(|e| (e.line, e.column)).collect();
     assert_eq!(
@@ -288,11 +288,20 @@ fn not_supported_yet() {
     for e in &errors {
         assert_says(e, &["not supported yet in this version of arachne"]);
     }
-    assert_says(&errors[0], &["frontier.backend 'redis'"]);
+    assert_says(&errors[0], &["frontier.backend 'kafka'"]);
     assert_says(&errors[1], &["'brokers.kafka'"]);
     assert_says(&errors[2], &["kind 'kafka'"]);
     // Empty ones are fine, as in the design's example.
     ok(&format!("{BASE}brokers: {{}}\nbridges: []\nschedules: []\nfrontier: {{ backend: local }}\n"));
+}
+
+#[test]
+fn redis_frontier_needs_a_broker_and_may_wait_for_start_urls() {
+    let e = only_error("frontier: { backend: redis }\n");
+    assert_says(&e, &["needs a Redis broker"]);
+    ok("name: x\nseeds: []\nfrontier: { backend: redis, layout: scrapy-redis, lease: 30s }\nbrokers: { redis: { url: \"redis://127.0.0.1:6379/\" } }\n");
+    let errors = errors_of("name: x\nseeds: []\n");
+    assert!(errors.iter().any(|e| e.message.contains("seeds is empty")), "{}", SpecErrors(errors.clone()));
 }
 
 #[test]

@@ -63,6 +63,8 @@ pub enum Next {
 #[derive(Debug)]
 pub struct Scope {
     domains: HashSet<String>,
+    /// The domains are the seeds' hosts (the spec names none): start URLs add theirs.
+    implicit: bool,
     include: Option<RegexSet>,
     exclude: Option<RegexSet>,
     max_depth: u32,
@@ -86,6 +88,7 @@ impl Scope {
         };
         Ok(Self {
             domains,
+            implicit: spec.scope.domains.is_empty(),
             include: set(&spec.scope.include)?,
             exclude: set(&spec.scope.exclude)?,
             max_depth: spec.scope.max_depth,
@@ -186,6 +189,14 @@ impl Frontier {
         &self.seen
     }
 
+    /// A start URL arrived (from a broker): when the scope's domains are the seeds' hosts,
+    /// its host joins them.
+    pub fn add_start(&mut self, url: &Url) {
+        if let (true, Some(host)) = (self.scope.implicit, url.host_str()) {
+            self.scope.domains.insert(host.to_ascii_lowercase());
+        }
+    }
+
     /// Forgets what was seen (and the `max_pages` count): the start of a re-crawl.
     pub fn forget_seen(&mut self) {
         self.seen.clear();
@@ -199,23 +210,38 @@ impl Frontier {
 
     /// Offers a normalised link at `depth`, reached through `redirect_chain`.
     pub fn admit(&mut self, url: &Url, depth: u32, redirect_chain: Vec<Fingerprint>) -> Admission {
+        match self.screen(url, depth, &redirect_chain) {
+            Ok(fingerprint) => self.enqueue(url.clone(), fingerprint, depth, redirect_chain),
+            Err(admission) => admission,
+        }
+    }
+
+    /// The checks of [`Frontier::admit`] without queueing (for a frontier shared through a
+    /// broker, where the broker queues): the fingerprint of a URL that is new here and in
+    /// scope, now marked seen; or why not.
+    pub fn screen(
+        &mut self,
+        url: &Url,
+        depth: u32,
+        redirect_chain: &[Fingerprint],
+    ) -> Result<Fingerprint, Admission> {
         if depth > self.scope.max_depth {
-            return Admission::TooDeep;
+            return Err(Admission::TooDeep);
         }
         let fingerprint = urls::fingerprint(url);
         if redirect_chain.contains(&fingerprint) {
-            return Admission::RedirectLoop;
+            return Err(Admission::RedirectLoop);
         }
         if redirect_chain.len() >= MAX_REDIRECTS {
-            return Admission::TooManyRedirects;
+            return Err(Admission::TooManyRedirects);
         }
         if !self.seen.insert(fingerprint) {
-            return Admission::Duplicate;
+            return Err(Admission::Duplicate);
         }
         if !self.scope.allows(url) || (self.scope.max_pages > 0 && self.admitted >= self.scope.max_pages) {
-            return Admission::OutOfScope;
+            return Err(Admission::OutOfScope);
         }
-        self.enqueue(url.clone(), fingerprint, depth, redirect_chain)
+        Ok(fingerprint)
     }
 
     /// Queues a request a previous run admitted and did not finish: no dedup or scope check
@@ -352,7 +378,7 @@ impl Frontier {
     }
 
     /// The priority of a URL: the first `frontier.priorities` rule that matches, else 0.
-    fn priority_of(&self, url: &Url) -> i32 {
+    pub fn priority_of(&self, url: &Url) -> i32 {
         match &self.priorities {
             Some((set, values)) => set.matches(url.as_str()).iter().next().map_or(0, |i| values[i]),
             None => 0,

@@ -77,6 +77,8 @@ pub struct Stats {
     pub not_modified: AtomicU64,
     /// Body bytes received.
     pub bytes: AtomicU64,
+    /// Reconnections to a broker (the shared frontier's Redis).
+    pub reconnects: AtomicU64,
     /// Gauge: requests waiting in the frontier.
     pub queued: AtomicU64,
     /// Gauge: requests handed out and not yet finished.
@@ -122,6 +124,7 @@ impl Stats {
             firings: get(&self.firings),
             not_modified: get(&self.not_modified),
             bytes: get(&self.bytes),
+            reconnects: get(&self.reconnects),
             errors: self.errors(),
             elapsed_s,
             pages_per_s: if elapsed_s > 0.0 { pages_fetched as f64 / elapsed_s } else { 0.0 },
@@ -162,6 +165,8 @@ pub struct Summary {
     pub not_modified: u64,
     /// Body bytes received.
     pub bytes: u64,
+    /// Reconnections to a broker.
+    pub reconnects: u64,
     /// Failed pages by kind (`timeout`, `http_404`, `body_too_large`, `redirect_loop`, ...).
     pub errors: BTreeMap<String, u64>,
     /// Wall-clock seconds of the run.

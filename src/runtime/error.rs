@@ -58,6 +58,9 @@ pub enum RunError {
     /// A broker could not be reached or refused us (checked before the crawl starts).
     #[error("broker: {0}")]
     Broker(#[from] crate::bridges::BridgeError),
+    /// A combination of options this version does not support.
+    #[error("{0}")]
+    Unsupported(String),
     /// A sink could not write its items.
     #[error("the run failed: {0}")]
     Sink(String),

@@ -11,12 +11,16 @@ use url::Url;
 use super::builder::{open_outputs, RuntimeBuilder};
 use super::dead_letters::DeadLetterLog;
 use super::error::RunError;
+use crate::bridges::redis::frontier::{Layout, RedisFrontier};
+use crate::bridges::redis::RedisBroker;
+use crate::bridges::BridgeError;
 use crate::bus::{Overflow, Queue, QueueConfig, Topic};
 use crate::crawl::clock::Clock;
 use crate::crawl::fetcher::{FetchShared, Fetcher};
 use crate::crawl::frontier::{Frontier, Scope};
 use crate::crawl::parser::{ParseShared, ParserActor, SpecParser};
 use crate::crawl::recrawl::Revisits;
+use crate::crawl::scheduler::SharedFrontier;
 use crate::crawl::scheduler::{
     Checkpoint, DeadLettered, Drain, Reseed, Restore, Scheduler, SchedulerParts, Seed,
 };
@@ -24,7 +28,7 @@ use crate::crawl::sink::{ItemSink, SinkActor, SinkResult};
 use crate::crawl::{http, urls, CrawlRequest, Event, Page, PageItems, PageParser};
 use crate::observe::{Progress, Stats, Summary};
 use crate::sandbox::{SandboxOptions, SandboxServer};
-use crate::spec::{CrawlSpec, QueueOrder};
+use crate::spec::{CrawlSpec, FrontierBackend, QueueOrder, RedisLayout};
 use crate::state::{Resume, StateStore};
 use crate::supervise::{Restart, Supervisor, SupervisorConfig};
 
@@ -161,6 +165,7 @@ impl Run {
         let reseeds = spec.schedules.iter().any(|s| s.action.is_some());
         let revisits = reseeds.then(|| Arc::new(Revisits::default()));
         let durable_sinks = sinks.iter().filter(|(_, s)| s.position().is_some()).count() as u32;
+        let shared = shared_frontier(&spec, store.is_some(), sinks.len() as u32).await?;
         let parts = SchedulerParts {
             frontier: Frontier::new(&spec, scope)?,
             requests: requests.clone(),
@@ -173,6 +178,7 @@ impl Run {
             revisits: revisits.clone(),
             store: store.clone(),
             durable_sinks,
+            shared,
         };
         let scheduler = sup.start("scheduler", Restart::Permanent, &main, move |_| Scheduler::new(parts));
         watch_dead_letters(&requests, &scheduler, &events, &dead_letters, &stats, |r: &CrawlRequest| {
@@ -311,6 +317,40 @@ impl Run {
         checkpoint.map_err(RunError::Checkpoint)?;
         Ok(summary)
     }
+}
+
+/// The Redis frontier of `frontier.backend: redis`, checked (connect + PING) before the crawl.
+async fn shared_frontier(
+    spec: &CrawlSpec,
+    state_dir: bool,
+    sinks: u32,
+) -> Result<Option<SharedFrontier>, RunError> {
+    if spec.frontier.backend != FrontierBackend::Redis {
+        return Ok(None);
+    }
+    if state_dir {
+        return Err(RunError::Unsupported(
+            "--state-dir keeps a local frontier; with `frontier.backend: redis` the state lives in Redis"
+                .into(),
+        ));
+    }
+    let broker_spec =
+        spec.brokers.redis.as_ref().ok_or_else(|| BridgeError::NoBroker("the frontier".into()))?;
+    let broker = RedisBroker::from_spec(broker_spec)?;
+    broker.check().await?;
+    let layout = match spec.frontier.layout {
+        RedisLayout::Native => Layout::Native,
+        RedisLayout::ScrapyRedis => Layout::ScrapyRedis,
+    };
+    let lease = spec.frontier.lease.0;
+    let store = RedisFrontier::new(&broker, &spec.name, spec.frontier.order, layout, lease);
+    Ok(Some(SharedFrontier {
+        store,
+        wait_for_start_urls: spec.seeds.is_empty(),
+        lease_batch: spec.fetch.concurrency.max(1) as usize,
+        lease,
+        sinks,
+    }))
 }
 
 /// Waits until the crawl is done, a stop was asked for (Ctrl-C, SIGTERM, `stop_after`, a

@@ -400,7 +400,7 @@ pub enum BridgeDirection {
 }
 
 /// `frontier:` — where the queue of requests lives.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FrontierSpec {
     /// `local` (in this process); broker backends come with the bridges.
@@ -413,6 +413,41 @@ pub struct FrontierSpec {
     /// (higher is fetched first; no match is 0; equal priorities are fifo).
     #[serde(default)]
     pub priorities: Vec<PriorityRule>,
+    /// With `backend: redis`: the key layout, `native` (`arachne:<name>:*`) or
+    /// `scrapy-redis` (`<name>:requests`, `<name>:dupefilter`, ...).
+    #[serde(default)]
+    pub layout: RedisLayout,
+    /// With `backend: redis`: how long a process holds a request it took before another
+    /// process may take it (renewed while the process works on it).
+    #[serde(default = "default_lease")]
+    pub lease: HumanDuration,
+}
+
+/// The Redis key layout of a shared frontier.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedisLayout {
+    /// arachne's own keys.
+    #[default]
+    Native,
+    /// scrapy-redis's keys and types (requests as JSON).
+    ScrapyRedis,
+}
+
+fn default_lease() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+
+impl Default for FrontierSpec {
+    fn default() -> Self {
+        Self {
+            backend: FrontierBackend::Local,
+            order: QueueOrder::Fifo,
+            priorities: Vec::new(),
+            layout: RedisLayout::Native,
+            lease: default_lease(),
+        }
+    }
 }
 
 /// One `frontier.priorities` rule.

@@ -92,7 +92,7 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
     }
 
     // Seeds.
-    if spec.seeds.is_empty() {
+    if spec.seeds.is_empty() && spec.frontier.backend != FrontierBackend::Redis {
         c.value(
             &[K("seeds")],
             "seeds is empty: a crawl needs at least one start URL".into(),
@@ -265,12 +265,22 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
 
     // Not supported yet.
     let not_yet = "is not supported yet in this version of arachne";
-    if spec.frontier.backend != FrontierBackend::Local {
+    if matches!(spec.frontier.backend, FrontierBackend::Kafka | FrontierBackend::Amqp) {
         c.value(
             &[K("frontier"), K("backend")],
             format!("frontier.backend '{}' {not_yet}", backend_name(spec.frontier.backend)),
-            Some("use `backend: local` (the default)".into()),
+            Some("use `backend: local` (the default) or `redis`".into()),
         );
+    }
+    if spec.frontier.backend == FrontierBackend::Redis && spec.brokers.redis.is_none() {
+        c.value(
+            &[K("frontier"), K("backend")],
+            "frontier.backend 'redis' needs a Redis broker".into(),
+            Some("add `brokers: { redis: { url: \"redis://127.0.0.1:6379/\" } }`".into()),
+        );
+    }
+    if spec.frontier.lease.0.is_zero() {
+        c.value(&[K("frontier"), K("lease")], "frontier.lease must be longer than 0".into(), None);
     }
     for broker in ["kafka", "amqp"] {
         if c.present(&[K("brokers"), K(broker)]) {

@@ -13,6 +13,10 @@ use texting_robots::Robot;
 use tokio::sync::mpsc::UnboundedSender;
 use url::Url;
 
+mod remote;
+
+pub use remote::SharedFrontier;
+
 use super::frontier::{Admission, Frontier, Next};
 use super::messages::{CrawlRequest, Event};
 use super::recrawl::Revisits;
@@ -129,6 +133,8 @@ pub struct SchedulerParts {
     pub store: Option<Arc<StateStore>>,
     /// Sinks that report positions; a page is durably done when all of them have it.
     pub durable_sinks: u32,
+    /// A frontier shared with other processes through Redis (`frontier.backend: redis`).
+    pub shared: Option<SharedFrontier>,
 }
 
 /// The frontier's actor.
@@ -159,6 +165,8 @@ pub struct Scheduler {
     batch: Batch,
     /// Pages sent to the sinks, with the acknowledgements still missing.
     unacked_pages: HashMap<Fingerprint, u32, FingerprintBuildHasher>,
+    /// With a shared frontier: its state.
+    remote: Option<remote::Remote>,
 }
 
 impl Scheduler {
@@ -184,6 +192,7 @@ impl Scheduler {
             durable_sinks: parts.durable_sinks,
             batch: Batch::default(),
             unacked_pages: HashMap::default(),
+            remote: parts.shared.map(remote::Remote::new),
         }
     }
 
@@ -220,7 +229,18 @@ impl Scheduler {
 
     /// Offers a link to the frontier; true when it was queued.
     fn offer(&mut self, url: Url, depth: u32, chain: Vec<Fingerprint>, ctx: &mut Context<Self>) -> bool {
-        let stats = &self.stats;
+        if self.remote.is_some() {
+            return match self.frontier.screen(&url, depth, &chain) {
+                Ok(fingerprint) => {
+                    self.remote_admit(fingerprint, &url, depth, &chain);
+                    true
+                }
+                Err(refused) => {
+                    self.refused(refused, &url);
+                    false
+                }
+            };
+        }
         let record = self.store.is_some().then(|| PendingRequest {
             url: url.to_string(),
             depth,
@@ -238,18 +258,27 @@ impl Scheduler {
                 }
                 return true;
             }
+            refused => self.refused(refused, &url),
+        }
+        false
+    }
+
+    /// Counts a link the frontier did not queue.
+    fn refused(&self, admission: Admission, url: &Url) {
+        let stats = &self.stats;
+        match admission {
+            Admission::Queued { .. } => {}
             Admission::Duplicate => Stats::incr(&stats.duplicates_skipped),
             Admission::TooDeep => Stats::incr(&stats.too_deep),
             Admission::OutOfScope => Stats::incr(&stats.out_of_scope),
-            Admission::RobotsBlocked => self.robots_blocked(&url),
+            Admission::RobotsBlocked => self.robots_blocked(url),
             Admission::RedirectLoop => {
-                self.failed(&url, ErrorKind::RedirectLoop, "redirect leads back into its own chain")
+                self.failed(url, ErrorKind::RedirectLoop, "redirect leads back into its own chain")
             }
             Admission::TooManyRedirects => {
-                self.failed(&url, ErrorKind::TooManyRedirects, "too many redirects")
+                self.failed(url, ErrorKind::TooManyRedirects, "too many redirects")
             }
         }
-        false
     }
 
     fn failed(&self, url: &Url, kind: ErrorKind, detail: &str) {
@@ -301,6 +330,14 @@ impl Scheduler {
         }
         self.stats.queued.store(self.frontier.queued() as u64, Ordering::Relaxed);
         self.stats.in_flight.store(self.in_progress.len() as u64, Ordering::Relaxed);
+        if self.remote.is_some() {
+            self.remote_counters();
+            if !self.draining {
+                self.remote_refill(ctx);
+                self.remote_poll(ctx);
+                return;
+            }
+        }
         self.check_done();
     }
 
@@ -316,9 +353,19 @@ impl Scheduler {
     }
 
     fn check_done(&mut self) {
-        let finished =
-            if self.draining { self.in_progress.is_empty() } else { self.seeded && self.outstanding == 0 };
-        if finished && !self.idle_reported {
+        let finished = if self.draining {
+            self.in_progress.is_empty() && self.remote.as_ref().is_none_or(|r| r.idle_for_drain())
+        } else {
+            self.seeded && self.outstanding == 0
+        };
+        if finished {
+            self.report_idle();
+        }
+    }
+
+    /// Tells the runtime the crawl is idle (done, or drained), once per idle period.
+    fn report_idle(&mut self) {
+        if !self.idle_reported {
             self.idle_reported = true;
             let _ = self.done.send(());
         }
@@ -331,6 +378,9 @@ impl Actor for Scheduler {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Many fetchers and parsers report here; never make them wait on a full mailbox.
         ctx.set_mailbox_capacity(usize::MAX >> 4);
+        if self.remote.is_some() {
+            self.remote_started(ctx);
+        }
         if self.store.is_some() {
             ctx.run_interval(COMMIT_EVERY, |act, _| {
                 if let Err(e) = act.commit() {
@@ -371,6 +421,9 @@ impl Handler<Seed> for Scheduler {
         self.seeded = true;
         for url in msg.0 {
             self.offer(url, 0, Vec::new(), ctx);
+        }
+        if self.remote.is_some() {
+            self.remote_flush(None, ctx);
         }
         // The seeds and the mark that this state directory's run has started go in one
         // transaction: a run killed before it resumes as a fresh one.
@@ -415,6 +468,9 @@ impl Handler<Completed> for Scheduler {
                 Stats::incr(&self.stats.redirects);
             }
         }
+        if self.remote.is_some() {
+            self.remote_complete(parent.fingerprint, msg.to_sinks, ctx);
+        }
         if self.store.is_some() {
             if msg.to_sinks && self.durable_sinks > 0 {
                 self.unacked_pages.insert(parent.fingerprint, self.durable_sinks);
@@ -428,7 +484,10 @@ impl Handler<Completed> for Scheduler {
 
 impl Handler<Durable> for Scheduler {
     type Result = ();
-    fn handle(&mut self, msg: Durable, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Durable, ctx: &mut Context<Self>) {
+        if self.remote.is_some() {
+            self.remote_durable(&msg.pages, ctx);
+        }
         if self.store.is_none() {
             return;
         }
@@ -454,6 +513,9 @@ impl Handler<DeadLettered> for Scheduler {
     type Result = ();
     fn handle(&mut self, msg: DeadLettered, ctx: &mut Context<Self>) {
         self.finish_in_progress(&msg.request);
+        if self.remote.is_some() {
+            self.remote_done(&msg.request, ctx);
+        }
         self.durably_done(msg.request.fingerprint);
         self.pump(ctx);
     }
@@ -484,16 +546,36 @@ impl Handler<Restore> for Scheduler {
 }
 
 impl Handler<Checkpoint> for Scheduler {
-    type Result = Result<(), String>;
-    fn handle(&mut self, _: Checkpoint, _: &mut Context<Self>) -> Result<(), String> {
-        self.commit()
+    type Result = ResponseActFuture<Self, Result<(), String>>;
+    fn handle(&mut self, _: Checkpoint, _: &mut Context<Self>) -> Self::Result {
+        let committed = self.commit();
+        // With a shared frontier, the last acks (sent when the sinks flushed) must reach
+        // Redis before the process ends, or other processes fetch those pages again.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        Box::pin(wait_for_remote_ops(deadline).map(move |_, _, _| committed))
     }
+}
+
+/// Resolves when no admit/ack call is in flight (or at `deadline`).
+fn wait_for_remote_ops(deadline: Instant) -> std::pin::Pin<Box<dyn ActorFuture<Scheduler, Output = ()>>> {
+    Box::pin(fut::wrap_future::<_, Scheduler>(tokio::time::sleep(std::time::Duration::from_millis(5))).then(
+        move |_, act, _| -> std::pin::Pin<Box<dyn ActorFuture<Scheduler, Output = ()>>> {
+            if act.remote.as_ref().is_some_and(|r| r.ops() > 0) && Instant::now() < deadline {
+                wait_for_remote_ops(deadline)
+            } else {
+                Box::pin(fut::ready(()))
+            }
+        },
+    ))
 }
 
 impl Handler<RobotsLoaded> for Scheduler {
     type Result = ();
     fn handle(&mut self, msg: RobotsLoaded, ctx: &mut Context<Self>) {
         for request in self.frontier.robots_loaded(&msg.host, msg.robot) {
+            if self.remote.is_some() {
+                self.remote_done(&request, ctx);
+            }
             self.robots_blocked(&request.url);
             self.outstanding = self.outstanding.saturating_sub(1);
             self.durably_done(request.fingerprint);
@@ -510,6 +592,10 @@ impl Handler<Reseed> for Scheduler {
         }
         if self.outstanding > 0 {
             tracing::info!(outstanding = self.outstanding, "reseed skipped: the last crawl is still running");
+            return;
+        }
+        if self.remote.is_some() {
+            tracing::warn!("reseed is not supported with a shared (redis) frontier yet: skipped");
             return;
         }
         self.frontier.forget_seen();

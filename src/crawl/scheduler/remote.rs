@@ -1,0 +1,361 @@
+//! The scheduler's side of a frontier shared through Redis (`frontier.backend: redis`).
+//!
+//! The local [`Frontier`](crate::crawl::frontier::Frontier) still screens links (depth,
+//! scope, a local seen cache) and keeps politeness per host; the queue and the seen-set
+//! that count live in Redis ([`RedisFrontier`]). A link that passes the local screen is
+//! admitted to Redis with the other links of its page in one call; the scheduler leases as
+//! many requests as it has room for, fetches them, and acks each lease only after the page's
+//! links are admitted, so a process that dies loses nothing: its leases expire and another
+//! process takes them. The crawl is done when no process holds a lease and the queue is
+//! empty.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use url::Url;
+
+use super::Scheduler;
+use crate::bridges::redis::frontier::{LeaseToken, RedisFrontier};
+use crate::crawl::frontier::Admission;
+use crate::crawl::messages::CrawlRequest;
+use crate::crawl::urls::{self, Fingerprint, FingerprintBuildHasher};
+use crate::state::PendingRequest;
+
+/// How often an idle process looks at the shared frontier (and at start URLs).
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// A frontier shared through Redis, as the runtime hands it to the scheduler.
+pub struct SharedFrontier {
+    /// The store.
+    pub store: RedisFrontier,
+    /// Keep running when there is nothing to do, polling for start URLs (no seeds).
+    pub wait_for_start_urls: bool,
+    /// Requests leased at a time, at most.
+    pub lease_batch: usize,
+    /// The lease, to renew held requests in time.
+    pub lease: Duration,
+    /// The sinks: a page's lease is given up only when every one has its items.
+    pub sinks: u32,
+}
+
+/// A page done here whose lease waits for its links to be admitted and its items to be
+/// written by every sink.
+struct AwaitingAck {
+    token: LeaseToken,
+    sinks_left: u32,
+    admitted: bool,
+}
+
+/// The scheduler's state for a shared frontier.
+pub(super) struct Remote {
+    shared: SharedFrontier,
+    /// Links screened locally and not yet admitted to Redis.
+    batch: Vec<(Fingerprint, PendingRequest, i32)>,
+    /// The leases this process holds.
+    tokens: HashMap<Fingerprint, LeaseToken, FingerprintBuildHasher>,
+    /// Admit/ack calls in flight.
+    ops: u32,
+    leasing: bool,
+    polling: bool,
+    awaiting: HashMap<Fingerprint, AwaitingAck, FingerprintBuildHasher>,
+}
+
+impl Remote {
+    pub(super) fn new(shared: SharedFrontier) -> Self {
+        Self {
+            shared,
+            batch: Vec::new(),
+            tokens: HashMap::default(),
+            ops: 0,
+            leasing: false,
+            polling: false,
+            awaiting: HashMap::default(),
+        }
+    }
+
+    /// While draining: every admit and ack has been sent.
+    pub(super) fn idle_for_drain(&self) -> bool {
+        self.ops == 0 && self.batch.is_empty()
+    }
+
+    /// Admit/ack calls still in flight.
+    pub(super) fn ops(&self) -> u32 {
+        self.ops
+    }
+}
+
+impl Scheduler {
+    fn remote(&mut self) -> &mut Remote {
+        self.remote.as_mut().expect("called only with a shared frontier")
+    }
+
+    /// Starts the timers: reaping expired leases (anyone's) and renewing ours.
+    pub(super) fn remote_started(&mut self, ctx: &mut Context<Self>) {
+        let lease = self.remote().shared.lease;
+        ctx.run_interval((lease / 2).max(Duration::from_millis(50)), |act, ctx| {
+            let store = act.remote().shared.store.clone();
+            ctx.spawn(async move { store.reap().await }.into_actor(act).map(
+                |reaped, act, ctx| match reaped {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(requests = n, "took back expired leases");
+                        act.pump(ctx);
+                    }
+                    Err(e) => tracing::warn!("shared frontier: reap failed: {e}"),
+                },
+            ));
+        });
+        ctx.run_interval((lease / 3).max(Duration::from_millis(30)), |act, ctx| {
+            let remote = act.remote();
+            if remote.tokens.is_empty() {
+                return;
+            }
+            let tokens: Vec<LeaseToken> = remote.tokens.values().cloned().collect();
+            let store = remote.shared.store.clone();
+            ctx.spawn(async move { store.renew(&tokens).await }.into_actor(act).map(|renewed, _, _| {
+                if let Err(e) = renewed {
+                    tracing::warn!("shared frontier: renewing leases failed: {e}");
+                }
+            }));
+        });
+    }
+
+    /// A link passed the local screen: it goes to Redis with the next flush.
+    pub(super) fn remote_admit(
+        &mut self,
+        fingerprint: Fingerprint,
+        url: &Url,
+        depth: u32,
+        chain: &[Fingerprint],
+    ) {
+        let priority = self.frontier.priority_of(url);
+        let request = PendingRequest {
+            url: url.to_string(),
+            depth,
+            redirect_chain: chain.iter().map(|f| f.0).collect(),
+        };
+        self.remote().batch.push((fingerprint, request, priority));
+    }
+
+    /// Admits the screened links, then acks `done` (the request they came from): a
+    /// request's children are in Redis before its lease is given up.
+    pub(super) fn remote_flush(&mut self, done: Option<LeaseToken>, ctx: &mut Context<Self>) {
+        let remote = self.remote();
+        let batch = std::mem::take(&mut remote.batch);
+        if batch.is_empty() && done.is_none() {
+            return;
+        }
+        remote.ops += 1;
+        let store = remote.shared.store.clone();
+        let work = async move {
+            if !batch.is_empty() {
+                store.admit(&batch).await?;
+            }
+            if let Some(token) = done {
+                store.ack(&[token]).await?;
+            }
+            Ok::<_, crate::bridges::redis::frontier::FrontierError>(())
+        };
+        ctx.spawn(work.into_actor(self).map(|result, act, ctx| {
+            act.remote().ops -= 1;
+            if let Err(e) = result {
+                // The lease (if any) expires and the request is fetched again elsewhere.
+                tracing::error!("shared frontier: admit/ack failed: {e}");
+            }
+            act.pump(ctx);
+        }));
+    }
+
+    /// A request leased here is done: its links go to Redis now; its lease is given up when
+    /// they are admitted and, for a page whose items went to the sinks, when every sink has
+    /// written them (end to end: a process killed before that loses no item).
+    pub(super) fn remote_complete(
+        &mut self,
+        fingerprint: Fingerprint,
+        to_sinks: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let token = self.remote_release(&fingerprint);
+        let sinks = self.remote().shared.sinks;
+        let token = match token {
+            Some(token) if to_sinks && sinks > 0 => token,
+            other => return self.remote_flush(other, ctx),
+        };
+        let remote = self.remote();
+        remote.awaiting.insert(fingerprint, AwaitingAck { token, sinks_left: sinks, admitted: false });
+        let batch = std::mem::take(&mut remote.batch);
+        remote.ops += 1;
+        let store = remote.shared.store.clone();
+        let work = async move {
+            if batch.is_empty() {
+                Ok(Vec::new())
+            } else {
+                store.admit(&batch).await
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(move |admitted, act, ctx| {
+            act.remote().ops -= 1;
+            match admitted {
+                Ok(_) => {
+                    if let Some(waiting) = act.remote().awaiting.get_mut(&fingerprint) {
+                        waiting.admitted = true;
+                    }
+                    act.remote_ack_if_ready(fingerprint, ctx);
+                }
+                Err(e) => {
+                    // Keep the lease: it expires and the page is fetched again elsewhere.
+                    tracing::error!("shared frontier: admit failed: {e}");
+                    act.remote().awaiting.remove(&fingerprint);
+                }
+            }
+            act.pump(ctx);
+        }));
+    }
+
+    /// Sinks wrote these pages' items.
+    pub(super) fn remote_durable(&mut self, pages: &[Fingerprint], ctx: &mut Context<Self>) {
+        for fp in pages {
+            if let Some(waiting) = self.remote().awaiting.get_mut(fp) {
+                waiting.sinks_left = waiting.sinks_left.saturating_sub(1);
+                self.remote_ack_if_ready(*fp, ctx);
+            }
+        }
+    }
+
+    fn remote_ack_if_ready(&mut self, fingerprint: Fingerprint, ctx: &mut Context<Self>) {
+        let remote = self.remote();
+        let ready = remote.awaiting.get(&fingerprint).is_some_and(|w| w.admitted && w.sinks_left == 0);
+        if let Some(waiting) = ready.then(|| remote.awaiting.remove(&fingerprint)).flatten() {
+            self.remote_flush(Some(waiting.token), ctx);
+        }
+    }
+
+    /// The lease of a request that ends here, if this process holds one.
+    pub(super) fn remote_release(&mut self, fingerprint: &Fingerprint) -> Option<LeaseToken> {
+        self.remote.as_mut().and_then(|r| r.tokens.remove(fingerprint))
+    }
+
+    /// Leases requests while there is room; when idle, checks whether the crawl is done.
+    pub(super) fn remote_refill(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        let local = self.frontier.queued() + self.in_progress.len();
+        let remote = self.remote();
+        let room = remote.shared.lease_batch.saturating_sub(local);
+        if remote.leasing || room == 0 {
+            return;
+        }
+        remote.leasing = true;
+        let store = remote.shared.store.clone();
+        ctx.spawn(async move { store.lease(room).await }.into_actor(self).map(|leased, act, ctx| {
+            act.remote().leasing = false;
+            let leased = match leased {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!("shared frontier: lease failed: {e}");
+                    Vec::new()
+                }
+            };
+            let got = leased.len();
+            for lease in leased {
+                act.enqueue_leased(lease.request, lease.token, ctx);
+            }
+            if got > 0 {
+                act.pump(ctx);
+            } else {
+                act.remote_poll(ctx);
+            }
+        }));
+    }
+
+    fn enqueue_leased(&mut self, record: PendingRequest, token: LeaseToken, ctx: &mut Context<Self>) {
+        let Ok(mut url) = Url::parse(&record.url) else {
+            tracing::warn!(url = %record.url, "shared frontier: dropping an unparsable URL");
+            let ack = Some(token);
+            return self.remote_flush(ack, ctx);
+        };
+        urls::normalize(&mut url);
+        let fingerprint = urls::fingerprint(&url);
+        let chain = record.redirect_chain.into_iter().map(Fingerprint).collect();
+        match self.frontier.restore(url.clone(), record.depth, chain) {
+            Admission::Queued { fetch_robots } => {
+                self.remote().tokens.insert(fingerprint, token);
+                if let Some(host) = fetch_robots {
+                    self.fetch_robots(host, url, ctx);
+                }
+            }
+            refused => {
+                self.refused(refused, &url);
+                self.remote_flush(Some(token), ctx);
+            }
+        }
+    }
+
+    /// Nothing here to do: start URLs waiting? the shared queue empty and no lease held
+    /// anywhere? Then this process is done (unless it waits for start URLs).
+    pub(super) fn remote_poll(&mut self, ctx: &mut Context<Self>) {
+        let local_idle = self.frontier.queued() == 0 && self.in_progress.is_empty();
+        let remote = self.remote();
+        if remote.polling || remote.leasing || remote.ops > 0 || !remote.batch.is_empty() || !local_idle {
+            return;
+        }
+        remote.polling = true;
+        let store = remote.shared.store.clone();
+        let work = async move {
+            let starts = store.take_start_urls(64).await?;
+            let pending = store.pending().await?;
+            Ok::<_, crate::bridges::redis::frontier::FrontierError>((starts, pending))
+        };
+        ctx.spawn(work.into_actor(self).map(|polled, act, ctx| {
+            act.remote().polling = false;
+            let (starts, (queued, leased)) = match polled {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("shared frontier: poll failed: {e}");
+                    (Vec::new(), (1, 0))
+                }
+            };
+            let mut offered = false;
+            for start in starts {
+                match Url::parse(start.trim()) {
+                    Ok(mut url) if matches!(url.scheme(), "http" | "https") => {
+                        urls::normalize(&mut url);
+                        tracing::info!(%url, "start URL from Redis");
+                        act.frontier.add_start(&url);
+                        offered |= act.offer(url, 0, Vec::new(), ctx);
+                    }
+                    _ => tracing::warn!(start = %start, "shared frontier: ignoring a start URL that is not an http(s) URL"),
+                }
+            }
+            if offered {
+                act.remote_flush(None, ctx);
+                return;
+            }
+            if queued == 0 && leased == 0 && !act.remote().shared.wait_for_start_urls {
+                act.report_idle();
+                return;
+            }
+            ctx.run_later(IDLE_POLL, |act, ctx| {
+                act.remote_refill(ctx);
+                act.remote_poll(ctx);
+            });
+        }));
+    }
+
+    /// A request leased here will never complete normally (dead-lettered, robots): done.
+    pub(super) fn remote_done(&mut self, request: &CrawlRequest, ctx: &mut Context<Self>) {
+        if let Some(token) = self.remote_release(&request.fingerprint) {
+            self.remote_flush(Some(token), ctx);
+        }
+    }
+
+    /// Copies the store's reconnect count into the stats.
+    pub(super) fn remote_counters(&self) {
+        if let Some(remote) = &self.remote {
+            let reconnects = remote.shared.store.counters().reconnects();
+            self.stats.reconnects.store(reconnects, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}

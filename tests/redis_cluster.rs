@@ -1,0 +1,551 @@
+//! One crawl shared by several `arachne run` processes through a Redis frontier
+//! (`frontier: { backend: redis }`), end to end through the binary, against an external
+//! `SandboxServer` whose truth and request counters are the oracle:
+//!
+//! - two processes on one spec crawl the 5,000-page sandbox together: the union of their
+//!   items is exactly the sandbox's item set, no item twice, no page fetched twice with
+//!   success, and each did a fair share;
+//! - one of two processes is SIGKILLed mid-crawl: the survivor finishes alone and nothing
+//!   is missing (the dead one's leases come back after `frontier.lease`);
+//! - redis-server is SIGKILLed and restarted (append-only file on) mid-crawl: the crawl
+//!   completes, nothing is missing, and the summary counts the `reconnects`;
+//! - a process with `seeds: []` waits; a plain `LPUSH arachne:<name>:start_urls URL` starts
+//!   its crawl, and the items can be read back with `LRANGE <name>:items`.
+//!
+//! Which server: `ARACHNE_TEST_REDIS_URL` (scripts/test.sh starts one with
+//! scripts/redis.sh and sets it). Without it, under `CI` the tests fail; elsewhere each
+//! test starts its own `redis-server` on a free port when the binary is installed, and is
+//! skipped with a loud message when it is not. Every test uses its own crawl `name` (so its
+//! own `arachne:<name>:*` keys); the restart test always starts its own server.
+//!
+//! Every wait has a deadline; every child (arachne, redis-server) is killed and reaped by a
+//! guard when a test fails.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arachne::sandbox::{truth, SandboxOptions, SandboxServer, Truth};
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------------------
+// redis-server
+
+/// A redis-server this test started; killed (and reaped) on drop.
+struct OwnServer {
+    child: Option<Child>,
+    port: u16,
+    args: Vec<String>,
+}
+
+impl OwnServer {
+    fn start(extra: &[&str]) -> Self {
+        let port = free_port();
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let mut server = Self { child: None, port, args };
+        server.start_again();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// SIGKILL: nothing but what the append-only file holds survives.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again) on its port, with its arguments; returns once it answers PING.
+    fn start_again(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut child = Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
+                .args(["--daemonize", "no"])
+                .args(&self.args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            std::thread::sleep(Duration::from_millis(100));
+            if child.try_wait().ok().flatten().is_none() {
+                self.child = Some(child);
+                break;
+            }
+            // Exited at once (the port not free yet): try again.
+            assert!(Instant::now() < deadline, "could not start redis-server on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let client = redis::Client::open(self.url()).expect("client");
+        loop {
+            let up = client
+                .get_connection_with_timeout(Duration::from_millis(200))
+                .is_ok_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok());
+            if up {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server on port {} did not answer PING", self.port);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Whether this test may start a redis-server of its own: panics under `CI` when there is
+/// none, skips loudly elsewhere.
+fn can_start_own(test: &str) -> bool {
+    let installed = Command::new("redis-server").arg("--version").output().is_ok_and(|o| o.status.success());
+    if installed {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: redis-server is not installed under CI: run scripts/test.sh");
+    }
+    eprintln!(
+        "\n*** SKIPPED {test}: no redis-server here and ARACHNE_TEST_REDIS_URL unset \
+         (scripts/test.sh installs and starts one) ***\n"
+    );
+    false
+}
+
+/// The Redis the tests share: `ARACHNE_TEST_REDIS_URL`, or a server of this test's own.
+struct TestRedis {
+    url: String,
+    _own: Option<OwnServer>,
+}
+
+fn test_redis(test: &str) -> Option<TestRedis> {
+    if let Ok(url) = std::env::var("ARACHNE_TEST_REDIS_URL") {
+        if !url.is_empty() {
+            return Some(TestRedis { url, _own: None });
+        }
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: ARACHNE_TEST_REDIS_URL is not set under CI: run scripts/test.sh (it starts redis-server)");
+    }
+    if !can_start_own(test) {
+        return None;
+    }
+    let own = OwnServer::start(&["--appendonly", "no"]);
+    Some(TestRedis { url: own.url(), _own: Some(own) })
+}
+
+fn conn(url: &str) -> redis::Connection {
+    redis::Client::open(url)
+        .expect("client")
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("connect to Redis")
+}
+
+/// Deletes the crawl's keys (`arachne:<name>:*`, `<name>:items`) from a shared server.
+fn drop_keys(url: &str, name: &str) {
+    let mut c = conn(url);
+    let mut keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("arachne:{name}:*")).query(&mut c).expect("KEYS");
+    keys.push(format!("{name}:items"));
+    let _: i64 = redis::cmd("DEL").arg(&keys).query(&mut c).expect("DEL");
+}
+
+/// A crawl name of its own: its own key prefix.
+fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+// ---------------------------------------------------------------------------------------
+// The spec
+
+/// A spec on a Redis frontier (native layout) with the product rule and a jsonl output.
+struct Shop {
+    name: String,
+    seeds: Vec<String>,
+    redis_url: String,
+    lease: &'static str,
+    /// A whole `fetch:` line, or empty.
+    fetch: &'static str,
+    /// A `redis` output to this key besides the jsonl file.
+    items_key: Option<String>,
+}
+
+impl Shop {
+    fn new(name: &str, redis_url: &str, site: &SandboxServer) -> Self {
+        Shop {
+            name: name.to_string(),
+            seeds: vec![format!("{}/", site.base_url())],
+            redis_url: redis_url.to_string(),
+            lease: "30s",
+            fetch: "",
+            items_key: None,
+        }
+    }
+
+    fn yaml(&self) -> String {
+        let seeds = serde_json::to_string(&self.seeds).expect("seeds");
+        let redis_output = match &self.items_key {
+            Some(key) => format!("  - redis: {{ key: \"{key}\" }}\n"),
+            None => String::new(),
+        };
+        format!(
+            r#"name: {name}
+seeds: {seeds}
+frontier:
+  backend: redis
+  layout: native
+  lease: {lease}
+brokers:
+  redis: {{ url: "{url}" }}
+{fetch}
+parse:
+  items:
+    - name: product
+      match: "/item/\\d+$"
+      fields: {{ title: "h1", price: ".price" }}
+output:
+  - jsonl: items.jsonl
+{redis_output}"#,
+            name = self.name,
+            lease = self.lease,
+            url = self.redis_url,
+            fetch = self.fetch,
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// arachne processes
+
+/// A running `arachne run crawl.yaml` in its own working directory (stderr to
+/// `stderr.log`, summary to `summary.json` there); killed and reaped on drop.
+struct Arachne {
+    label: &'static str,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Arachne {
+    fn spawn(label: &'static str, dir: &Path, spec: &str, extra: &[&str]) -> Self {
+        fs::write(dir.join("crawl.yaml"), spec).expect("write spec");
+        let stderr = fs::File::create(dir.join("stderr.log")).expect("stderr.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_arachne"))
+            .args(["run", "crawl.yaml", "--quiet", "--summary-json", "summary.json"])
+            .args(extra)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn arachne");
+        Arachne { label, dir: dir.to_path_buf(), child: Some(child) }
+    }
+
+    fn running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => child.try_wait().expect("try_wait").is_none(),
+            None => false,
+        }
+    }
+
+    /// SIGKILLs it; whether it was still running.
+    fn sigkill(&mut self) -> bool {
+        let was_running = self.running();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        was_running
+    }
+
+    /// Its exit code; panics (and the guard kills it) if it still runs at `deadline`.
+    fn wait(&mut self, deadline: Instant) -> i32 {
+        let child = self.child.as_mut().expect("not killed");
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() >= deadline {
+                panic!("arachne {} still runs at the deadline; stderr:\n{}", self.label, self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The end of its stderr, for failure messages.
+    fn stderr(&self) -> String {
+        let text = fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default();
+        let cut = text.len().saturating_sub(4000);
+        let cut = (cut..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+        text[cut..].to_string()
+    }
+
+    fn summary(&self) -> Value {
+        fs::read(self.dir.join("summary.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    fn pages_fetched(&self) -> u64 {
+        let summary = self.summary();
+        summary["pages_fetched"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("arachne {}: no pages_fetched in the summary: {summary}", self.label))
+    }
+
+    /// Whole lines in its items.jsonl so far.
+    fn item_lines(&self) -> usize {
+        fs::read(self.dir.join("items.jsonl")).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0)
+    }
+
+    /// The items of its items.jsonl. A torn last line (a process SIGKILLed mid-write) is
+    /// skipped when `torn_ok`; any other line must be a whole JSON object.
+    fn items(&self, torn_ok: bool) -> Vec<Value> {
+        let text = fs::read_to_string(self.dir.join("items.jsonl")).unwrap_or_default();
+        let whole = match text.rfind('\n') {
+            Some(end) => &text[..=end],
+            None => "",
+        };
+        let torn = &text[whole.len()..];
+        assert!(
+            torn_ok || torn.is_empty(),
+            "arachne {}: a torn last line in items.jsonl: {torn}",
+            self.label
+        );
+        whole
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad JSON line ({e}): {l}", self.label))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Arachne {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Checking items against the truth
+
+/// URL -> title. With `once`, panics on a URL seen before (in this or an earlier call).
+fn collect(into: &mut BTreeMap<String, String>, items: &[Value], once: bool) {
+    for item in items {
+        let url = item["url"].as_str().unwrap_or_else(|| panic!("item without url: {item}")).to_string();
+        let title = item["title"].as_str().unwrap_or("<none>").to_string();
+        let before = into.insert(url.clone(), title);
+        assert!(!once || before.is_none(), "item {url} written twice");
+    }
+}
+
+/// The items are exactly the truth's: as many, with the same titles.
+fn assert_truth_items(got: &BTreeMap<String, String>, want: &Truth) {
+    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    for t in &want.item_titles {
+        *counts.entry(t.as_str()).or_default() += 1;
+    }
+    for t in got.values() {
+        *counts.entry(t.as_str()).or_default() -= 1;
+    }
+    let missing: Vec<&str> = counts.iter().filter(|(_, &n)| n > 0).map(|(t, _)| *t).take(10).collect();
+    let extra: Vec<&str> = counts.iter().filter(|(_, &n)| n < 0).map(|(t, _)| *t).take(10).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{} distinct item URLs, the truth has {} items; missing titles (first 10): {missing:?}; \
+         unexpected (first 10): {extra:?}",
+        got.len(),
+        want.items
+    );
+    assert_eq!(got.len() as u64, want.items);
+    assert!(got.keys().all(|u| u.contains("/item/")), "an item that is not a product page");
+}
+
+fn sandbox(pages: u32) -> (SandboxServer, Truth) {
+    let opts = SandboxOptions { pages, traps: false };
+    let want = truth(&opts, 20);
+    (SandboxServer::start(opts, 0).expect("sandbox"), want)
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn two_processes_share_one_frontier() {
+    let Some(redis) = test_redis("two_processes_share_one_frontier") else { return };
+    let (site, want) = sandbox(5000);
+    let name = unique("shop");
+    // A lease far longer than the crawl: no page may come back to the queue here.
+    let spec = Shop::new(&name, &redis.url, &site).yaml();
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let deadline = Instant::now() + Duration::from_secs(50);
+    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
+    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &[]);
+    let code_a = a.wait(deadline);
+    let code_b = b.wait(deadline);
+    assert_eq!(code_a, 0, "a:\n{}", a.stderr());
+    assert_eq!(code_b, 0, "b:\n{}", b.stderr());
+
+    let mut items = BTreeMap::new();
+    collect(&mut items, &a.items(false), true);
+    collect(&mut items, &b.items(false), true);
+    assert_truth_items(&items, &want);
+
+    let stats = site.stats();
+    assert_eq!(
+        stats.repeated_ok,
+        0,
+        "pages fetched twice with success (first 10): {:?}",
+        stats.repeated_ok_paths.iter().take(10).collect::<Vec<_>>()
+    );
+    let (fetched_a, fetched_b) = (a.pages_fetched(), b.pages_fetched());
+    assert_eq!(fetched_a + fetched_b, want.pages_fetched, "a: {}\nb: {}", a.summary(), b.summary());
+    for (label, fetched) in [("a", fetched_a), ("b", fetched_b)] {
+        assert!(
+            fetched * 5 >= want.pages_fetched,
+            "{label} fetched {fetched} of {} pages: less than a fair share (20%)",
+            want.pages_fetched
+        );
+    }
+    drop_keys(&redis.url, &name);
+}
+
+#[test]
+fn a_killed_process_leaves_nothing_missing() {
+    let Some(redis) = test_redis("a_killed_process_leaves_nothing_missing") else { return };
+    let started = Instant::now();
+    let (site, want) = sandbox(5000);
+    let name = unique("killed");
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    shop.lease = "2s";
+    // About 4 s for the two together, so the kill lands mid-crawl.
+    shop.fetch = "fetch: { per_host: { rate: 600 } }";
+    let spec = shop.yaml();
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
+    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &[]);
+
+    // SIGKILL b once a has written ~30% of the items (or after 15 s at most).
+    let threshold = (want.items * 3 / 10) as usize;
+    let kill_by = started + Duration::from_secs(15);
+    while a.item_lines() < threshold && Instant::now() < kill_by && a.running() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (a_lines, b_lines) = (a.item_lines(), b.item_lines());
+    let was_running = b.sigkill();
+    eprintln!("killed b after {:?}: a had {a_lines} items, b {b_lines}", started.elapsed());
+    assert!(was_running, "b ended before it was killed (a had {a_lines} items):\n{}", b.stderr());
+    assert!(a.running(), "a ended before b was killed:\n{}", a.stderr());
+
+    let code = a.wait(started + Duration::from_secs(60));
+    assert_eq!(code, 0, "the survivor:\n{}", a.stderr());
+    let mut items = BTreeMap::new();
+    collect(&mut items, &a.items(false), false);
+    collect(&mut items, &b.items(true), false);
+    assert_truth_items(&items, &want);
+    drop(site);
+    drop_keys(&redis.url, &name);
+}
+
+#[test]
+fn redis_restart_mid_crawl_completes() {
+    if std::env::var_os("CI").is_none() && !can_start_own("redis_restart_mid_crawl_completes") {
+        return;
+    }
+    let started = Instant::now();
+    let aof = tempfile::tempdir().expect("tempdir");
+    let aof_dir = aof.path().to_string_lossy().to_string();
+    let mut server = OwnServer::start(&["--appendonly", "yes", "--appendfsync", "always", "--dir", &aof_dir]);
+    let (site, want) = sandbox(5000);
+    let mut shop = Shop::new(&unique("restart"), &server.url(), &site);
+    shop.lease = "2s";
+    // About 5 s, so the restart lands mid-crawl.
+    shop.fetch = "fetch: { concurrency: 4, per_host: { concurrency: 4, rate: 1000 } }";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = Arachne::spawn("p", dir.path(), &shop.yaml(), &[]);
+
+    let first_items_by = started + Duration::from_secs(20);
+    while p.item_lines() == 0 {
+        assert!(p.running(), "it ended before writing any item:\n{}", p.stderr());
+        assert!(Instant::now() < first_items_by, "no item within 20 s:\n{}", p.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(p.running(), "the crawl ended before Redis could be restarted:\n{}", p.stderr());
+    let lines = p.item_lines();
+    server.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    server.start_again();
+    eprintln!("restarted Redis after {:?}, at {lines} items", started.elapsed());
+
+    let code = p.wait(started + Duration::from_secs(60));
+    assert_eq!(code, 0, "{}", p.stderr());
+    let mut items = BTreeMap::new();
+    collect(&mut items, &p.items(false), false);
+    assert_truth_items(&items, &want);
+    let summary = p.summary();
+    assert!(summary["reconnects"].as_u64().is_some_and(|n| n >= 1), "reconnects not counted: {summary}");
+}
+
+#[test]
+fn start_urls_start_a_waiting_process() {
+    let Some(redis) = test_redis("start_urls_start_a_waiting_process") else { return };
+    let (site, want) = sandbox(200);
+    let name = unique("waiting");
+    let items_key = format!("{name}:items");
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    shop.seeds = vec![];
+    shop.items_key = Some(items_key.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let mut p = Arachne::spawn("p", dir.path(), &shop.yaml(), &["--stop-after", "8s"]);
+
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(p.running(), "a process with seeds: [] ended instead of waiting:\n{}", p.stderr());
+    assert_eq!(p.item_lines(), 0);
+    let _: i64 = redis::cmd("LPUSH")
+        .arg(format!("arachne:{name}:start_urls"))
+        .arg(format!("{}/", site.base_url()))
+        .query(&mut conn(&redis.url))
+        .expect("LPUSH");
+
+    let code = p.wait(started + Duration::from_secs(25));
+    assert_eq!(code, 0, "{}", p.stderr());
+    assert!(
+        started.elapsed() >= Duration::from_millis(7500),
+        "it ended before --stop-after: {:?}",
+        started.elapsed()
+    );
+
+    let listed: Vec<String> =
+        redis::cmd("LRANGE").arg(&items_key).arg(0).arg(-1).query(&mut conn(&redis.url)).expect("LRANGE");
+    let listed: Vec<Value> =
+        listed.iter().map(|l| serde_json::from_str(l).expect("each list entry is a JSON item")).collect();
+    let mut items = BTreeMap::new();
+    collect(&mut items, &listed, true);
+    assert_truth_items(&items, &want);
+    let mut from_file = BTreeMap::new();
+    collect(&mut from_file, &p.items(false), true);
+    assert_eq!(from_file, items, "the jsonl file and the Redis list hold the same items");
+    drop_keys(&redis.url, &name);
+}
