@@ -183,6 +183,10 @@ struct Shop {
     fetch: &'static str,
     /// A `redis` output to this key besides the jsonl file.
     items_key: Option<String>,
+    /// `native` or `scrapy-redis`.
+    layout: &'static str,
+    /// Extra `frontier:` lines (indented two spaces), or empty.
+    frontier_extra: &'static str,
 }
 
 impl Shop {
@@ -194,6 +198,8 @@ impl Shop {
             lease: "30s",
             fetch: "",
             items_key: None,
+            layout: "native",
+            frontier_extra: "",
         }
     }
 
@@ -208,8 +214,9 @@ impl Shop {
 seeds: {seeds}
 frontier:
   backend: redis
-  layout: native
+  layout: {layout}
   lease: {lease}
+{frontier_extra}
 brokers:
   redis: {{ url: "{url}" }}
 {fetch}
@@ -225,6 +232,8 @@ output:
             lease = self.lease,
             url = self.redis_url,
             fetch = self.fetch,
+            layout = self.layout,
+            frontier_extra = self.frontier_extra,
         )
     }
 }
@@ -547,5 +556,74 @@ fn start_urls_start_a_waiting_process() {
     let mut from_file = BTreeMap::new();
     collect(&mut from_file, &p.items(false), true);
     assert_eq!(from_file, items, "the jsonl file and the Redis list hold the same items");
+    drop_keys(&redis.url, &name);
+}
+
+#[test]
+fn scrapy_redis_layout_json_start_url_and_shared_dupefilter() {
+    let Some(redis) = test_redis("scrapy_redis_layout_json_start_url_and_shared_dupefilter") else { return };
+    let (site, want) = sandbox(200);
+    let name = unique("scrapy");
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    shop.seeds = vec![];
+    shop.layout = "scrapy-redis";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let mut p = Arachne::spawn("p", dir.path(), &shop.yaml(), &["--stop-after", "6s"]);
+    std::thread::sleep(Duration::from_millis(800));
+    // As a scrapy-redis spider's feeder would: a JSON start URL on `<name>:start_urls`.
+    let start = serde_json::json!({ "url": format!("{}/", site.base_url()) }).to_string();
+    let _: i64 = redis::cmd("LPUSH")
+        .arg(format!("{name}:start_urls"))
+        .arg(start)
+        .query(&mut conn(&redis.url))
+        .expect("LPUSH");
+    assert_eq!(p.wait(started + Duration::from_secs(25)), 0, "{}", p.stderr());
+    let mut items = BTreeMap::new();
+    collect(&mut items, &p.items(false), true);
+    assert_truth_items(&items, &want);
+
+    // The dupefilter is scrapy-redis's: a set of 40-hex SHA1 request fingerprints, one per
+    // page fetched.
+    let mut c = conn(&redis.url);
+    let kind: String = redis::cmd("TYPE").arg(format!("{name}:dupefilter")).query(&mut c).expect("TYPE");
+    assert_eq!(kind, "set");
+    let members: Vec<String> =
+        redis::cmd("SMEMBERS").arg(format!("{name}:dupefilter")).query(&mut c).expect("SMEMBERS");
+    assert_eq!(members.len() as u64, want.pages_fetched);
+    assert!(members.iter().all(|m| m.len() == 40 && m.bytes().all(|b| b.is_ascii_hexdigit())));
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg(format!("{name}:*")).query(&mut c).expect("KEYS");
+    keys.push("unused".into());
+    let _: i64 = redis::cmd("DEL").arg(&keys).query(&mut c).expect("DEL");
+}
+
+#[test]
+fn bloom_dedup_keeps_memory_bounded_and_the_crawl_whole() {
+    let Some(redis) = test_redis("bloom_dedup_keeps_memory_bounded_and_the_crawl_whole") else { return };
+    let (site, want) = sandbox(1000);
+    let name = unique("bloom");
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    // Sized for 100,000 URLs at 1e-6: no false positive is expected among ~1,050 URLs.
+    shop.frontier_extra = "  dedup: bloom\n  bloom: { capacity: 100000, error_rate: 0.000001 }\n";
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut a = Arachne::spawn("a", dir_a.path(), &shop.yaml(), &[]);
+    let mut b = Arachne::spawn("b", dir_b.path(), &shop.yaml(), &[]);
+    assert_eq!(a.wait(deadline), 0, "{}", a.stderr());
+    assert_eq!(b.wait(deadline), 0, "{}", b.stderr());
+    let mut items = BTreeMap::new();
+    collect(&mut items, &a.items(false), true);
+    collect(&mut items, &b.items(false), true);
+    assert_truth_items(&items, &want);
+    assert_eq!(site.stats().repeated_ok, 0, "a page was fetched twice with success");
+    let mut c = conn(&redis.url);
+    let seen_type: String =
+        redis::cmd("TYPE").arg(format!("arachne:{name}:seen")).query(&mut c).expect("TYPE");
+    assert_eq!(seen_type, "none", "no fingerprint set with a Bloom filter");
+    let bloom_key = format!("arachne:{name}:seen:bloom");
+    let bytes: u64 = redis::cmd("STRLEN").arg(&bloom_key).query(&mut c).expect("STRLEN");
+    let shape = arachne::bridges::redis::frontier::Bloom::new(100_000, 0.000001);
+    assert!(bytes <= shape.bits.div_ceil(8), "the filter is at most its size: {bytes} bytes");
+    let _: i64 = redis::cmd("DEL").arg(&bloom_key).query(&mut c).expect("DEL");
     drop_keys(&redis.url, &name);
 }

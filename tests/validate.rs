@@ -548,3 +548,17 @@ fn unreadable_file() {
     assert_eq!(errors[0].origin, "/nonexistent/crawl.yaml");
     assert_says(&errors[0], &["cannot read the spec"]);
 }
+
+#[test]
+fn bloom_dedup_needs_a_native_redis_frontier_and_a_sane_size() {
+    let e = only_error("frontier: { dedup: bloom }\n");
+    assert_says(&e, &["needs `backend: redis` and `layout: native`"]);
+    let broker = "brokers: { redis: { url: \"redis://127.0.0.1:6379/\" } }\n";
+    let e = only_error(&format!(
+        "frontier: {{ backend: redis, dedup: bloom, bloom: {{ error_rate: 1.5 }} }}\n{broker}"
+    ));
+    assert_says(&e, &["error_rate 1.5 is not between 0 and 1"]);
+    ok(&format!(
+        "{BASE}frontier: {{ backend: redis, dedup: bloom, bloom: {{ capacity: 1000000 }} }}\n{broker}"
+    ));
+}

@@ -28,7 +28,7 @@ use crate::crawl::sink::{ItemSink, SinkActor, SinkResult};
 use crate::crawl::{http, urls, CrawlRequest, Event, Page, PageItems, PageParser};
 use crate::observe::{Progress, Stats, Summary};
 use crate::sandbox::{SandboxOptions, SandboxServer};
-use crate::spec::{CrawlSpec, FrontierBackend, QueueOrder, RedisLayout};
+use crate::spec::{CrawlSpec, Dedup, FrontierBackend, QueueOrder, RedisLayout};
 use crate::state::{Resume, StateStore};
 use crate::supervise::{Restart, Supervisor, SupervisorConfig};
 
@@ -343,7 +343,10 @@ async fn shared_frontier(
         RedisLayout::ScrapyRedis => Layout::ScrapyRedis,
     };
     let lease = spec.frontier.lease.0;
-    let store = RedisFrontier::new(&broker, &spec.name, spec.frontier.order, layout, lease);
+    let mut store = RedisFrontier::new(&broker, &spec.name, spec.frontier.order, layout, lease);
+    if spec.frontier.dedup == Dedup::Bloom {
+        store = store.with_bloom(spec.frontier.bloom.capacity, spec.frontier.bloom.error_rate);
+    }
     Ok(Some(SharedFrontier {
         store,
         wait_for_start_urls: spec.seeds.is_empty(),

@@ -421,6 +421,51 @@ pub struct FrontierSpec {
     /// process may take it (renewed while the process works on it).
     #[serde(default = "default_lease")]
     pub lease: HumanDuration,
+    /// With `backend: redis`: how the shared seen-set is kept, `set` (every fingerprint,
+    /// exact) or `bloom` (a Bloom filter in Redis: bounded memory, a few new URLs taken for
+    /// seen).
+    #[serde(default)]
+    pub dedup: Dedup,
+    /// With `dedup: bloom`: the filter's size.
+    #[serde(default)]
+    pub bloom: BloomSpec,
+}
+
+/// How a shared frontier remembers what it has seen.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Dedup {
+    /// A Redis set of fingerprints: exact, grows with the crawl.
+    #[default]
+    Set,
+    /// A Redis Bloom filter: bounded memory, `error_rate` of new URLs missed.
+    Bloom,
+}
+
+/// `frontier.bloom:` — a Bloom filter's size.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BloomSpec {
+    /// URLs it is sized for.
+    #[serde(default = "default_bloom_capacity")]
+    pub capacity: u64,
+    /// False-positive rate at that capacity (a new URL taken for seen).
+    #[serde(default = "default_bloom_error_rate")]
+    pub error_rate: f64,
+}
+
+impl Default for BloomSpec {
+    fn default() -> Self {
+        Self { capacity: default_bloom_capacity(), error_rate: default_bloom_error_rate() }
+    }
+}
+
+fn default_bloom_capacity() -> u64 {
+    10_000_000
+}
+
+fn default_bloom_error_rate() -> f64 {
+    0.001
 }
 
 /// The Redis key layout of a shared frontier.
@@ -446,6 +491,8 @@ impl Default for FrontierSpec {
             priorities: Vec::new(),
             layout: RedisLayout::Native,
             lease: default_lease(),
+            dedup: Dedup::Set,
+            bloom: BloomSpec::default(),
         }
     }
 }

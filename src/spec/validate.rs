@@ -282,6 +282,32 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
     if spec.frontier.lease.0.is_zero() {
         c.value(&[K("frontier"), K("lease")], "frontier.lease must be longer than 0".into(), None);
     }
+    if spec.frontier.dedup == crate::spec::Dedup::Bloom {
+        if spec.frontier.backend != FrontierBackend::Redis
+            || spec.frontier.layout != crate::spec::RedisLayout::Native
+        {
+            c.value(
+                &[K("frontier"), K("dedup")],
+                "frontier.dedup 'bloom' needs `backend: redis` and `layout: native`".into(),
+                Some("scrapy-redis's dupefilter is a set; a local frontier dedups in memory".into()),
+            );
+        }
+        let bloom = &spec.frontier.bloom;
+        if bloom.capacity == 0 {
+            c.value(
+                &[K("frontier"), K("bloom"), K("capacity")],
+                "frontier.bloom.capacity must be at least 1".into(),
+                None,
+            );
+        }
+        if !(bloom.error_rate > 0.0 && bloom.error_rate < 1.0) {
+            c.value(
+                &[K("frontier"), K("bloom"), K("error_rate")],
+                format!("frontier.bloom.error_rate {} is not between 0 and 1", bloom.error_rate),
+                Some("e.g. 0.001 (one new URL in a thousand taken for seen)".into()),
+            );
+        }
+    }
     for broker in ["kafka", "amqp"] {
         if c.present(&[K("brokers"), K(broker)]) {
             c.key(
