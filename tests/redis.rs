@@ -649,3 +649,75 @@ schedules:
     stop.stop();
     run.join().expect("run thread").expect("run ok");
 }
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`.
+fn tls_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
+    let server_key = KeyPair::generate().expect("server key");
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("server params")
+        .signed_by(&server_key, &ca)
+        .expect("server cert");
+    let (ca_file, cert_file, key_file) = (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"));
+    std::fs::write(&ca_file, ca.pem()).expect("write ca");
+    std::fs::write(&cert_file, server.pem()).expect("write cert");
+    std::fs::write(&key_file, server_key.serialize_pem()).expect("write key");
+    (ca_file, cert_file, key_file)
+}
+
+#[test]
+fn tls_with_a_private_ca_and_a_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = tls_files(dir.path());
+    let tls_port = free_port();
+    let (cert_s, key_s, ca_s, port_s) = (
+        cert.display().to_string(),
+        key.display().to_string(),
+        ca.display().to_string(),
+        tls_port.to_string(),
+    );
+    let Some(_server) = own_server(
+        "tls_with_a_private_ca_and_a_password",
+        &[
+            "--tls-port",
+            &port_s,
+            "--tls-cert-file",
+            &cert_s,
+            "--tls-key-file",
+            &key_s,
+            "--tls-ca-cert-file",
+            &ca_s,
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            "s3cret",
+        ],
+    ) else {
+        return;
+    };
+    let name = unique("tls");
+    let url = format!("rediss://:${{REDIS_PW}}@127.0.0.1:{tls_port}/");
+    let broker = format!("brokers:\n  redis: {{ url: \"{url}\", ca_file: \"{ca_s}\" }}\n");
+    let spec = format!(
+        "name: {name}\nsandbox: {{ pages: 30 }}\nseeds: [\"{{sandbox}}/\"]\n{broker}\
+         parse:\n  items:\n    - {{ name: p, match: \"/item/\", fields: {{ title: h1 }} }}\n\
+         output:\n  - redis: {{ key: \"{name}:items\" }}\n"
+    );
+    let (code, stderr) = run_arachne(dir.path(), &spec, &[("REDIS_PW", "s3cret")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("s3cret"), "the password is never printed: {stderr}");
+    let tls = RedisBroker::with_ca(&format!("rediss://:s3cret@127.0.0.1:{tls_port}/"), &ca).expect("broker");
+    let mut c = tls.blocking_connection().expect("TLS connection with the CA");
+    let n: u64 = redis::cmd("LLEN").arg(format!("{name}:items")).query(&mut c).expect("LLEN");
+    assert_eq!(n, 30, "every item arrived over TLS");
+
+    // Without the CA the server's certificate is not trusted: a clear error before crawling.
+    let untrusted = spec.replace(&format!(", ca_file: \"{ca_s}\""), "");
+    let (code, stderr) = run_arachne(dir.path(), &untrusted, &[("REDIS_PW", "s3cret")]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("TLS") || stderr.to_lowercase().contains("certificate"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}

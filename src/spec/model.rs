@@ -338,6 +338,11 @@ pub struct RedisBrokerSpec {
     /// Connecting (and the startup PING) gives up after this long.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: HumanDuration,
+    /// With `rediss://`: a PEM file of the CA that signed the server's certificate, for a
+    /// server whose certificate the system does not trust (a private CA). Without it the
+    /// system's trust store is used.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for RedisBrokerSpec {
@@ -346,6 +351,7 @@ impl fmt::Debug for RedisBrokerSpec {
         f.debug_struct("RedisBrokerSpec")
             .field("url", &crate::bridges::redis::mask_url(&self.url))
             .field("connect_timeout", &self.connect_timeout)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }

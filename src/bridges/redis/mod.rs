@@ -135,7 +135,26 @@ impl RedisBroker {
 
     /// The broker of `brokers.redis`.
     pub fn from_spec(spec: &RedisBrokerSpec) -> Result<Self, BridgeError> {
-        Ok(Self::new(&spec.url)?.with_connect_timeout(spec.connect_timeout.0))
+        let broker = match &spec.ca_file {
+            None => Self::new(&spec.url)?,
+            Some(ca) => Self::with_ca(&spec.url, ca)?,
+        };
+        Ok(broker.with_connect_timeout(spec.connect_timeout.0))
+    }
+
+    /// A `rediss://` broker whose certificate is checked against the CA in the PEM file `ca`
+    /// (instead of the system's trust store).
+    pub fn with_ca(url: &str, ca: &std::path::Path) -> Result<Self, BridgeError> {
+        let masked = mask_url(url);
+        check_url(url).map_err(|reason| BridgeError::BadUrl { url: masked.clone(), reason })?;
+        let pem = std::fs::read(ca).map_err(|e| BridgeError::Tls {
+            url: masked.clone(),
+            reason: format!("cannot read the CA file {}: {e}", ca.display()),
+        })?;
+        let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
+        let client = Client::build_with_tls(url.trim(), certs)
+            .map_err(|e| BridgeError::Tls { url: masked.clone(), reason: redis_reason(&e) })?;
+        Ok(Self { client, masked, connect_timeout: DEFAULT_CONNECT_TIMEOUT })
     }
 
     /// Connecting and the startup PING give up after `timeout`.
