@@ -8,8 +8,8 @@
 //! skipped with a loud message when it is not. Fault tests (CLIENT KILL, SIGSTOP, a wrong
 //! password) always start their own server, so they never disturb the shared one.
 
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -19,151 +19,14 @@ use arachne::bridges::BridgeError;
 use arachne::bus::{Bus, Overflow, Subscription, Topic};
 use arachne::runtime::Runtime;
 use serde_json::{json, Value};
+use support::{conn, free_port, own_server, test_redis, unique};
+
+mod support;
 
 const WAIT: Duration = Duration::from_secs(15);
 
 fn arachne() -> Command {
     Command::new(env!("CARGO_BIN_EXE_arachne"))
-}
-
-/// A redis-server this test started; killed (and reaped) on drop.
-struct OwnServer {
-    child: Child,
-    port: u16,
-    args: Vec<String>,
-}
-
-impl OwnServer {
-    /// Starts one on a free port, or `None` when redis-server is not installed.
-    fn start(extra: &[&str]) -> Option<Self> {
-        let port = free_port();
-        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let child = spawn_server(port, &args)?;
-        let server = Self { child, port, args };
-        server.wait_ready();
-        Some(server)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let client = redis::Client::open(self.url()).expect("client");
-        loop {
-            let ok = client.get_connection_with_timeout(Duration::from_millis(200)).is_ok_and(|mut c| {
-                let pong: redis::RedisResult<String> = redis::cmd("PING").query(&mut c);
-                // A server with a password answers NOAUTH: up all the same.
-                pong.is_ok() || pong.is_err_and(|e| e.to_string().contains("NOAUTH"))
-            });
-            if ok {
-                return;
-            }
-            assert!(Instant::now() < deadline, "redis-server on port {} did not start", self.port);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
-        assert!(status.is_ok_and(|s| s.success()), "kill -{sig}");
-    }
-
-    /// Kills it and starts it again on the same port.
-    fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match spawn_server(self.port, &self.args) {
-                Some(mut child) => {
-                    std::thread::sleep(Duration::from_millis(150));
-                    if child.try_wait().ok().flatten().is_none() {
-                        self.child = child;
-                        break;
-                    }
-                }
-                None => panic!("redis-server vanished"),
-            }
-            assert!(Instant::now() < deadline, "could not restart redis-server on {}", self.port);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        self.wait_ready();
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-CONT").arg(self.child.id().to_string()).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_server(port: u16, extra: &[String]) -> Option<Child> {
-    Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
-        .args(["--daemonize", "no"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// The Redis the tests share: `ARACHNE_TEST_REDIS_URL`, or a server of this test's own.
-struct TestRedis {
-    url: String,
-    _own: Option<OwnServer>,
-}
-
-fn redis_server() -> bool {
-    Command::new("redis-server").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-fn test_redis(test: &str) -> Option<TestRedis> {
-    if let Ok(url) = std::env::var("ARACHNE_TEST_REDIS_URL") {
-        if !url.is_empty() {
-            return Some(TestRedis { url, _own: None });
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: ARACHNE_TEST_REDIS_URL is not set under CI: run scripts/test.sh (it starts redis-server)");
-    }
-    own_server(test, &[]).map(|s| TestRedis { url: s.url(), _own: Some(s) })
-}
-
-/// A private server (fault tests); `None` (skip, loudly) only outside CI.
-fn own_server(test: &str, extra: &[&str]) -> Option<OwnServer> {
-    if !redis_server() {
-        if std::env::var_os("CI").is_some() {
-            panic!("{test}: redis-server is not installed under CI: run scripts/test.sh");
-        }
-        eprintln!(
-            "\n*** SKIPPED {test}: no redis-server here and ARACHNE_TEST_REDIS_URL unset \
-             (scripts/test.sh installs and starts one) ***\n"
-        );
-        return None;
-    }
-    OwnServer::start(extra)
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
-
-fn conn(url: &str) -> redis::Connection {
-    redis::Client::open(url)
-        .expect("client")
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .expect("connect")
 }
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {

@@ -25,135 +25,16 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arachne::sandbox::{truth, SandboxOptions, SandboxServer, Truth};
 use serde_json::Value;
+use support::{can_start_own, conn, test_redis, unique, OwnServer};
+
+mod support;
 
 // ---------------------------------------------------------------------------------------
 // redis-server
-
-/// A redis-server this test started; killed (and reaped) on drop.
-struct OwnServer {
-    child: Option<Child>,
-    port: u16,
-    args: Vec<String>,
-}
-
-impl OwnServer {
-    fn start(extra: &[&str]) -> Self {
-        let port = free_port();
-        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let mut server = Self { child: None, port, args };
-        server.start_again();
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// SIGKILL: nothing but what the append-only file holds survives.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it (again) on its port, with its arguments; returns once it answers PING.
-    fn start_again(&mut self) {
-        self.kill();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut child = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
-                .args(["--daemonize", "no"])
-                .args(&self.args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server");
-            std::thread::sleep(Duration::from_millis(100));
-            if child.try_wait().ok().flatten().is_none() {
-                self.child = Some(child);
-                break;
-            }
-            // Exited at once (the port not free yet): try again.
-            assert!(Instant::now() < deadline, "could not start redis-server on port {}", self.port);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let client = redis::Client::open(self.url()).expect("client");
-        loop {
-            let up = client
-                .get_connection_with_timeout(Duration::from_millis(200))
-                .is_ok_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok());
-            if up {
-                return;
-            }
-            assert!(Instant::now() < deadline, "redis-server on port {} did not answer PING", self.port);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// Whether this test may start a redis-server of its own: panics under `CI` when there is
-/// none, skips loudly elsewhere.
-fn can_start_own(test: &str) -> bool {
-    let installed = Command::new("redis-server").arg("--version").output().is_ok_and(|o| o.status.success());
-    if installed {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: redis-server is not installed under CI: run scripts/test.sh");
-    }
-    eprintln!(
-        "\n*** SKIPPED {test}: no redis-server here and ARACHNE_TEST_REDIS_URL unset \
-         (scripts/test.sh installs and starts one) ***\n"
-    );
-    false
-}
-
-/// The Redis the tests share: `ARACHNE_TEST_REDIS_URL`, or a server of this test's own.
-struct TestRedis {
-    url: String,
-    _own: Option<OwnServer>,
-}
-
-fn test_redis(test: &str) -> Option<TestRedis> {
-    if let Ok(url) = std::env::var("ARACHNE_TEST_REDIS_URL") {
-        if !url.is_empty() {
-            return Some(TestRedis { url, _own: None });
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: ARACHNE_TEST_REDIS_URL is not set under CI: run scripts/test.sh (it starts redis-server)");
-    }
-    if !can_start_own(test) {
-        return None;
-    }
-    let own = OwnServer::start(&["--appendonly", "no"]);
-    Some(TestRedis { url: own.url(), _own: Some(own) })
-}
-
-fn conn(url: &str) -> redis::Connection {
-    redis::Client::open(url)
-        .expect("client")
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .expect("connect to Redis")
-}
 
 /// Deletes the crawl's keys (`arachne:<name>:*`, `<name>:items`) from a shared server.
 fn drop_keys(url: &str, name: &str) {
@@ -162,12 +43,6 @@ fn drop_keys(url: &str, name: &str) {
         redis::cmd("KEYS").arg(format!("arachne:{name}:*")).query(&mut c).expect("KEYS");
     keys.push(format!("{name}:items"));
     let _: i64 = redis::cmd("DEL").arg(&keys).query(&mut c).expect("DEL");
-}
-
-/// A crawl name of its own: its own key prefix.
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 // ---------------------------------------------------------------------------------------

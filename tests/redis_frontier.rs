@@ -8,8 +8,6 @@
 //! when the binary is installed, and is skipped loudly when it is not. The restart test
 //! always starts its own server (append-only file on, so the data survives the restart).
 
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arachne::bridges::redis::frontier::{
@@ -19,136 +17,10 @@ use arachne::bridges::redis::RedisBroker;
 use arachne::crawl::urls::{fingerprint, Fingerprint};
 use arachne::spec::QueueOrder;
 use arachne::state::PendingRequest;
+use support::{can_start_own, conn, test_redis, unique, OwnServer};
 use url::Url;
 
-/// A redis-server this test started; killed (and reaped) on drop.
-struct OwnServer {
-    child: Child,
-    port: u16,
-    args: Vec<String>,
-}
-
-impl OwnServer {
-    fn start(extra: &[&str]) -> Self {
-        let port = free_port();
-        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let child = spawn_server(port, &args);
-        let server = Self { child, port, args };
-        server.wait_ready();
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let client = redis::Client::open(self.url()).expect("client");
-        loop {
-            let ok = client
-                .get_connection_with_timeout(Duration::from_millis(200))
-                .is_ok_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok());
-            if ok {
-                return;
-            }
-            assert!(Instant::now() < deadline, "redis-server on port {} did not start", self.port);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Kills it (SIGKILL: nothing but the append-only file survives) and starts it again on
-    /// the same port.
-    fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut child = spawn_server(self.port, &self.args);
-            std::thread::sleep(Duration::from_millis(150));
-            if child.try_wait().ok().flatten().is_none() {
-                self.child = child;
-                break;
-            }
-            assert!(Instant::now() < deadline, "could not restart redis-server on {}", self.port);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        self.wait_ready();
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_server(port: u16, extra: &[String]) -> Child {
-    Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""])
-        .args(["--daemonize", "no"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn redis-server")
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-fn redis_server_installed() -> bool {
-    Command::new("redis-server").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-/// `None` (skip, loudly) only outside CI when there is no redis-server.
-fn can_start_own(test: &str) -> bool {
-    if redis_server_installed() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: redis-server is not installed under CI: run scripts/test.sh");
-    }
-    eprintln!("\n*** SKIPPED {test}: no redis-server here and ARACHNE_TEST_REDIS_URL unset ***\n");
-    false
-}
-
-/// The Redis the tests share: `ARACHNE_TEST_REDIS_URL`, or a server of this test's own.
-struct TestRedis {
-    url: String,
-    _own: Option<OwnServer>,
-}
-
-fn test_redis(test: &str) -> Option<TestRedis> {
-    if let Ok(url) = std::env::var("ARACHNE_TEST_REDIS_URL") {
-        if !url.is_empty() {
-            return Some(TestRedis { url, _own: None });
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: ARACHNE_TEST_REDIS_URL is not set under CI: run scripts/test.sh (it starts redis-server)");
-    }
-    if !can_start_own(test) {
-        return None;
-    }
-    let own = OwnServer::start(&["--appendonly", "no"]);
-    Some(TestRedis { url: own.url(), _own: Some(own) })
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
-
-fn conn(url: &str) -> redis::Connection {
-    redis::Client::open(url)
-        .expect("client")
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .expect("connect")
-}
+mod support;
 
 fn key_type(url: &str, key: &str) -> String {
     redis::cmd("TYPE").arg(key).query(&mut conn(url)).expect("TYPE")
