@@ -70,10 +70,16 @@ impl Item {
 
     /// The item as one JSON line, with its trailing newline.
     pub fn to_json_line(&self) -> Vec<u8> {
-        // Serialising a map of JSON values and strings cannot fail.
-        let mut line = serde_json::to_vec(self).unwrap_or_default();
-        line.push(b'\n');
+        let mut line = Vec::with_capacity(256);
+        self.write_json_line(&mut line);
         line
+    }
+
+    /// Appends the item as one JSON line to `out` (no intermediate buffer: the sinks' path).
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        // Serialising a map of JSON values and strings into memory cannot fail.
+        let _ = serde_json::to_writer(&mut *out, self);
+        out.push(b'\n');
     }
 }
 

@@ -121,7 +121,7 @@ fn whole_lines_len(file: &mut File, len: u64) -> io::Result<u64> {
 
 impl ItemSink for JsonlSink {
     fn write(&mut self, item: &Item) -> io::Result<()> {
-        self.buffer.extend_from_slice(&item.to_json_line());
+        item.write_json_line(&mut self.buffer);
         if self.buffer.len() >= BUFFER {
             self.write_out()?;
         }

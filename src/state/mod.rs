@@ -126,14 +126,6 @@ impl StateStore {
         Ok(resume)
     }
 
-    /// Marks the state as belonging to a started run.
-    pub fn mark_started(&self) -> Result<(), StateError> {
-        self.write(|tx| {
-            tx.open_table(META)?.insert("started", 1)?;
-            Ok(())
-        })
-    }
-
     /// Commits a batch in one durable transaction.
     pub fn commit(&self, batch: &Batch) -> Result<(), StateError> {
         self.write(|tx| {
@@ -192,14 +184,13 @@ mod tests {
         {
             let store = StateStore::open(dir.path()).expect("open");
             assert!(!store.load().expect("load").started);
-            store.mark_started().expect("mark");
             let req = |u: &str| PendingRequest { url: u.into(), depth: 1, redirect_chain: vec![] };
             store
                 .commit(&Batch {
                     admitted: vec![(Fingerprint(1), req("http://a/1")), (Fingerprint(2), req("http://a/2"))],
                     done: vec![],
                     sink_positions: vec![],
-                    mark_started: false,
+                    mark_started: true,
                 })
                 .expect("commit");
             store
