@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and integration tests, doc tests, and the
-# examples. Later suites that need a broker (Redis, RabbitMQ, Kafka) install and start it
-# here, on 127.0.0.1 only, and stop it on exit.
+# examples. The brokers the suites need (redis-server, a Kafka-protocol broker) are
+# installed and started here, on 127.0.0.1 only, and stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,20 @@ step() { printf '\n== %s\n' "$*"; }
 if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo not found: install Rust (https://rustup.rs) first" >&2
     exit 1
+fi
+
+step "build dependencies (librdkafka is built from source: a C toolchain, zlib, OpenSSL)"
+need=()
+for pkg in g++ make pkg-config zlib1g-dev libssl-dev; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || { echo "missing packages: ${need[*]} (install them, or run as root)" >&2; exit 1; }
+    echo "installing ${need[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null; }
+else
+    echo "present"
 fi
 
 step "cargo fmt --check"
@@ -25,6 +39,14 @@ redis_start target/redis-test.env
 trap 'redis_stop target/redis-test.env' EXIT
 export ARACHNE_TEST_REDIS_URL="$REDIS_URL"
 echo "$ARACHNE_TEST_REDIS_URL (pid $REDIS_PID)"
+
+step "Kafka-protocol broker (tansu) on 127.0.0.1 (scripts/kafka.sh)"
+# tests/kafka.rs reads the bootstrap address, and starts brokers of its own from $TANSU.
+. scripts/kafka.sh
+kafka_start target/kafka-test.env
+trap 'kafka_stop target/kafka-test.env; redis_stop target/redis-test.env' EXIT
+export ARACHNE_TEST_KAFKA="$KAFKA_BOOTSTRAP" ARACHNE_TEST_TANSU="$TANSU"
+echo "$ARACHNE_TEST_KAFKA (pid $KAFKA_PID)"
 
 step "cargo test (unit, integration, doc tests)"
 log=target/test-output.log

@@ -22,13 +22,11 @@
 //! guard when a test fails.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arachne::sandbox::{truth, SandboxOptions, SandboxServer, Truth};
+use arachne::sandbox::SandboxServer;
 use serde_json::Value;
+use support::procs::{assert_truth_items, collect, sandbox, Arachne};
 use support::{can_start_own, conn, test_redis, unique, OwnServer};
 
 mod support;
@@ -111,165 +109,6 @@ output:
             frontier_extra = self.frontier_extra,
         )
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// arachne processes
-
-/// A running `arachne run crawl.yaml` in its own working directory (stderr to
-/// `stderr.log`, summary to `summary.json` there); killed and reaped on drop.
-struct Arachne {
-    label: &'static str,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Arachne {
-    fn spawn(label: &'static str, dir: &Path, spec: &str, extra: &[&str]) -> Self {
-        fs::write(dir.join("crawl.yaml"), spec).expect("write spec");
-        let stderr = fs::File::create(dir.join("stderr.log")).expect("stderr.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_arachne"))
-            .args(["run", "crawl.yaml", "--quiet", "--summary-json", "summary.json"])
-            .args(extra)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn arachne");
-        Arachne { label, dir: dir.to_path_buf(), child: Some(child) }
-    }
-
-    fn running(&mut self) -> bool {
-        match &mut self.child {
-            Some(child) => child.try_wait().expect("try_wait").is_none(),
-            None => false,
-        }
-    }
-
-    /// SIGKILLs it; whether it was still running.
-    fn sigkill(&mut self) -> bool {
-        let was_running = self.running();
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        was_running
-    }
-
-    /// Its exit code; panics (and the guard kills it) if it still runs at `deadline`.
-    fn wait(&mut self, deadline: Instant) -> i32 {
-        let child = self.child.as_mut().expect("not killed");
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                self.child = None;
-                return status.code().unwrap_or(-1);
-            }
-            if Instant::now() >= deadline {
-                panic!("arachne {} still runs at the deadline; stderr:\n{}", self.label, self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The end of its stderr, for failure messages.
-    fn stderr(&self) -> String {
-        let text = fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default();
-        let cut = text.len().saturating_sub(4000);
-        let cut = (cut..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
-        text[cut..].to_string()
-    }
-
-    fn summary(&self) -> Value {
-        fs::read(self.dir.join("summary.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null)
-    }
-
-    fn pages_fetched(&self) -> u64 {
-        let summary = self.summary();
-        summary["pages_fetched"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("arachne {}: no pages_fetched in the summary: {summary}", self.label))
-    }
-
-    /// Whole lines in its items.jsonl so far.
-    fn item_lines(&self) -> usize {
-        fs::read(self.dir.join("items.jsonl")).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0)
-    }
-
-    /// The items of its items.jsonl. A torn last line (a process SIGKILLed mid-write) is
-    /// skipped when `torn_ok`; any other line must be a whole JSON object.
-    fn items(&self, torn_ok: bool) -> Vec<Value> {
-        let text = fs::read_to_string(self.dir.join("items.jsonl")).unwrap_or_default();
-        let whole = match text.rfind('\n') {
-            Some(end) => &text[..=end],
-            None => "",
-        };
-        let torn = &text[whole.len()..];
-        assert!(
-            torn_ok || torn.is_empty(),
-            "arachne {}: a torn last line in items.jsonl: {torn}",
-            self.label
-        );
-        whole
-            .lines()
-            .map(|l| {
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: bad JSON line ({e}): {l}", self.label))
-            })
-            .collect()
-    }
-}
-
-impl Drop for Arachne {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Checking items against the truth
-
-/// URL -> title. With `once`, panics on a URL seen before (in this or an earlier call).
-fn collect(into: &mut BTreeMap<String, String>, items: &[Value], once: bool) {
-    for item in items {
-        let url = item["url"].as_str().unwrap_or_else(|| panic!("item without url: {item}")).to_string();
-        let title = item["title"].as_str().unwrap_or("<none>").to_string();
-        let before = into.insert(url.clone(), title);
-        assert!(!once || before.is_none(), "item {url} written twice");
-    }
-}
-
-/// The items are exactly the truth's: as many, with the same titles.
-fn assert_truth_items(got: &BTreeMap<String, String>, want: &Truth) {
-    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-    for t in &want.item_titles {
-        *counts.entry(t.as_str()).or_default() += 1;
-    }
-    for t in got.values() {
-        *counts.entry(t.as_str()).or_default() -= 1;
-    }
-    let missing: Vec<&str> = counts.iter().filter(|(_, &n)| n > 0).map(|(t, _)| *t).take(10).collect();
-    let extra: Vec<&str> = counts.iter().filter(|(_, &n)| n < 0).map(|(t, _)| *t).take(10).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "{} distinct item URLs, the truth has {} items; missing titles (first 10): {missing:?}; \
-         unexpected (first 10): {extra:?}",
-        got.len(),
-        want.items
-    );
-    assert_eq!(got.len() as u64, want.items);
-    assert!(got.keys().all(|u| u.contains("/item/")), "an item that is not a product page");
-}
-
-fn sandbox(pages: u32) -> (SandboxServer, Truth) {
-    let opts = SandboxOptions { pages, traps: false };
-    let want = truth(&opts, 20);
-    (SandboxServer::start(opts, 0).expect("sandbox"), want)
 }
 
 // ---------------------------------------------------------------------------------------

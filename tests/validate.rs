@@ -276,7 +276,7 @@ fn duplicate_item_names_and_rules_without_fields() {
 #[test]
 fn not_supported_yet() {
     let errors = errors_of(&format!(
-        "{BASE}frontier: {{ backend: kafka }}\nbrokers:\n  redis: {{ url: \"redis://localhost\" }}\n  kafka: {{ brokers: \"k:9092\" }}\nbridges:\n  - {{ kind: kafka, topic: events, direction: out }}\nschedules:\n  - {{ name: refresh, every: 6h, action: reseed }}\n"
+        "{BASE}frontier: {{ backend: amqp }}\nbrokers:\n  redis: {{ url: \"redis://localhost\" }}\n  amqp: {{ url: \"amqp://k\" }}\nbridges:\n  - {{ kind: amqp, topic: events, direction: out }}\nschedules:\n  - {{ name: refresh, every: 6h, action: reseed }}\n"
     ));
     let places: Vec<_> = errors.iter().map(|e| (e.line, e.column)).collect();
     assert_eq!(
@@ -288,9 +288,9 @@ fn not_supported_yet() {
     for e in &errors {
         assert_says(e, &["not supported yet in this version of arachne"]);
     }
-    assert_says(&errors[0], &["frontier.backend 'kafka'"]);
-    assert_says(&errors[1], &["'brokers.kafka'"]);
-    assert_says(&errors[2], &["kind 'kafka'"]);
+    assert_says(&errors[0], &["frontier.backend 'amqp'"]);
+    assert_says(&errors[1], &["'brokers.amqp'"]);
+    assert_says(&errors[2], &["kind 'amqp'"]);
     // Empty ones are fine, as in the design's example.
     ok(&format!("{BASE}brokers: {{}}\nbridges: []\nschedules: []\nfrontier: {{ backend: local }}\n"));
 }
@@ -305,10 +305,36 @@ fn redis_frontier_needs_a_broker_and_may_wait_for_start_urls() {
 }
 
 #[test]
+fn kafka_specs_are_checked() {
+    let e = only_error("frontier: { backend: kafka }\n");
+    assert_says(&e, &["needs a Kafka broker"]);
+    let e = only_error("output:\n  - kafka: { topic: items }\n");
+    assert_says(&e, &["`brokers.kafka` is not set"]);
+    let e = only_error("brokers: { kafka: { bootstrap: \"localhost\" } }\n");
+    assert_at(&e, 3, 32);
+    assert_says(&e, &["brokers.kafka.bootstrap", "no port"]);
+    let e = only_error("brokers: { kafka: { bootstrap: \"k:9092\", bootstrp: 1 } }\n");
+    assert_says(&e, &["unknown key 'bootstrp'", "did you mean 'bootstrap'"]);
+    let e = only_error(
+        "brokers: { kafka: { bootstrap: \"k:9092\" } }\nbridges:\n  - { kind: kafka, topic: events, direction: out }\n",
+    );
+    assert_says(&e, &["(kafka) has no `channel`"]);
+    let e = only_error("frontier: { backend: kafka, kafka: { partitions: 0 } }\nbrokers: { kafka: { bootstrap: \"k:9092\" } }\n");
+    assert_says(&e, &["partitions must be at least 1"]);
+    // A whole Kafka setup, waiting for start URLs (no seeds).
+    ok("name: x\nseeds: []\nfrontier: { backend: kafka, kafka: { partitions: 4, key: url, rebalance_wait: 5s } }\n\
+        brokers: { kafka: { bootstrap: \"127.0.0.1:9092\", client: { \"session.timeout.ms\": 6000 }, \
+        security: { protocol: sasl_plaintext, mechanism: PLAIN, username: u, password: p } } }\n\
+        output:\n  - kafka: { topic: items, key: host, compression: zstd }\n\
+        bridges:\n  - { kind: kafka, topic: events, direction: out, channel: x.events, key: kind }\n\
+          - { kind: kafka, topic: remote.jobs, direction: in, channel: x.jobs, group: g }\n");
+}
+
+#[test]
 fn unsupported_output_kinds() {
-    let e = only_error("output:\n  - jsonl: items.jsonl\n  - kafka: { topic: items }\n");
+    let e = only_error("output:\n  - jsonl: items.jsonl\n  - amqp: { exchange: items }\n");
     assert_at(&e, 5, 5);
-    assert_says(&e, &["output 'kafka' is not supported yet"]);
+    assert_says(&e, &["output 'amqp' is not supported yet"]);
     let e = only_error("output:\n  - jsonl\n");
     assert_at(&e, 4, 5);
     assert_says(&e, &["'jsonl' needs a value"]);

@@ -1,60 +1,77 @@
-//! Bridges: actors that bind a local bus topic to an external broker, so that the rest of
-//! the actor tree does not see the difference (docs/redis.md).
+//! Bridges: everything that talks to an external broker, one folder per broker
+//! (`redis/`, `kafka/`), and the one place that builds them from the spec (this file), as
+//! Vector builds its components from their configs. The rest of the tree sees only the
+//! broker seam's interfaces: a [`SharedStore`] for a shared frontier, an
+//! [`ItemSink`] for an output, and supervised actors for `bridges:` entries.
 //!
-//! What exists now: the `redis-pubsub` bridge in both directions ([`redis::PubSubBridge`]),
-//! a per-channel handler for the embedding API ([`redis::RedisBroker::on_message`]), the
-//! Redis sink ([`redis::RedisSink`], `output: - redis: {...}`), and the startup check
-//! that turns a wrong URL or password into a clear error before the crawl starts.
+//! - [`open_frontier`]: `frontier.backend` -> the broker's [`SharedStore`].
+//! - [`open_output`]: an `output:` entry that writes to a broker -> its [`ItemSink`].
+//! - [`start`]: the spec's `bridges:` -> one supervised actor each.
+//!
+//! Every broker is checked (connected, logged in) before the crawl starts, so a wrong
+//! address or password is a clear error and nothing is crawled.
 
+mod counters;
+pub mod kafka;
 pub mod redis;
 
 use std::sync::Arc;
 
 use actix::ArbiterHandle;
 
+pub use self::counters::BridgeCounters;
 use crate::bus::Bus;
+use crate::crawl::shared::SharedStore;
+use crate::crawl::ItemSink;
 use crate::observe::Stats;
-use crate::spec::{BridgeKind, CrawlSpec};
+use crate::spec::{BridgeKind, CrawlSpec, Dedup, FrontierBackend, OutputSpec, RedisLayout};
 use crate::supervise::{Restart, Supervisor};
 
-pub use self::redis::BridgeCounters;
-
-/// Why a broker or a bridge could not be used. Every URL in it has its password masked.
+/// Why a broker or a bridge could not be used. Every URL in it has its password masked, and
+/// no secret from `${ENV}` is in it.
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
-    /// The URL does not say how to reach a broker.
-    #[error("bad Redis URL '{url}': {reason}")]
+    /// The address does not say how to reach a broker.
+    #[error("bad {broker} URL '{url}': {reason}")]
     BadUrl {
-        /// The URL, password masked.
+        /// `Redis`, `Kafka`, ...
+        broker: &'static str,
+        /// The URL or address list, password masked.
         url: String,
         /// What is wrong with it.
         reason: String,
     },
     /// No connection could be made, or the server did not answer in time.
-    #[error("cannot reach Redis at {url}: {reason}")]
+    #[error("cannot reach {broker} at {url}: {reason}")]
     Unreachable {
-        /// The URL, password masked.
+        /// `Redis`, `Kafka`, ...
+        broker: &'static str,
+        /// The URL or address list, password masked.
         url: String,
         /// Connection refused, timed out, name not resolved, ...
         reason: String,
     },
     /// The server refused the credentials, or wants some and got none.
-    #[error("Redis at {url} refused the credentials: {reason}")]
+    #[error("{broker} at {url} refused the credentials: {reason}")]
     AuthFailed {
-        /// The URL, password masked.
+        /// `Redis`, `Kafka`, ...
+        broker: &'static str,
+        /// The URL or address list, password masked.
         url: String,
         /// The server's answer.
         reason: String,
     },
-    /// The TLS handshake (`rediss://`) failed.
-    #[error("TLS with Redis at {url} failed: {reason}")]
+    /// The TLS handshake failed.
+    #[error("TLS with {broker} at {url} failed: {reason}")]
     Tls {
-        /// The URL, password masked.
+        /// `Redis`, `Kafka`, ...
+        broker: &'static str,
+        /// The URL or address list, password masked.
         url: String,
         /// The handshake error.
         reason: String,
     },
-    /// Any other error from the server or the client.
+    /// Any other error from a Redis server or client.
     #[error("Redis at {url}: {reason}")]
     Redis {
         /// The URL, password masked.
@@ -62,18 +79,133 @@ pub enum BridgeError {
         /// The error.
         reason: String,
     },
-    /// A Redis bridge or output without `brokers.redis`.
-    #[error("`brokers.redis` is not set, but {0} needs it")]
-    NoBroker(String),
+    /// Any other error from a Kafka broker or client (librdkafka's words).
+    #[error("Kafka at {bootstrap}: {reason}")]
+    Kafka {
+        /// The bootstrap servers.
+        bootstrap: String,
+        /// The error.
+        reason: String,
+    },
+    /// A bridge, output or frontier that needs `brokers.<broker>`, which is not set.
+    #[error("`brokers.{broker}` is not set, but {user} needs it")]
+    NoBroker {
+        /// `redis`, `kafka`, ...
+        broker: &'static str,
+        /// What needs it: `the frontier`, `a bridge`, `output 'kafka:items'`.
+        user: String,
+    },
+    /// A combination this version does not support.
+    #[error("{0}")]
+    Unsupported(String),
     /// The bridge's local topic exists with another message type.
     #[error(transparent)]
     Bus(#[from] crate::bus::WrongType),
 }
 
+/// An output that could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("output '{name}': {error}")]
+pub struct OutputError {
+    /// The output's name (`redis:KEY`, `kafka:TOPIC`).
+    pub name: String,
+    /// Why.
+    #[source]
+    pub error: BridgeError,
+}
+
+/// What the runtime needs to know about the run to open a shared frontier.
+#[derive(Debug, Clone, Copy)]
+pub struct FrontierContext {
+    /// `--state-dir` was given (a local store, which a shared frontier replaces).
+    pub state_dir: bool,
+}
+
+/// The shared frontier of `frontier.backend` (`None` for `local`), connected and checked
+/// before the crawl.
+pub async fn open_frontier(
+    spec: &CrawlSpec,
+    context: FrontierContext,
+) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
+    let backend = spec.frontier.backend;
+    if backend == FrontierBackend::Local {
+        return Ok(None);
+    }
+    if context.state_dir {
+        return Err(BridgeError::Unsupported(format!(
+            "--state-dir keeps a local frontier; with `frontier.backend: {}` the state lives in the broker",
+            backend_name(backend)
+        )));
+    }
+    match backend {
+        FrontierBackend::Local => Ok(None),
+        FrontierBackend::Redis => Ok(Some(Arc::new(open_redis_frontier(spec).await?))),
+        FrontierBackend::Kafka => Ok(Some(Arc::new(kafka::KafkaFrontier::open(spec).await?))),
+        FrontierBackend::Amqp => {
+            Err(BridgeError::Unsupported("frontier.backend 'amqp' is not supported yet".into()))
+        }
+    }
+}
+
+async fn open_redis_frontier(spec: &CrawlSpec) -> Result<redis::frontier::RedisFrontier, BridgeError> {
+    let broker_spec = spec
+        .brokers
+        .redis
+        .as_ref()
+        .ok_or_else(|| BridgeError::NoBroker { broker: "redis", user: "the frontier".into() })?;
+    let broker = redis::RedisBroker::from_spec(broker_spec)?;
+    broker.check().await?;
+    let layout = match spec.frontier.layout {
+        RedisLayout::Native => redis::frontier::Layout::Native,
+        RedisLayout::ScrapyRedis => redis::frontier::Layout::ScrapyRedis,
+    };
+    let lease = spec.frontier.lease.0;
+    let mut store =
+        redis::frontier::RedisFrontier::new(&broker, &spec.name, spec.frontier.order, layout, lease);
+    if spec.frontier.dedup == Dedup::Bloom {
+        store = store.with_bloom(spec.frontier.bloom.capacity, spec.frontier.bloom.error_rate);
+    }
+    Ok(store)
+}
+
+/// A sink with its name (`redis:KEY`, `kafka:TOPIC`).
+pub type NamedSink = (String, Box<dyn ItemSink>);
+
+/// The sink of an `output:` entry that writes to a broker, with its name, connected and
+/// checked; `None` for the local outputs (jsonl, stdout). The error names the output.
+pub fn open_output(spec: &CrawlSpec, output: &OutputSpec) -> Result<Option<NamedSink>, OutputError> {
+    match output {
+        OutputSpec::Jsonl(_) | OutputSpec::Stdout => Ok(None),
+        OutputSpec::Redis(out) => {
+            // Connects and PINGs now: a wrong URL or password fails before the crawl.
+            let key = out.key.clone().unwrap_or_else(|| format!("{}:items", spec.name));
+            let name = format!("redis:{key}");
+            let sink = spec
+                .brokers
+                .redis
+                .as_ref()
+                .ok_or_else(|| BridgeError::NoBroker { broker: "redis", user: format!("output '{name}'") })
+                .and_then(redis::RedisBroker::from_spec)
+                .and_then(|broker| redis::RedisSink::connect(&broker, key));
+            match sink {
+                Ok(sink) => Ok(Some((name, Box::new(sink)))),
+                Err(error) => Err(OutputError { name, error }),
+            }
+        }
+        OutputSpec::Kafka(out) => {
+            let name = format!("kafka:{}", out.topic);
+            match kafka::KafkaSink::open(spec, out) {
+                Ok(sink) => Ok(Some((name, Box::new(sink)))),
+                Err(error) => Err(OutputError { name, error }),
+            }
+        }
+    }
+}
+
 /// Starts the spec's `bridges:` under `sup` on `arbiter`: first checks each broker they
-/// use (connect and PING, within `connect_timeout`), so a wrong URL or password is an
-/// error before anything is crawled; then starts one actor per bridge. Outbound bridges
-/// subscribe to their local topic at once, so they miss nothing published after this.
+/// use, so a wrong address or password is an error before anything is crawled; then
+/// starts one actor per bridge. Outbound bridges subscribe to their local topic at once,
+/// so they miss nothing published after this.
 pub async fn start(
     spec: &CrawlSpec,
     bus: &Bus,
@@ -81,20 +213,43 @@ pub async fn start(
     arbiter: &ArbiterHandle,
     stats: &Arc<Stats>,
 ) -> Result<Vec<Arc<BridgeCounters>>, BridgeError> {
-    let _ = stats; // Bridge counters are not in the run's Stats yet (docs/redis.md).
-    let redis_bridges: Vec<_> = spec.bridges.iter().filter(|b| b.kind == BridgeKind::RedisPubsub).collect();
-    if redis_bridges.is_empty() {
-        return Ok(Vec::new());
-    }
-    let broker_spec = spec.brokers.redis.as_ref().ok_or_else(|| BridgeError::NoBroker("a bridge".into()))?;
-    let broker = redis::RedisBroker::from_spec(broker_spec)?;
-    broker.check().await?;
+    let _ = stats;
     let mut counters = Vec::new();
-    for (i, b) in redis_bridges.into_iter().enumerate() {
-        let bridge = redis::PubSubBridge::from_spec(&broker, b, bus)?;
-        counters.push(bridge.counters());
-        let name = format!("bridge-{i}-{}", bridge.describe());
-        sup.start(name, Restart::Transient, arbiter, move |_| bridge);
+    let redis_bridges: Vec<_> = spec.bridges.iter().filter(|b| b.kind == BridgeKind::RedisPubsub).collect();
+    if !redis_bridges.is_empty() {
+        let broker_spec = spec
+            .brokers
+            .redis
+            .as_ref()
+            .ok_or_else(|| BridgeError::NoBroker { broker: "redis", user: "a bridge".into() })?;
+        let broker = redis::RedisBroker::from_spec(broker_spec)?;
+        broker.check().await?;
+        for (i, b) in redis_bridges.into_iter().enumerate() {
+            let bridge = redis::PubSubBridge::from_spec(&broker, b, bus)?;
+            counters.push(bridge.counters());
+            let name = format!("bridge-{i}-{}", bridge.describe());
+            sup.start(name, Restart::Transient, arbiter, move |_| bridge);
+        }
+    }
+    let kafka_bridges: Vec<_> = spec.bridges.iter().filter(|b| b.kind == BridgeKind::Kafka).collect();
+    if !kafka_bridges.is_empty() {
+        let broker = kafka::KafkaBroker::from_spec(spec, "a bridge")?;
+        broker.check().await?;
+        for (i, b) in kafka_bridges.into_iter().enumerate() {
+            let bridge = kafka::KafkaBridge::from_spec(&broker, spec, b, bus)?;
+            counters.push(bridge.counters());
+            let name = format!("bridge-kafka-{i}-{}", bridge.describe());
+            sup.start(name, Restart::Transient, arbiter, move |_| bridge);
+        }
     }
     Ok(counters)
+}
+
+fn backend_name(b: FrontierBackend) -> &'static str {
+    match b {
+        FrontierBackend::Local => "local",
+        FrontierBackend::Redis => "redis",
+        FrontierBackend::Kafka => "kafka",
+        FrontierBackend::Amqp => "amqp",
+    }
 }

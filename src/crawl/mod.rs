@@ -12,6 +12,7 @@ pub mod parser;
 pub mod recrawl;
 pub mod robots;
 pub mod scheduler;
+pub mod shared;
 pub mod sink;
 pub mod urls;
 

@@ -188,24 +188,16 @@ pub(crate) fn open_outputs(
                 sinks.push((name, Box::new(open_jsonl(path, position)?)));
             }
             OutputSpec::Stdout => sinks.push(("stdout".to_string(), Box::new(StdoutSink))),
-            OutputSpec::Redis(out) => {
-                // Connects and PINGs now: a wrong URL or password fails before the crawl.
-                let key = out.key.clone().unwrap_or_else(|| format!("{}:items", spec.name));
-                let name = format!("redis:{key}");
-                let err = |e: crate::bridges::BridgeError| RunError::Output {
-                    path: name.clone(),
-                    source: std::io::Error::other(e.to_string()),
-                };
-                let broker = spec
-                    .brokers
-                    .redis
-                    .as_ref()
-                    .ok_or_else(|| crate::bridges::BridgeError::NoBroker(format!("output '{name}'")))
-                    .and_then(crate::bridges::redis::RedisBroker::from_spec)
-                    .map_err(err)?;
-                let sink = crate::bridges::redis::RedisSink::connect(&broker, key).map_err(err)?;
-                sinks.push((name, Box::new(sink)));
-            }
+            _ => match crate::bridges::open_output(spec, output) {
+                Ok(Some(named)) => sinks.push(named),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(RunError::Output {
+                        path: e.name,
+                        source: std::io::Error::other(e.error.to_string()),
+                    })
+                }
+            },
         }
     }
     Ok(sinks)

@@ -11,9 +11,7 @@ use url::Url;
 use super::builder::{open_outputs, RuntimeBuilder};
 use super::dead_letters::DeadLetterLog;
 use super::error::RunError;
-use crate::bridges::redis::frontier::{Layout, RedisFrontier};
-use crate::bridges::redis::RedisBroker;
-use crate::bridges::BridgeError;
+use crate::bridges::FrontierContext;
 use crate::bus::{Overflow, Queue, QueueConfig, Topic};
 use crate::crawl::clock::Clock;
 use crate::crawl::fetcher::{FetchShared, Fetcher};
@@ -28,7 +26,7 @@ use crate::crawl::sink::{ItemSink, SinkActor, SinkResult};
 use crate::crawl::{http, urls, CrawlRequest, Event, Page, PageItems, PageParser};
 use crate::observe::{Progress, Stats, Summary};
 use crate::sandbox::{SandboxOptions, SandboxServer};
-use crate::spec::{CrawlSpec, Dedup, FrontierBackend, QueueOrder, RedisLayout};
+use crate::spec::{CrawlSpec, QueueOrder};
 use crate::state::{Resume, StateStore};
 use crate::supervise::{Restart, Supervisor, SupervisorConfig};
 
@@ -165,7 +163,14 @@ impl Run {
         let reseeds = spec.schedules.iter().any(|s| s.action.is_some());
         let revisits = reseeds.then(|| Arc::new(Revisits::default()));
         let durable_sinks = sinks.iter().filter(|(_, s)| s.position().is_some()).count() as u32;
-        let shared = shared_frontier(&spec, store.is_some(), sinks.len() as u32).await?;
+        let shared_store =
+            crate::bridges::open_frontier(&spec, FrontierContext { state_dir: store.is_some() }).await?;
+        let shared = shared_store.clone().map(|store| SharedFrontier {
+            store,
+            wait_for_start_urls: spec.seeds.is_empty(),
+            lease_batch: concurrency,
+            sinks: sinks.len() as u32,
+        });
         let parts = SchedulerParts {
             frontier: Frontier::new(&spec, scope)?,
             requests: requests.clone(),
@@ -300,6 +305,10 @@ impl Run {
             Ok(result) => result,
             Err(e) => Err(format!("the scheduler is gone: {e}")),
         };
+        if let Some(store) = &shared_store {
+            // Leave the broker cleanly (a Kafka consumer leaves its group at once).
+            store.close().await;
+        }
         sup.stop_all();
         for arbiter in arbiters {
             arbiter.stop();
@@ -317,43 +326,6 @@ impl Run {
         checkpoint.map_err(RunError::Checkpoint)?;
         Ok(summary)
     }
-}
-
-/// The Redis frontier of `frontier.backend: redis`, checked (connect + PING) before the crawl.
-async fn shared_frontier(
-    spec: &CrawlSpec,
-    state_dir: bool,
-    sinks: u32,
-) -> Result<Option<SharedFrontier>, RunError> {
-    if spec.frontier.backend != FrontierBackend::Redis {
-        return Ok(None);
-    }
-    if state_dir {
-        return Err(RunError::Unsupported(
-            "--state-dir keeps a local frontier; with `frontier.backend: redis` the state lives in Redis"
-                .into(),
-        ));
-    }
-    let broker_spec =
-        spec.brokers.redis.as_ref().ok_or_else(|| BridgeError::NoBroker("the frontier".into()))?;
-    let broker = RedisBroker::from_spec(broker_spec)?;
-    broker.check().await?;
-    let layout = match spec.frontier.layout {
-        RedisLayout::Native => Layout::Native,
-        RedisLayout::ScrapyRedis => Layout::ScrapyRedis,
-    };
-    let lease = spec.frontier.lease.0;
-    let mut store = RedisFrontier::new(&broker, &spec.name, spec.frontier.order, layout, lease);
-    if spec.frontier.dedup == Dedup::Bloom {
-        store = store.with_bloom(spec.frontier.bloom.capacity, spec.frontier.bloom.error_rate);
-    }
-    Ok(Some(SharedFrontier {
-        store,
-        wait_for_start_urls: spec.seeds.is_empty(),
-        lease_batch: spec.fetch.concurrency.max(1) as usize,
-        lease,
-        sinks,
-    }))
 }
 
 /// Waits until the crawl is done, a stop was asked for (Ctrl-C, SIGTERM, `stop_after`, a

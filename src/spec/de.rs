@@ -220,7 +220,7 @@ impl<'a> NodeDe<'a> {
 
     fn unknown(&self, word: &str, src: &Src, choices: &[&str], what: &str) -> DeError {
         let list = choices.join(", ");
-        if self.path.starts_with("output") && ["redis", "kafka", "amqp"].contains(&word) {
+        if self.path.starts_with("output") && ["amqp"].contains(&word) {
             return self.located(src.error(
                 self.ctx.origin,
                 format!("output '{word}' is not supported yet in this version of arachne"),

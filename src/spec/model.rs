@@ -38,7 +38,7 @@ pub struct CrawlSpec {
     /// Where the frontier lives and in which order it hands out requests.
     #[serde(default)]
     pub frontier: FrontierSpec,
-    /// Broker connection settings: `redis` (Kafka and AMQP are not supported yet).
+    /// Broker connection settings: `redis`, `kafka` (AMQP is not supported yet).
     #[serde(default)]
     pub brokers: BrokersSpec,
     /// Bridges between local topics and brokers (`redis-pubsub` for now; docs/redis.md).
@@ -293,6 +293,9 @@ pub enum OutputSpec {
     Stdout,
     /// `- redis: { key: NAME }`: RPUSH each item as JSON to a Redis list (docs/redis.md).
     Redis(RedisOutputSpec),
+    /// `- kafka: { topic, key, compression }`: each item produced to a Kafka topic
+    /// (docs/kafka.md).
+    Kafka(crate::bridges::kafka::KafkaOutputSpec),
 }
 
 /// `output: - redis: {...}` — items pushed to a Redis list of `brokers.redis`.
@@ -311,9 +314,9 @@ pub struct BrokersSpec {
     /// `redis: { url: ... }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisBrokerSpec>,
-    /// Kafka settings (not supported yet).
+    /// `kafka: { bootstrap: ..., client: {...}, security: {...} }` (docs/kafka.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kafka: Option<serde_json::Value>,
+    pub kafka: Option<crate::bridges::kafka::KafkaBrokerSpec>,
     /// AMQP settings (not supported yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amqp: Option<serde_json::Value>,
@@ -364,15 +367,23 @@ fn serialize_masked_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BridgeSpec {
-    /// `redis-pubsub` (the others are not supported yet).
+    /// `redis-pubsub` or `kafka` (the others are not supported yet).
     pub kind: BridgeKind,
     /// The local bus topic.
     pub topic: String,
     /// `out`: local topic -> broker; `in`: broker -> local topic.
     pub direction: BridgeDirection,
-    /// `redis-pubsub`: the Redis channel (or, with `pattern: true`, the PSUBSCRIBE glob).
+    /// The broker's side: `redis-pubsub`, the Redis channel (or, with `pattern: true`, the
+    /// PSUBSCRIBE glob); `kafka`, the Kafka topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    /// `kafka` `in`: the consumer group (`<crawl name>.bridge.<kafka topic>` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `kafka` `out`: the JSON field of each message whose value is the Kafka message key
+    /// (no key when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// `redis-pubsub` `in`: PSUBSCRIBE to `channel` as a glob instead of SUBSCRIBE.
     #[serde(default)]
     pub pattern: bool,
@@ -389,7 +400,7 @@ pub enum BridgeKind {
     RedisPubsub,
     /// A local queue <-> a Redis list or sorted set (not supported yet).
     RedisQueue,
-    /// A Kafka topic (not supported yet).
+    /// A local topic <-> a Kafka topic.
     Kafka,
     /// A RabbitMQ exchange or queue (not supported yet).
     Amqp,
@@ -409,7 +420,8 @@ pub enum BridgeDirection {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FrontierSpec {
-    /// `local` (in this process); broker backends come with the bridges.
+    /// `local` (in this process), `redis` or `kafka` (shared by every process of the
+    /// crawl through the broker).
     #[serde(default)]
     pub backend: FrontierBackend,
     /// `fifo` (breadth-first), `lifo` (depth-first) or `priority`.
@@ -435,6 +447,9 @@ pub struct FrontierSpec {
     /// With `dedup: bloom`: the filter's size.
     #[serde(default)]
     pub bloom: BloomSpec,
+    /// With `backend: kafka`: topics, partitions, key and group (docs/kafka.md).
+    #[serde(default)]
+    pub kafka: crate::bridges::kafka::KafkaFrontierSpec,
 }
 
 /// How a shared frontier remembers what it has seen.
@@ -499,6 +514,7 @@ impl Default for FrontierSpec {
             lease: default_lease(),
             dedup: Dedup::Set,
             bloom: BloomSpec::default(),
+            kafka: Default::default(),
         }
     }
 }
@@ -521,9 +537,9 @@ pub enum FrontierBackend {
     /// In this process.
     #[default]
     Local,
-    /// A Redis list or sorted set (not supported yet).
+    /// A Redis list or sorted set, shared by every process of the crawl.
     Redis,
-    /// A Kafka topic (not supported yet).
+    /// A Kafka topic, consumed by every process of the crawl as one consumer group.
     Kafka,
     /// A RabbitMQ queue (not supported yet).
     Amqp,

@@ -92,7 +92,9 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
     }
 
     // Seeds.
-    if spec.seeds.is_empty() && spec.frontier.backend != FrontierBackend::Redis {
+    if spec.seeds.is_empty()
+        && !matches!(spec.frontier.backend, FrontierBackend::Redis | FrontierBackend::Kafka)
+    {
         c.value(
             &[K("seeds")],
             "seeds is empty: a crawl needs at least one start URL".into(),
@@ -259,17 +261,54 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
                 );
             }
         }
+        if let OutputSpec::Kafka(kafka) = out {
+            if kafka.topic.trim().is_empty() {
+                c.value(
+                    &[K("output"), I(i), K("kafka"), K("topic")],
+                    format!("output[{i}].kafka.topic is empty"),
+                    None,
+                );
+            }
+            if spec.brokers.kafka.is_none() {
+                c.key(
+                    &[K("output"), I(i), K("kafka")],
+                    format!("output[{i}] writes to Kafka but `brokers.kafka` is not set"),
+                    Some(KAFKA_HINT.into()),
+                );
+            }
+        }
     }
 
     check_brokers(&mut c, spec);
 
     // Not supported yet.
     let not_yet = "is not supported yet in this version of arachne";
-    if matches!(spec.frontier.backend, FrontierBackend::Kafka | FrontierBackend::Amqp) {
+    if spec.frontier.backend == FrontierBackend::Amqp {
         c.value(
             &[K("frontier"), K("backend")],
             format!("frontier.backend '{}' {not_yet}", backend_name(spec.frontier.backend)),
-            Some("use `backend: local` (the default) or `redis`".into()),
+            Some("use `backend: local` (the default), `redis` or `kafka`".into()),
+        );
+    }
+    if spec.frontier.backend == FrontierBackend::Kafka && spec.brokers.kafka.is_none() {
+        c.value(
+            &[K("frontier"), K("backend")],
+            "frontier.backend 'kafka' needs a Kafka broker".into(),
+            Some(KAFKA_HINT.into()),
+        );
+    }
+    if spec.frontier.kafka.partitions < 1 {
+        c.value(
+            &[K("frontier"), K("kafka"), K("partitions")],
+            "frontier.kafka.partitions must be at least 1".into(),
+            Some("the most processes that can share the crawl; e.g. 12".into()),
+        );
+    }
+    if spec.frontier.kafka.replication < 1 {
+        c.value(
+            &[K("frontier"), K("kafka"), K("replication")],
+            "frontier.kafka.replication must be at least 1".into(),
+            None,
         );
     }
     if spec.frontier.backend == FrontierBackend::Redis && spec.brokers.redis.is_none() {
@@ -308,12 +347,12 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
             );
         }
     }
-    for broker in ["kafka", "amqp"] {
+    for broker in ["amqp"] {
         if c.present(&[K("brokers"), K(broker)]) {
             c.key(
                 &[K("brokers"), K(broker)],
                 format!("'brokers.{broker}' {not_yet}"),
-                Some("only `brokers.redis` is supported for now: remove it".into()),
+                Some("only `brokers.redis` and `brokers.kafka` are supported for now: remove it".into()),
             );
         }
     }
@@ -356,9 +395,29 @@ fn check_brokers(c: &mut Check<'_>, spec: &CrawlSpec) {
             );
         }
     }
+    if let Some(kafka) = &spec.brokers.kafka {
+        if let Err(reason) = kafka.check_bootstrap() {
+            c.value(
+                &[K("brokers"), K("kafka"), K("bootstrap")],
+                format!("brokers.kafka.bootstrap is not a usable server list: {reason}"),
+                Some("e.g. `bootstrap: \"127.0.0.1:9092\"` or `\"k1:9092,k2:9092\"`".into()),
+            );
+        }
+        if kafka.connect_timeout.0.is_zero() {
+            c.value(
+                &[K("brokers"), K("kafka"), K("connect_timeout")],
+                "brokers.kafka.connect_timeout must be longer than 0".into(),
+                None,
+            );
+        }
+    }
     let mut inbound: HashMap<&str, usize> = HashMap::new();
     for (i, b) in spec.bridges.iter().enumerate() {
         let at = |k| [K("bridges"), I(i), K(k)];
+        if b.kind == BridgeKind::Kafka {
+            check_kafka_bridge(c, spec, i, b);
+            continue;
+        }
         if b.kind != BridgeKind::RedisPubsub {
             c.value(
                 &at("kind"),
@@ -366,7 +425,7 @@ fn check_brokers(c: &mut Check<'_>, spec: &CrawlSpec) {
                     "bridges[{i}]: kind '{}' is not supported yet in this version of arachne",
                     bridge_kind_name(b.kind)
                 ),
-                Some("only `redis-pubsub` is supported for now".into()),
+                Some("only `redis-pubsub` and `kafka` are supported for now".into()),
             );
             continue;
         }
@@ -434,6 +493,51 @@ fn check_brokers(c: &mut Check<'_>, spec: &CrawlSpec) {
                 Some("e.g. `health_check_interval: 5s`".into()),
             );
         }
+    }
+}
+
+const KAFKA_HINT: &str = "add `brokers: { kafka: { bootstrap: \"127.0.0.1:9092\" } }`";
+
+/// A `kind: kafka` bridge: a broker, a Kafka topic (`channel`), a local topic that is not
+/// one of the crawl's queues, and no Redis-only keys.
+fn check_kafka_bridge(c: &mut Check<'_>, spec: &CrawlSpec, i: usize, b: &crate::spec::BridgeSpec) {
+    use Seg::{I, K};
+    let at = |k| [K("bridges"), I(i), K(k)];
+    if spec.brokers.kafka.is_none() {
+        c.key(
+            &at("kind"),
+            format!("bridges[{i}] is a Kafka bridge but `brokers.kafka` is not set"),
+            Some(KAFKA_HINT.into()),
+        );
+    }
+    if b.channel.as_deref().map(str::trim).unwrap_or("").is_empty() {
+        c.key(
+            &[K("bridges"), I(i)],
+            format!("bridges[{i}] (kafka) has no `channel`"),
+            Some("add the Kafka topic, e.g. `channel: \"crawl.events\"`".into()),
+        );
+    }
+    let topic = b.topic.trim();
+    if topic.is_empty() {
+        c.value(&at("topic"), format!("bridges[{i}].topic is empty"), None);
+    } else if matches!(topic, "requests" | "pages") {
+        c.value(
+            &at("topic"),
+            format!("bridges[{i}]: '{topic}' is a queue of the crawl; share the crawl with `frontier.backend: kafka`"),
+            Some("bridge a topic: `events`, `items`, `schedules`, or one of your own".into()),
+        );
+    } else if b.direction == BridgeDirection::In && RESERVED_TOPICS.contains(&topic) {
+        c.value(
+            &at("topic"),
+            format!("bridges[{i}]: an inbound bridge cannot publish on the crawl's own topic '{topic}'"),
+            Some(format!("inbound messages go to a topic of their own, e.g. `remote.{topic}`")),
+        );
+    }
+    if b.pattern {
+        c.value(&at("pattern"), format!("bridges[{i}]: `pattern` is for redis-pubsub bridges"), None);
+    }
+    if b.group.is_some() && b.direction == BridgeDirection::Out {
+        c.value(&at("group"), format!("bridges[{i}]: `group` applies to inbound kafka bridges only"), None);
     }
 }
 

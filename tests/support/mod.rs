@@ -8,6 +8,8 @@
 //! Each test crate compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod procs;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -1,9 +1,9 @@
 //! The Redis frontier store: a crawl's request queue and seen-set in Redis, shared by any
 //! number of processes, with reliable (leased) pops. A reliable scrapy-redis.
 //!
-//! Not wired into the scheduler yet: [`RedisFrontier`] is the store alone. docs/redis.md
-//! ("The Redis frontier store") describes the keys, the Lua scripts, the guarantees and what
-//! is and is not compatible with scrapy-redis.
+//! The scheduler reaches it through the broker seam ([`SharedStore`], implemented at the end
+//! of this file). docs/redis.md ("The Redis frontier store") describes the keys, the Lua
+//! scripts, the guarantees and what is and is not compatible with scrapy-redis.
 //!
 //! Every operation that touches more than one key is ONE Lua script call (atomic on the
 //! server), so a batch costs one round trip: [`RedisFrontier::admit`] (dedup + push),
@@ -22,8 +22,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use url::Url;
 
+use futures::future::BoxFuture;
+
 use super::{Backoff, RedisBroker};
 use crate::bridges::BridgeError;
+use crate::crawl::shared::{Admit, Pending, SharedStore, StoreError, StoreResult};
 use crate::crawl::urls::Fingerprint;
 use crate::spec::QueueOrder;
 use crate::state::PendingRequest;
@@ -114,30 +117,11 @@ pub enum Layout {
     ScrapyRedis,
 }
 
-/// A lease on one request, as [`RedisFrontier::lease`] handed it out: give it back to
-/// [`RedisFrontier::ack`] or [`RedisFrontier::renew`]. It is the lease's member in the
-/// leases sorted set (`<lease id>|<score>|<queue entry>`), unique per lease, so an ack or a
-/// renew that comes after the lease expired and was handed to someone else does nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LeaseToken(String);
-
-impl LeaseToken {
-    /// The member text in the leases sorted set.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A leased request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leased {
-    /// The lease, for [`RedisFrontier::ack`] and [`RedisFrontier::renew`].
-    pub token: LeaseToken,
-    /// The request.
-    pub request: PendingRequest,
-    /// Its priority (0 unless it was admitted with one).
-    pub priority: i32,
-}
+/// A lease on one request, as [`RedisFrontier::lease`] hands it out: its text is the
+/// lease's member in the leases sorted set (`<lease id>|<score>|<queue entry>`), unique per
+/// lease, so an ack or a renew that comes after the lease expired and was handed to someone
+/// else does nothing.
+pub use crate::crawl::shared::{LeaseToken, Leased};
 
 /// What a frontier handle did to survive its connection, shared (read any time).
 #[derive(Debug, Default)]
@@ -596,7 +580,7 @@ impl RedisFrontier {
         let mut cmd = redis::cmd("ZREM");
         cmd.arg(&self.keys.leases);
         for t in leased {
-            cmd.arg(&t.0);
+            cmd.arg(t.as_str());
         }
         let n: i64 = self.query(&cmd).await?;
         Ok(usize::try_from(n).unwrap_or(0))
@@ -620,7 +604,7 @@ impl RedisFrontier {
         }
         let mut args = Vec::with_capacity(tokens.len() + 1);
         args.push(self.lease_ms.to_string());
-        args.extend(tokens.iter().map(|t| t.0.clone()));
+        args.extend(tokens.iter().map(|t| t.as_str().to_string()));
         let flags: Vec<i64> = self.invoke(&self.renew_script, &[&self.keys.leases], &args).await?;
         Ok(flags.into_iter().map(|f| f == 1).collect())
     }
@@ -649,7 +633,11 @@ impl RedisFrontier {
         let mut cmd = redis::cmd("LPOP");
         cmd.arg(&self.keys.start_urls).arg(max);
         let raw: Option<Vec<String>> = self.query(&cmd).await?;
-        Ok(raw.unwrap_or_default().into_iter().filter_map(|s| parse_start_url(&s)).collect())
+        Ok(raw
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|s| crate::crawl::shared::parse_start_url(&s))
+            .collect())
     }
 
     fn encode(&self, req: &PendingRequest, priority: i32) -> Result<String> {
@@ -720,7 +708,7 @@ impl RedisFrontier {
                 (PendingRequest { url: e.url, depth: e.meta.depth, redirect_chain: chain }, priority)
             }
         };
-        Ok(Leased { token: LeaseToken(token), request, priority })
+        Ok(Leased { token: LeaseToken::new(token), request, priority })
     }
 
     fn corrupt(&self, key: &str, detail: String) -> FrontierError {
@@ -836,24 +824,6 @@ impl RedisFrontier {
 
 fn is_connection_error(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
-}
-
-/// A start URL entry: a plain URL, or a JSON object with a string `url`.
-fn parse_start_url(raw: &str) -> Option<String> {
-    let s = raw.trim();
-    if s.starts_with('{') {
-        match serde_json::from_str::<serde_json::Value>(s) {
-            Ok(v) => match v.get("url").and_then(|u| u.as_str()) {
-                Some(u) if !u.trim().is_empty() => return Some(u.trim().to_string()),
-                _ => {
-                    tracing::warn!(entry = %s, "redis frontier: JSON start URL without a string \"url\"; skipped");
-                    return None;
-                }
-            },
-            Err(_) => return Some(s.to_string()),
-        }
-    }
-    (!s.is_empty()).then(|| s.to_string())
 }
 
 /// The request fingerprint scrapy-redis's `RFPDupeFilter` (0.9) stores in
@@ -1099,14 +1069,6 @@ mod tests {
             "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
         );
     }
-
-    #[test]
-    fn start_urls_plain_or_json() {
-        assert_eq!(parse_start_url(" http://a/ \n").as_deref(), Some("http://a/"));
-        assert_eq!(parse_start_url(r#"{"url": "http://b/", "meta": {}}"#).as_deref(), Some("http://b/"));
-        assert_eq!(parse_start_url(r#"{"nourl": 1}"#), None);
-        assert_eq!(parse_start_url("  "), None);
-    }
 }
 
 #[cfg(test)]
@@ -1125,5 +1087,59 @@ mod bloom_tests {
         assert_eq!(offsets.len(), 10);
         assert!(offsets.iter().all(|o| *o < b.bits));
         assert_eq!(m, b.member(Fingerprint(0x1234_5678_9abc_def0_0fed_cba9_8765_4321)), "deterministic");
+    }
+}
+
+/// The Redis frontier behind the broker seam: leases expire (`frontier.lease`), so the
+/// scheduler renews what it holds and any process reaps what dead ones left.
+impl SharedStore for RedisFrontier {
+    fn describe(&self) -> String {
+        format!("Redis {} ({})", self.broker.masked_url(), self.keys.queue)
+    }
+
+    fn admit(&self, batch: Vec<Admit>) -> BoxFuture<'static, StoreResult<()>> {
+        let this = self.clone();
+        Box::pin(async move { this.admit(&batch).await.map(drop).map_err(StoreError::new) })
+    }
+
+    fn lease(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<Leased>>> {
+        let this = self.clone();
+        Box::pin(async move { this.lease(max).await.map_err(StoreError::new) })
+    }
+
+    fn ack(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<()>> {
+        let this = self.clone();
+        Box::pin(async move { this.ack(&tokens).await.map(drop).map_err(StoreError::new) })
+    }
+
+    fn lease_duration(&self) -> Option<Duration> {
+        Some(Duration::from_millis(self.lease_ms))
+    }
+
+    fn renew(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<()>> {
+        let this = self.clone();
+        Box::pin(async move { this.renew(&tokens).await.map(drop).map_err(StoreError::new) })
+    }
+
+    fn reap(&self) -> BoxFuture<'static, StoreResult<usize>> {
+        let this = self.clone();
+        Box::pin(async move { this.reap().await.map_err(StoreError::new) })
+    }
+
+    fn take_start_urls(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<String>>> {
+        let this = self.clone();
+        Box::pin(async move { this.take_start_urls(max).await.map_err(StoreError::new) })
+    }
+
+    fn pending(&self) -> BoxFuture<'static, StoreResult<Pending>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let (queued, leased) = this.pending().await.map_err(StoreError::new)?;
+            Ok(Pending { queued, leased })
+        })
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.counters.reconnects()
     }
 }

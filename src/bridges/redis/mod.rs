@@ -9,7 +9,6 @@ pub mod frontier;
 mod pubsub;
 mod sink;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::{Client, ErrorKind, IntoConnectionInfo, RedisError};
@@ -17,6 +16,8 @@ use redis::{Client, ErrorKind, IntoConnectionInfo, RedisError};
 pub use pubsub::{on_message, ChannelMessage, PubSubBridge, PubSubOptions};
 pub use sink::RedisSink;
 
+pub(crate) use super::counters::Backoff;
+pub use super::counters::BridgeCounters;
 use super::BridgeError;
 use crate::spec::RedisBrokerSpec;
 
@@ -127,9 +128,16 @@ impl RedisBroker {
     /// Parses `url` (nothing is connected yet); the connect timeout is 5 s.
     pub fn new(url: &str) -> Result<Self, BridgeError> {
         let masked = mask_url(url);
-        check_url(url).map_err(|reason| BridgeError::BadUrl { url: masked.clone(), reason })?;
-        let client = Client::open(url.trim())
-            .map_err(|e| BridgeError::BadUrl { url: masked.clone(), reason: redis_reason(&e) })?;
+        check_url(url).map_err(|reason| BridgeError::BadUrl {
+            broker: "Redis",
+            url: masked.clone(),
+            reason,
+        })?;
+        let client = Client::open(url.trim()).map_err(|e| BridgeError::BadUrl {
+            broker: "Redis",
+            url: masked.clone(),
+            reason: redis_reason(&e),
+        })?;
         Ok(Self { client, masked, connect_timeout: DEFAULT_CONNECT_TIMEOUT })
     }
 
@@ -146,14 +154,22 @@ impl RedisBroker {
     /// (instead of the system's trust store).
     pub fn with_ca(url: &str, ca: &std::path::Path) -> Result<Self, BridgeError> {
         let masked = mask_url(url);
-        check_url(url).map_err(|reason| BridgeError::BadUrl { url: masked.clone(), reason })?;
+        check_url(url).map_err(|reason| BridgeError::BadUrl {
+            broker: "Redis",
+            url: masked.clone(),
+            reason,
+        })?;
         let pem = std::fs::read(ca).map_err(|e| BridgeError::Tls {
+            broker: "Redis",
             url: masked.clone(),
             reason: format!("cannot read the CA file {}: {e}", ca.display()),
         })?;
         let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
-        let client = Client::build_with_tls(url.trim(), certs)
-            .map_err(|e| BridgeError::Tls { url: masked.clone(), reason: redis_reason(&e) })?;
+        let client = Client::build_with_tls(url.trim(), certs).map_err(|e| BridgeError::Tls {
+            broker: "Redis",
+            url: masked.clone(),
+            reason: redis_reason(&e),
+        })?;
         Ok(Self { client, masked, connect_timeout: DEFAULT_CONNECT_TIMEOUT })
     }
 
@@ -230,6 +246,7 @@ impl RedisBroker {
 
     fn timed_out(&self) -> BridgeError {
         BridgeError::Unreachable {
+            broker: "Redis",
             url: self.masked.clone(),
             reason: format!("no answer within {:?} (connect_timeout)", self.connect_timeout),
         }
@@ -255,85 +272,19 @@ impl RedisBroker {
             } else {
                 format!("wrong user name or password ({reason})")
             };
-            return BridgeError::AuthFailed { url, reason };
+            return BridgeError::AuthFailed { broker: "Redis", url, reason };
         }
         if e.kind() == ErrorKind::InvalidClientConfig {
-            return BridgeError::BadUrl { url, reason };
+            return BridgeError::BadUrl { broker: "Redis", url, reason };
         }
         let lower = reason.to_ascii_lowercase();
         if ["tls", "ssl", "certificate", "handshake"].iter().any(|w| lower.contains(w)) {
-            return BridgeError::Tls { url, reason };
+            return BridgeError::Tls { broker: "Redis", url, reason };
         }
         if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() {
-            return BridgeError::Unreachable { url, reason };
+            return BridgeError::Unreachable { broker: "Redis", url, reason };
         }
         BridgeError::Redis { url, reason }
-    }
-}
-
-/// What one bridge or handler did, shared with its actor (read them any time). Logged when
-/// the actor stops. Not in the run's summary yet.
-#[derive(Debug, Default)]
-pub struct BridgeCounters {
-    /// Messages carried across (published to Redis, or delivered locally).
-    pub forwarded: AtomicU64,
-    /// Outbound: local messages dropped because Redis was unreachable (or the PUBLISH
-    /// failed). Inbound: what Redis published while the subscription was down is lost too
-    /// (pub/sub keeps nothing), but cannot be counted; see `disconnects`.
-    pub undelivered: AtomicU64,
-    /// Connections lost (closed by the server, or a PING unanswered within the interval).
-    pub disconnects: AtomicU64,
-    /// Successful reconnections (resubscriptions for inbound bridges).
-    pub reconnects: AtomicU64,
-    /// Health checks (PING) that failed or timed out.
-    pub health_checks_failed: AtomicU64,
-    connected: AtomicBool,
-}
-
-impl BridgeCounters {
-    /// Whether the bridge holds a working connection (subscribed, for inbound ones).
-    pub fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Acquire)
-    }
-
-    fn set_connected(&self, on: bool) {
-        self.connected.store(on, Ordering::Release);
-    }
-
-    fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-}
-
-/// Exponential backoff with full jitter between reconnection attempts: 100 ms doubling up
-/// to 30 s (redis-py's and most clients' shape).
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(30);
-
-    fn new() -> Self {
-        Self { next: Self::FIRST }
-    }
-
-    fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
-
-    /// The next wait: a random time between half the current step and the step.
-    fn next_wait(&mut self) -> Duration {
-        let step = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        let half = step / 2;
-        half + half.mul_f64(rand::random::<f64>())
     }
 }
 
@@ -364,17 +315,5 @@ mod tests {
         assert!(check_url("127.0.0.1:6379").is_err());
         let e = RedisBroker::new("redis://:hunter2@127.0.0.1/x").unwrap_err().to_string();
         assert!(!e.contains("hunter2") && e.contains(":***@"), "{e}");
-    }
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        let mut b = Backoff::new();
-        let first = b.next_wait();
-        assert!(first <= Backoff::FIRST && first >= Backoff::FIRST / 2);
-        for _ in 0..20 {
-            assert!(b.next_wait() <= Backoff::MAX);
-        }
-        b.reset();
-        assert!(b.next_wait() <= Backoff::FIRST);
     }
 }

@@ -355,6 +355,7 @@ impl Inbound {
             Ok(Ok(())) => Ok(pubsub),
             Ok(Err(e)) => Err(self.broker.error(&e)),
             Err(_) => Err(BridgeError::Unreachable {
+                broker: "Redis",
                 url: self.broker.masked_url().to_string(),
                 reason: "no answer to SUBSCRIBE".into(),
             }),

@@ -133,7 +133,8 @@ pub struct SchedulerParts {
     pub store: Option<Arc<StateStore>>,
     /// Sinks that report positions; a page is durably done when all of them have it.
     pub durable_sinks: u32,
-    /// A frontier shared with other processes through Redis (`frontier.backend: redis`).
+    /// A frontier shared with other processes through a broker (`frontier.backend: redis`,
+    /// `kafka`, ...), behind the broker seam ([`crate::crawl::shared::SharedStore`]).
     pub shared: Option<SharedFrontier>,
 }
 
@@ -550,7 +551,7 @@ impl Handler<Checkpoint> for Scheduler {
     fn handle(&mut self, _: Checkpoint, _: &mut Context<Self>) -> Self::Result {
         let committed = self.commit();
         // With a shared frontier, the last acks (sent when the sinks flushed) must reach
-        // Redis before the process ends, or other processes fetch those pages again.
+        // the broker before the process ends, or other processes fetch those pages again.
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         Box::pin(wait_for_remote_ops(deadline).map(move |_, _, _| committed))
     }
@@ -595,7 +596,7 @@ impl Handler<Reseed> for Scheduler {
             return;
         }
         if self.remote.is_some() {
-            tracing::warn!("reseed is not supported with a shared (redis) frontier yet: skipped");
+            tracing::warn!("reseed is not supported with a shared frontier yet: skipped");
             return;
         }
         self.frontier.forget_seen();

@@ -1,40 +1,40 @@
-//! The scheduler's side of a frontier shared through Redis (`frontier.backend: redis`).
+//! The scheduler's side of a frontier shared through a broker (`frontier.backend: redis`,
+//! `kafka`, ...), over the broker seam ([`SharedStore`]); this file names no broker.
 //!
 //! The local [`Frontier`](crate::crawl::frontier::Frontier) still screens links (depth,
 //! scope, a local seen cache) and keeps politeness per host; the queue and the seen-set
-//! that count live in Redis ([`RedisFrontier`]). A link that passes the local screen is
-//! admitted to Redis with the other links of its page in one call; the scheduler leases as
-//! many requests as it has room for, fetches them, and acks each lease only after the page's
-//! links are admitted, so a process that dies loses nothing: its leases expire and another
-//! process takes them. The crawl is done when no process holds a lease and the queue is
-//! empty.
+//! that count live in the broker. A link that passes the local screen is admitted with the
+//! other links of its page in one call; the scheduler leases as many requests as it has
+//! room for, fetches them, and acks each lease only after the page's links are admitted
+//! and its items written by every sink, so a process that dies loses nothing: the broker
+//! gives its work to another process. The crawl is done when nothing is queued or held
+//! anywhere.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use url::Url;
 
 use super::Scheduler;
-use crate::bridges::redis::frontier::{LeaseToken, RedisFrontier};
 use crate::crawl::frontier::Admission;
 use crate::crawl::messages::CrawlRequest;
+use crate::crawl::shared::{Admit, LeaseToken, Pending, SharedStore, StoreError};
 use crate::crawl::urls::{self, Fingerprint, FingerprintBuildHasher};
 use crate::state::PendingRequest;
 
 /// How often an idle process looks at the shared frontier (and at start URLs).
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
-/// A frontier shared through Redis, as the runtime hands it to the scheduler.
+/// A frontier shared through a broker, as the runtime hands it to the scheduler.
 pub struct SharedFrontier {
-    /// The store.
-    pub store: RedisFrontier,
+    /// The store (one broker's implementation of the seam).
+    pub store: Arc<dyn SharedStore>,
     /// Keep running when there is nothing to do, polling for start URLs (no seeds).
     pub wait_for_start_urls: bool,
     /// Requests leased at a time, at most.
     pub lease_batch: usize,
-    /// The lease, to renew held requests in time.
-    pub lease: Duration,
     /// The sinks: a page's lease is given up only when every one has its items.
     pub sinks: u32,
 }
@@ -50,8 +50,8 @@ struct AwaitingAck {
 /// The scheduler's state for a shared frontier.
 pub(super) struct Remote {
     shared: SharedFrontier,
-    /// Links screened locally and not yet admitted to Redis.
-    batch: Vec<(Fingerprint, PendingRequest, i32)>,
+    /// Links screened locally and not yet admitted to the broker.
+    batch: Vec<Admit>,
     /// The leases this process holds.
     tokens: HashMap<Fingerprint, LeaseToken, FingerprintBuildHasher>,
     /// Admit/ack calls in flight.
@@ -90,9 +90,10 @@ impl Scheduler {
         self.remote.as_mut().expect("called only with a shared frontier")
     }
 
-    /// Starts the timers: reaping expired leases (anyone's) and renewing ours.
+    /// Starts the timers of a store whose leases expire: reaping expired leases (anyone's)
+    /// and renewing ours.
     pub(super) fn remote_started(&mut self, ctx: &mut Context<Self>) {
-        let lease = self.remote().shared.lease;
+        let Some(lease) = self.remote().shared.store.lease_duration() else { return };
         ctx.run_interval((lease / 2).max(Duration::from_millis(50)), |act, ctx| {
             let store = act.remote().shared.store.clone();
             ctx.spawn(async move { store.reap().await }.into_actor(act).map(
@@ -113,7 +114,7 @@ impl Scheduler {
             }
             let tokens: Vec<LeaseToken> = remote.tokens.values().cloned().collect();
             let store = remote.shared.store.clone();
-            ctx.spawn(async move { store.renew(&tokens).await }.into_actor(act).map(|renewed, _, _| {
+            ctx.spawn(async move { store.renew(tokens).await }.into_actor(act).map(|renewed, _, _| {
                 if let Err(e) = renewed {
                     tracing::warn!("shared frontier: renewing leases failed: {e}");
                 }
@@ -121,7 +122,7 @@ impl Scheduler {
         });
     }
 
-    /// A link passed the local screen: it goes to Redis with the next flush.
+    /// A link passed the local screen: it goes to the broker with the next flush.
     pub(super) fn remote_admit(
         &mut self,
         fingerprint: Fingerprint,
@@ -139,7 +140,7 @@ impl Scheduler {
     }
 
     /// Admits the screened links, then acks `done` (the request they came from): a
-    /// request's children are in Redis before its lease is given up.
+    /// request's children are in the broker before its lease is given up.
     pub(super) fn remote_flush(&mut self, done: Option<LeaseToken>, ctx: &mut Context<Self>) {
         let remote = self.remote();
         let batch = std::mem::take(&mut remote.batch);
@@ -150,12 +151,12 @@ impl Scheduler {
         let store = remote.shared.store.clone();
         let work = async move {
             if !batch.is_empty() {
-                store.admit(&batch).await?;
+                store.admit(batch).await?;
             }
             if let Some(token) = done {
-                store.ack(&[token]).await?;
+                store.ack(vec![token]).await?;
             }
-            Ok::<_, crate::bridges::redis::frontier::FrontierError>(())
+            Ok::<_, StoreError>(())
         };
         ctx.spawn(work.into_actor(self).map(|result, act, ctx| {
             act.remote().ops -= 1;
@@ -167,7 +168,7 @@ impl Scheduler {
         }));
     }
 
-    /// A request leased here is done: its links go to Redis now; its lease is given up when
+    /// A request leased here is done: its links go to the broker now; its lease is given up when
     /// they are admitted and, for a page whose items went to the sinks, when every sink has
     /// written them (end to end: a process killed before that loses no item).
     pub(super) fn remote_complete(
@@ -189,9 +190,9 @@ impl Scheduler {
         let store = remote.shared.store.clone();
         let work = async move {
             if batch.is_empty() {
-                Ok(Vec::new())
+                Ok(())
             } else {
-                store.admit(&batch).await
+                store.admit(batch).await
             }
         };
         ctx.spawn(work.into_actor(self).map(move |admitted, act, ctx| {
@@ -306,15 +307,15 @@ impl Scheduler {
         let work = async move {
             let starts = store.take_start_urls(64).await?;
             let pending = store.pending().await?;
-            Ok::<_, crate::bridges::redis::frontier::FrontierError>((starts, pending))
+            Ok::<_, StoreError>((starts, pending))
         };
         ctx.spawn(work.into_actor(self).map(|polled, act, ctx| {
             act.remote().polling = false;
-            let (starts, (queued, leased)) = match polled {
+            let (starts, pending) = match polled {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!("shared frontier: poll failed: {e}");
-                    (Vec::new(), (1, 0))
+                    (Vec::new(), Pending { queued: 1, leased: 0 })
                 }
             };
             let mut offered = false;
@@ -322,7 +323,7 @@ impl Scheduler {
                 match Url::parse(start.trim()) {
                     Ok(mut url) if matches!(url.scheme(), "http" | "https") => {
                         urls::normalize(&mut url);
-                        tracing::info!(%url, "start URL from Redis");
+                        tracing::info!(%url, "start URL from the broker");
                         act.frontier.add_start(&url);
                         offered |= act.offer(url, 0, Vec::new(), ctx);
                     }
@@ -333,7 +334,7 @@ impl Scheduler {
                 act.remote_flush(None, ctx);
                 return;
             }
-            if queued == 0 && leased == 0 && !act.remote().shared.wait_for_start_urls {
+            if pending.is_done() && !act.remote().shared.wait_for_start_urls {
                 act.report_idle();
                 return;
             }
@@ -354,7 +355,7 @@ impl Scheduler {
     /// Copies the store's reconnect count into the stats.
     pub(super) fn remote_counters(&self) {
         if let Some(remote) = &self.remote {
-            let reconnects = remote.shared.store.counters().reconnects();
+            let reconnects = remote.shared.store.reconnects();
             self.stats.reconnects.store(reconnects, std::sync::atomic::Ordering::Relaxed);
         }
     }

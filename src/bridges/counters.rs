@@ -1,0 +1,88 @@
+//! What every bridge shares, whatever its broker: its counters and its reconnection
+//! backoff.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// What one bridge or handler did, shared with its actor (read them any time). Logged when
+/// the actor stops.
+#[derive(Debug, Default)]
+pub struct BridgeCounters {
+    /// Messages carried across (published to the broker, or delivered locally).
+    pub forwarded: AtomicU64,
+    /// Outbound: local messages dropped because the broker was unreachable (or the
+    /// publish failed). Inbound (Redis pub/sub): what Redis published while the subscription
+    /// was down is lost too (pub/sub keeps nothing), but cannot be counted; see `disconnects`.
+    pub undelivered: AtomicU64,
+    /// Connections lost (closed by the server, or a PING unanswered within the interval).
+    pub disconnects: AtomicU64,
+    /// Successful reconnections (resubscriptions for inbound bridges).
+    pub reconnects: AtomicU64,
+    /// Health checks (PING) that failed or timed out.
+    pub health_checks_failed: AtomicU64,
+    connected: AtomicBool,
+}
+
+impl BridgeCounters {
+    /// Whether the bridge holds a working connection (subscribed, for inbound ones).
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_connected(&self, on: bool) {
+        self.connected.store(on, Ordering::Release);
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Exponential backoff with full jitter between reconnection attempts: 100 ms doubling up
+/// to 30 s (redis-py's and most clients' shape).
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(30);
+
+    pub(crate) fn new() -> Self {
+        Self { next: Self::FIRST }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    /// The next wait: a random time between half the current step and the step.
+    pub(crate) fn next_wait(&mut self) -> Duration {
+        let step = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        let half = step / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let mut b = Backoff::new();
+        let first = b.next_wait();
+        assert!(first <= Backoff::FIRST && first >= Backoff::FIRST / 2);
+        for _ in 0..20 {
+            assert!(b.next_wait() <= Backoff::MAX);
+        }
+        b.reset();
+        assert!(b.next_wait() <= Backoff::FIRST);
+    }
+}

@@ -1,0 +1,816 @@
+//! `frontier: { backend: kafka }`: the crawl's requests on a Kafka topic, shared by every
+//! process of the crawl as one consumer group.
+//!
+//! - **Admit**: each request is produced to the requests topic (`<name>.requests`), keyed
+//!   by its host (or URL), with an idempotent producer; `admit` returns when the broker
+//!   confirmed every message.
+//! - **Dedup**: Kafka has no set, so the owner of a partition dedups as it consumes: a
+//!   request's key decides its partition, so one URL always lands in the same partition,
+//!   and its owner keeps that partition's seen-set. The seen-set is persisted as a compacted
+//!   changelog topic (`<name>.seen`, partitioned like the requests, as Kafka Streams keeps
+//!   its state stores): key the URL's fingerprint, value the offset of the first message
+//!   that carried it. A new owner restores the partition's seen-set before it consumes. A
+//!   message whose fingerprint was first seen at another offset is a duplicate; one seen
+//!   at its own offset is a request that an earlier owner took and did not finish: it is
+//!   done again.
+//! - **Lease and ack**: a consumed request is held until the scheduler acks it (links
+//!   admitted, items acked by every sink). Pages finish out of order, so the committed
+//!   offset of a partition is its lowest unfinished one ([`OffsetTracker`]).
+//! - **Rebalance**: on a revoke, the process waits (up to `rebalance_wait`) for the requests
+//!   it holds from the revoked partitions to finish, commits, and lets them go; requests it
+//!   consumed but had not handed out are simply not committed, and the new owner reads them.
+//!   A process that dies commits nothing more: its partitions go to the others after
+//!   `session.timeout.ms`, which read from the last commit.
+//! - **Done**: when every partition's committed offset has reached its end (no process
+//!   holds or has queued anything).
+//! - **Start URLs**: `<name>.start_urls`, one URL (or a JSON object with `url`) a message,
+//!   as `kafka-console-producer` writes them.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::broker::{KafkaBroker, LinkContext, TopicSpec};
+use super::config::{FrontierKey, KafkaFrontierSpec};
+use super::offsets::OffsetTracker;
+use crate::bridges::BridgeError;
+use crate::crawl::shared::{
+    parse_start_url, Admit, LeaseToken, Leased, Pending, SharedStore, StoreError, StoreResult,
+};
+use crate::crawl::urls;
+use crate::spec::CrawlSpec;
+use crate::state::PendingRequest;
+
+/// Requests consumed ahead of the scheduler's leases, at most.
+const READ_AHEAD: usize = 256;
+/// Messages taken from one poll, at most.
+const POLL_BATCH: usize = 128;
+/// How often the poll thread commits finished offsets.
+const COMMIT_EVERY: Duration = Duration::from_millis(100);
+/// How long a lease call waits for requests when none is ready (a long poll: the
+/// scheduler hears of new requests as soon as the poll thread has them).
+const LEASE_WAIT: Duration = Duration::from_millis(100);
+
+/// A request as it travels on the requests topic (JSON).
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    url: String,
+    #[serde(default)]
+    depth: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    redirect_chain: Vec<u128>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    priority: i32,
+}
+
+fn is_zero(p: &i32) -> bool {
+    *p == 0
+}
+
+/// The topics and group of one crawl.
+#[derive(Debug, Clone)]
+struct Names {
+    requests: String,
+    seen: String,
+    start: String,
+    group: String,
+}
+
+impl Names {
+    fn of(spec: &CrawlSpec, k: &KafkaFrontierSpec) -> Self {
+        let name = &spec.name;
+        Self {
+            requests: k.topic.clone().unwrap_or_else(|| format!("{name}.requests")),
+            seen: k.seen_topic.clone().unwrap_or_else(|| format!("{name}.seen")),
+            start: k.start_topic.clone().unwrap_or_else(|| format!("{name}.start_urls")),
+            group: k.group.clone().unwrap_or_else(|| name.clone()),
+        }
+    }
+}
+
+/// A consumed request, not yet leased.
+struct Ready {
+    partition: i32,
+    offset: i64,
+    request: PendingRequest,
+    priority: i32,
+}
+
+/// One partition this process owns (or owned until a rebalance, and may get back).
+#[derive(Default)]
+struct Part {
+    /// Tokens carry it: an ack for another epoch of the partition is for a request given
+    /// up to another owner.
+    epoch: u64,
+    tracker: OffsetTracker,
+    /// Fingerprint -> the offset of the first message that carried it.
+    seen: HashMap<u128, i64>,
+    /// Offsets handed to the scheduler and not acked.
+    leased: HashSet<i64>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The last partition epoch handed out.
+    epochs: u64,
+    parts: HashMap<i32, Part>,
+    /// Partitions revoked by the last rebalance: if the group gives one back, its state
+    /// (what is done, what is in progress here) carries on, so a commit that failed in
+    /// between (a broker connection cut) costs no page twice.
+    retired: HashMap<i32, Part>,
+    ready: VecDeque<Ready>,
+    starts: VecDeque<String>,
+    /// Start-URL partitions' next offsets, to commit.
+    start_positions: HashMap<i32, i64>,
+    duplicates: u64,
+}
+
+/// What the poll thread, the rebalance callbacks and the scheduler's calls share.
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    /// Told when requests or start URLs became ready.
+    ready: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The consumer's context: counts the connection's ups and downs, and handles rebalances.
+struct GroupContext {
+    link: LinkContext,
+    shared: Arc<Shared>,
+    names: Names,
+    rebalance_wait: Duration,
+    restorer: Mutex<BaseConsumer<LinkContext>>,
+    timeout: Duration,
+}
+
+impl ClientContext for GroupContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.link.record(&error, reason);
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let revoked = partitions_of(list, &self.names.requests);
+            self.give_up(consumer, &revoked);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            let assigned = partitions_of(list, &self.names.requests);
+            for &p in &assigned {
+                let back = self.shared.lock().retired.remove(&p);
+                if let Some(part) = back {
+                    tracing::debug!(partition = p, "kafka frontier: got a partition back");
+                    self.shared.lock().parts.insert(p, part);
+                    continue;
+                }
+                let seen = self.restore(p);
+                tracing::info!(partition = p, seen = seen.len(), "kafka frontier: took over a partition");
+                let mut state = self.shared.lock();
+                state.epochs += 1;
+                let epoch = state.epochs;
+                state.parts.insert(p, Part { epoch, seen, ..Part::default() });
+            }
+            // What was revoked and not given back belongs to another process now.
+            self.shared.lock().retired.clear();
+        }
+    }
+}
+
+impl GroupContext {
+    /// Revoked partitions: wait (bounded) for their leased requests to finish, commit, and
+    /// forget them.
+    fn give_up(&self, consumer: &BaseConsumer<Self>, revoked: &[i32]) {
+        let deadline = Instant::now() + self.rebalance_wait;
+        let mut state = self.shared.lock();
+        state.ready.retain(|r| !revoked.contains(&r.partition));
+        loop {
+            let held: usize = revoked.iter().filter_map(|p| state.parts.get(p)).map(|p| p.leased.len()).sum();
+            let now = Instant::now();
+            if held == 0 || now >= deadline {
+                if held > 0 {
+                    tracing::warn!(
+                        requests = held,
+                        "kafka frontier: rebalance: giving up requests still in progress (the new owner does them again)"
+                    );
+                }
+                break;
+            }
+            state = match self
+                .shared
+                .changed
+                .wait_timeout(state, (deadline - now).min(Duration::from_millis(50)))
+            {
+                Ok((s, _)) => s,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        let positions = positions(&state, &self.names, Some(revoked));
+        drop(state);
+        if positions.count() > 0 {
+            if let Err(e) = consumer.commit(&positions, CommitMode::Sync) {
+                tracing::warn!("kafka frontier: commit on revoke failed: {e}");
+            }
+        }
+        let mut state = self.shared.lock();
+        for p in revoked {
+            if let Some(part) = state.parts.remove(p) {
+                state.retired.insert(*p, part);
+            }
+        }
+        state.start_positions.clear();
+    }
+
+    /// Reads partition `p` of the seen-set changelog from its start to its end.
+    fn restore(&self, p: i32) -> HashMap<u128, i64> {
+        let mut seen = HashMap::new();
+        let restorer = self.restorer.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = &self.names.seen;
+        let (low, high) = match restorer.fetch_watermarks(topic, p, self.timeout) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!("kafka frontier: cannot read the seen-set of partition {p}: {e}");
+                return seen;
+            }
+        };
+        if high <= low {
+            return seen;
+        }
+        let mut list = TopicPartitionList::new();
+        if list.add_partition_offset(topic, p, Offset::Offset(low)).is_err()
+            || restorer.assign(&list).is_err()
+        {
+            tracing::warn!("kafka frontier: cannot assign the seen-set partition {p}");
+            return seen;
+        }
+        let deadline = Instant::now() + self.timeout.max(Duration::from_secs(30));
+        let mut last = low - 1;
+        while last < high - 1 && Instant::now() < deadline {
+            match restorer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    last = m.offset();
+                    if let (Some(key), Some(value)) = (m.key(), m.payload()) {
+                        if let (Ok(k), Ok(v)) = (<[u8; 16]>::try_from(key), <[u8; 8]>::try_from(value)) {
+                            seen.entry(u128::from_be_bytes(k)).or_insert(i64::from_be_bytes(v));
+                        }
+                    }
+                }
+                Some(Err(e)) => tracing::debug!("kafka frontier: restoring the seen-set: {e}"),
+                None => {}
+            }
+        }
+        if last < high - 1 {
+            tracing::warn!("kafka frontier: the seen-set of partition {p} was read only in part (timed out)");
+        }
+        let _ = restorer.assign(&TopicPartitionList::new());
+        seen
+    }
+}
+
+fn partitions_of(list: &TopicPartitionList, topic: &str) -> Vec<i32> {
+    list.elements_for_topic(topic).iter().map(|e| e.partition()).collect()
+}
+
+/// The positions to commit: every owned partition's (or only `only`'s) that moved, and
+/// the start-URL partitions'.
+fn positions(state: &State, names: &Names, only: Option<&[i32]>) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for (p, part) in &state.parts {
+        if only.is_some_and(|o| !o.contains(p)) {
+            continue;
+        }
+        if let Some(position) = part.tracker.to_commit() {
+            let _ = list.add_partition_offset(&names.requests, *p, Offset::Offset(position));
+        }
+    }
+    for (p, position) in &state.start_positions {
+        let _ = list.add_partition_offset(&names.start, *p, Offset::Offset(*position));
+    }
+    list
+}
+
+/// The Kafka frontier (see the module documentation). Cheap to share behind an `Arc`;
+/// dropping the last handle stops its poll thread.
+pub struct KafkaFrontier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    names: Names,
+    key: FrontierKey,
+    bootstrap: String,
+    producer: FutureProducer<LinkContext>,
+    producer_link: LinkContext,
+    consumer: BaseConsumer<GroupContext>,
+    shared: Arc<Shared>,
+    stop: AtomicBool,
+    poller: Mutex<Option<JoinHandle<()>>>,
+    partitions: i32,
+    timeout: Duration,
+}
+
+impl KafkaFrontier {
+    /// Connects to `brokers.kafka` (checked first: a wrong address or login fails here),
+    /// creates the crawl's topics when missing, joins the crawl's consumer group and starts
+    /// consuming.
+    pub async fn open(spec: &CrawlSpec) -> Result<Self, BridgeError> {
+        let broker = KafkaBroker::from_spec(spec, "the frontier")?;
+        broker.check().await?;
+        let k = &spec.frontier.kafka;
+        let names = Names::of(spec, k);
+        let partitions = k.partitions.max(1);
+        broker
+            .ensure_topics(vec![
+                TopicSpec::new(&names.requests, partitions, k.replication),
+                TopicSpec::new(&names.seen, partitions, k.replication).config("cleanup.policy", "compact"),
+                TopicSpec::new(&names.start, 1, k.replication),
+            ])
+            .await?;
+        let (broker2, names2, wait, key) = (broker.clone(), names.clone(), k.rebalance_wait.0, k.key);
+        let inner =
+            tokio::task::spawn_blocking(move || Inner::connect(&broker2, names2, key, wait, partitions))
+                .await
+                .map_err(|e| broker.other(format!("cannot start the consumer: {e}")))??;
+        let inner = Arc::new(inner);
+        let poll_inner = inner.clone();
+        let handle = std::thread::Builder::new()
+            .name("kafka-frontier".into())
+            .spawn(move || poll_inner.poll_loop())
+            .map_err(|e| broker.other(format!("cannot start the poll thread: {e}")))?;
+        *inner.poller.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        tracing::info!(topic = %names.requests, group = %names.group, "kafka frontier: joined the crawl");
+        Ok(Self { inner })
+    }
+
+    /// Duplicates found by this process's partitions so far.
+    pub fn duplicates(&self) -> u64 {
+        self.inner.shared.lock().duplicates
+    }
+}
+
+impl Inner {
+    fn connect(
+        broker: &KafkaBroker,
+        names: Names,
+        key: FrontierKey,
+        rebalance_wait: Duration,
+        partitions: i32,
+    ) -> Result<Self, BridgeError> {
+        let timeout = broker.connect_timeout();
+        let producer_link = LinkContext::default();
+        let producer: FutureProducer<LinkContext> = broker
+            .client_config(&[("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "2")])
+            .create_with_context(producer_link.clone())
+            .map_err(|e| broker.error(&e, ""))?;
+        let restore_group = format!("{}.restore", names.group);
+        let restorer: BaseConsumer<LinkContext> = broker
+            .client_config(&[
+                ("group.id", restore_group.as_str()),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", "earliest"),
+            ])
+            .create_with_context(LinkContext::default())
+            .map_err(|e| broker.error(&e, ""))?;
+        let shared = Arc::new(Shared::default());
+        let context = GroupContext {
+            link: LinkContext::default(),
+            shared: shared.clone(),
+            names: names.clone(),
+            rebalance_wait,
+            restorer: Mutex::new(restorer),
+            timeout,
+        };
+        let consumer: BaseConsumer<GroupContext> = broker
+            .client_config(&[
+                ("group.id", names.group.as_str()),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", "earliest"),
+                ("partition.assignment.strategy", "roundrobin"),
+                ("fetch.wait.max.ms", "50"),
+            ])
+            .create_with_context(context)
+            .map_err(|e| broker.error(&e, ""))?;
+        consumer
+            .subscribe(&[names.requests.as_str(), names.start.as_str()])
+            .map_err(|e| broker.error(&e, ""))?;
+        Ok(Self {
+            names,
+            key,
+            bootstrap: broker.bootstrap().to_string(),
+            producer,
+            producer_link,
+            consumer,
+            shared,
+            stop: AtomicBool::new(false),
+            poller: Mutex::new(None),
+            partitions,
+            timeout,
+        })
+    }
+
+    /// The poll thread: consumes ahead of the leases, dedups, writes the changelog, and
+    /// commits finished offsets; rebalance callbacks run here too.
+    fn poll_loop(&self) {
+        let mut last_commit = Instant::now();
+        while !self.stop.load(Ordering::Acquire) {
+            let room = self.shared.lock().ready.len() < READ_AHEAD;
+            if room {
+                let batch = self.poll_batch();
+                if !batch.is_empty() {
+                    self.take(batch);
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if last_commit.elapsed() >= COMMIT_EVERY {
+                self.commit();
+                last_commit = Instant::now();
+            }
+        }
+    }
+
+    fn poll_batch(&self) -> Vec<Polled> {
+        let mut batch = Vec::new();
+        let mut wait = Duration::from_millis(100);
+        while batch.len() < POLL_BATCH {
+            match self.consumer.poll(wait) {
+                Some(Ok(m)) => {
+                    self.consumer.context().link.alive();
+                    batch.push(Polled {
+                        topic_is_start: m.topic() == self.names.start,
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    });
+                }
+                Some(Err(e)) => {
+                    tracing::debug!("kafka frontier: poll: {e}");
+                    break;
+                }
+                None => break,
+            }
+            wait = Duration::ZERO;
+        }
+        batch
+    }
+
+    /// Dedups consumed messages against their partition's seen-set and queues the new
+    /// ones for leasing; persists first sightings to the changelog.
+    fn take(&self, batch: Vec<Polled>) {
+        let mut firsts: Vec<(i32, u128, i64)> = Vec::new();
+        {
+            let mut state = self.shared.lock();
+            for m in batch {
+                if m.topic_is_start {
+                    if let Some(url) = parse_start_url(&String::from_utf8_lossy(&m.payload)) {
+                        state.starts.push_back(url);
+                    }
+                    state.start_positions.insert(m.partition, m.offset + 1);
+                    continue;
+                }
+                let state = &mut *state;
+                let Some(part) = state.parts.get_mut(&m.partition) else { continue };
+                if part.leased.contains(&m.offset) || part.tracker.is_done(m.offset) {
+                    // Read again after a rebalance gave the partition back: in progress
+                    // here, or done (its commit was lost).
+                    continue;
+                }
+                let Some((fp, request, priority)) = decode(&m.payload) else {
+                    tracing::warn!(
+                        partition = m.partition,
+                        offset = m.offset,
+                        "kafka frontier: skipping an unreadable request"
+                    );
+                    part.tracker.skipped(m.offset);
+                    continue;
+                };
+                match part.seen.get(&fp) {
+                    Some(&first) if first != m.offset => {
+                        part.tracker.skipped(m.offset);
+                        state.duplicates += 1;
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => {
+                        part.seen.insert(fp, m.offset);
+                        firsts.push((m.partition, fp, m.offset));
+                    }
+                }
+                part.tracker.consumed(m.offset);
+                state.ready.push_back(Ready { partition: m.partition, offset: m.offset, request, priority });
+            }
+        }
+        self.shared.ready.notify_waiters();
+        self.write_changelog(&firsts);
+    }
+
+    /// Writes first sightings to the changelog and waits for the broker's confirmation, so
+    /// a revoke (which runs on this thread, after this) commits only what a new owner can
+    /// restore.
+    fn write_changelog(&self, firsts: &[(i32, u128, i64)]) {
+        let mut deliveries = Vec::with_capacity(firsts.len());
+        for (p, fp, offset) in firsts {
+            let key = fp.to_be_bytes();
+            let value = offset.to_be_bytes();
+            let record = FutureRecord::to(&self.names.seen).partition(*p).key(&key[..]).payload(&value[..]);
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((e, _)) => tracing::warn!("kafka frontier: seen-set changelog write failed: {e}"),
+            }
+        }
+        for delivery in futures::executor::block_on(futures::future::join_all(deliveries)) {
+            match delivery {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => tracing::warn!("kafka frontier: seen-set changelog write failed: {e}"),
+                Err(_) => tracing::warn!("kafka frontier: seen-set changelog write cancelled"),
+            }
+        }
+    }
+
+    /// Commits what finished (synchronously: the caller may rely on it being done).
+    fn commit(&self) {
+        let list = positions(&self.shared.lock(), &self.names, None);
+        if list.count() == 0 {
+            return;
+        }
+        match self.consumer.commit(&list, CommitMode::Sync) {
+            Ok(()) => {
+                let mut state = self.shared.lock();
+                for e in list.elements_for_topic(&self.names.requests) {
+                    if let (Some(part), Offset::Offset(o)) = (state.parts.get_mut(&e.partition()), e.offset())
+                    {
+                        part.tracker.committed(o);
+                    }
+                }
+                let starts: Vec<(i32, i64)> = list
+                    .elements_for_topic(&self.names.start)
+                    .iter()
+                    .filter_map(|e| match e.offset() {
+                        Offset::Offset(o) => Some((e.partition(), o)),
+                        _ => None,
+                    })
+                    .collect();
+                for (p, o) in starts {
+                    if state.start_positions.get(&p) == Some(&o) {
+                        state.start_positions.remove(&p);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!("kafka frontier: commit failed (retried): {e}"),
+        }
+    }
+
+    /// Requests not committed across every partition of the crawl, after our own commit.
+    fn lag(&self) -> Result<u64, StoreError> {
+        self.commit();
+        let mut all = TopicPartitionList::new();
+        for p in 0..self.partitions {
+            all.add_partition(&self.names.requests, p);
+        }
+        let committed = self.consumer.committed_offsets(all, self.timeout).map_err(StoreError::new)?;
+        let mut lag = 0u64;
+        for e in committed.elements_for_topic(&self.names.requests) {
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(&self.names.requests, e.partition(), self.timeout)
+                .map_err(StoreError::new)?;
+            let position = match e.offset() {
+                Offset::Offset(o) => o.max(low),
+                _ => low,
+            };
+            lag += u64::try_from(high - position).unwrap_or(0);
+        }
+        Ok(lag)
+    }
+
+    fn key_of(&self, url: &str) -> String {
+        match self.key {
+            FrontierKey::Url => url.to_string(),
+            FrontierKey::Host => Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0))))
+                .unwrap_or_else(|| url.to_string()),
+        }
+    }
+
+    async fn admit(self: Arc<Self>, batch: Vec<Admit>) -> StoreResult<()> {
+        let mut records = Vec::with_capacity(batch.len());
+        for (_, request, priority) in batch {
+            let entry = Entry {
+                url: request.url,
+                depth: request.depth,
+                redirect_chain: request.redirect_chain,
+                priority,
+            };
+            let payload = serde_json::to_vec(&entry).map_err(StoreError::new)?;
+            records.push((self.key_of(&entry.url), payload));
+        }
+        let deliveries = records.iter().map(|(key, payload)| {
+            let record = FutureRecord::to(&self.names.requests).key(key).payload(payload);
+            self.producer.send(record, self.timeout * 3)
+        });
+        for delivery in futures::future::join_all(deliveries).await {
+            if let Err((e, _)) = delivery {
+                return Err(StoreError::new(format!("producing to {} failed: {e}", self.names.requests)));
+            }
+        }
+        self.producer_link.alive();
+        Ok(())
+    }
+
+    fn lease(&self, max: usize) -> Vec<Leased> {
+        let mut state = self.shared.lock();
+        let mut out = Vec::with_capacity(max.min(state.ready.len()));
+        while out.len() < max {
+            let Some(ready) = state.ready.pop_front() else { break };
+            let Some(part) = state.parts.get_mut(&ready.partition) else { continue };
+            part.leased.insert(ready.offset);
+            out.push(Leased {
+                token: LeaseToken::new(format!("{}:{}:{}", ready.partition, ready.offset, part.epoch)),
+                request: ready.request,
+                priority: ready.priority,
+            });
+        }
+        out
+    }
+
+    fn ack(&self, tokens: &[LeaseToken]) {
+        let mut guard = self.shared.lock();
+        let state = &mut *guard;
+        for token in tokens {
+            let Some((p, o, epoch)) = parse_token(token.as_str()) else { continue };
+            // An ack may come while a rebalance is under way (the partition is retired
+            // then); one for another epoch is for a request given up to another owner.
+            let part = state.parts.get_mut(&p).or_else(|| state.retired.get_mut(&p));
+            if let Some(part) = part.filter(|part| part.epoch == epoch) {
+                part.leased.remove(&o);
+                part.tracker.done(o);
+            }
+        }
+        drop(guard);
+        self.shared.changed.notify_all();
+    }
+}
+
+struct Polled {
+    topic_is_start: bool,
+    partition: i32,
+    offset: i64,
+    payload: Vec<u8>,
+}
+
+fn decode(payload: &[u8]) -> Option<(u128, PendingRequest, i32)> {
+    let entry: Entry = match serde_json::from_slice(payload) {
+        Ok(e) => e,
+        // A plain producer's bare URL.
+        Err(_) => Entry {
+            url: std::str::from_utf8(payload).ok()?.trim().to_string(),
+            depth: 0,
+            redirect_chain: Vec::new(),
+            priority: 0,
+        },
+    };
+    let mut url = Url::parse(&entry.url).ok()?;
+    urls::normalize(&mut url);
+    let fp = urls::fingerprint(&url).0;
+    let request =
+        PendingRequest { url: url.to_string(), depth: entry.depth, redirect_chain: entry.redirect_chain };
+    Some((fp, request, entry.priority))
+}
+
+fn parse_token(text: &str) -> Option<(i32, i64, u64)> {
+    let mut parts = text.split(':');
+    let p = parts.next()?.parse().ok()?;
+    let o = parts.next()?.parse().ok()?;
+    let g = parts.next()?.parse().ok()?;
+    Some((p, o, g))
+}
+
+impl SharedStore for KafkaFrontier {
+    fn describe(&self) -> String {
+        format!(
+            "Kafka {} (topic {}, group {})",
+            self.inner.bootstrap, self.inner.names.requests, self.inner.names.group
+        )
+    }
+
+    fn admit(&self, batch: Vec<Admit>) -> BoxFuture<'static, StoreResult<()>> {
+        Box::pin(self.inner.clone().admit(batch))
+    }
+
+    fn lease(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<Leased>>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let notified = inner.shared.ready.notified();
+            let leased = inner.lease(max);
+            if !leased.is_empty() {
+                return Ok(leased);
+            }
+            let _ = tokio::time::timeout(LEASE_WAIT, notified).await;
+            Ok(inner.lease(max))
+        })
+    }
+
+    fn ack(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<()>> {
+        self.inner.ack(&tokens);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn lease_duration(&self) -> Option<Duration> {
+        None
+    }
+
+    fn take_start_urls(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<String>>> {
+        let mut state = self.inner.shared.lock();
+        let n = max.min(state.starts.len());
+        let starts: Vec<String> = state.starts.drain(..n).collect();
+        Box::pin(async move { Ok(starts) })
+    }
+
+    fn pending(&self) -> BoxFuture<'static, StoreResult<Pending>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let held = {
+                let state = inner.shared.lock();
+                state.ready.len() + state.parts.values().map(|p| p.leased.len()).sum::<usize>()
+            };
+            let lag = tokio::task::spawn_blocking(move || inner.lag())
+                .await
+                .map_err(|e| StoreError::new(format!("lag query did not finish: {e}")))??;
+            Ok(Pending { queued: lag, leased: held as u64 })
+        })
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.inner.consumer.context().link.reconnects() + self.inner.producer_link.reconnects()
+    }
+
+    fn close(&self) -> BoxFuture<'static, ()> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let _ = tokio::task::spawn_blocking(move || inner.shutdown()).await;
+        })
+    }
+}
+
+impl Inner {
+    /// Stops the poll thread, commits what finished, and leaves the group.
+    fn shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+        let handle = self.poller.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+        self.commit();
+        self.consumer.unsubscribe();
+    }
+}
+
+impl Drop for KafkaFrontier {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        assert_eq!(parse_token("3:1200:7"), Some((3, 1200, 7)));
+        assert_eq!(parse_token("3:x:7"), None);
+        assert_eq!(parse_token("3:1"), None);
+    }
+
+    #[test]
+    fn decodes_json_and_plain_urls() {
+        let (fp, r, prio) = decode(br#"{"url":"http://a.test/x#f","depth":2,"priority":3}"#).unwrap();
+        assert_eq!((r.url.as_str(), r.depth, prio), ("http://a.test/x", 2, 3));
+        let (fp2, r2, _) = decode(b"http://a.test/x\n").unwrap();
+        assert_eq!((fp, r2.depth), (fp2, 0), "same URL, same fingerprint");
+        assert!(decode(b"not a url").is_none());
+    }
+}

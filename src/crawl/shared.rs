@@ -1,0 +1,180 @@
+//! The broker seam for a shared frontier: what the scheduler needs from a queue and a
+//! seen-set that many processes share, whatever broker keeps them.
+//!
+//! A [`SharedStore`] is implemented by each broker in `bridges/<broker>/` (Redis lists and
+//! Lua scripts, Kafka partitions and committed offsets, ...); the runtime picks one from
+//! the spec through `bridges::open_frontier`, and the scheduler talks only to this trait
+//! (`crawl/scheduler/remote.rs`). Every implementation keeps the same promises:
+//!
+//! - **admit**: a discovered link is queued once across all processes (dedup holds across
+//!   processes); when `admit` returns `Ok`, the broker has it.
+//! - **lease**: a request handed out here is held by this process until it is acked; if
+//!   the process dies, the request comes back to the others (a lease that expires, a
+//!   partition that is reassigned, a message that is redelivered).
+//! - **ack**: called only when the request is fully done (its links admitted, its items
+//!   acked by every sink), so nothing is lost between the broker and the sinks.
+//! - **pending**: the crawl is done across processes when nothing is queued or held.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::crawl::urls::Fingerprint;
+use crate::state::PendingRequest;
+
+/// Why a shared-frontier call failed (the broker's own error, with its message).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl StoreError {
+    /// Wraps a broker's error.
+    pub fn new(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(e.into())
+    }
+}
+
+/// A `Result` with a [`StoreError`].
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One held request, as a store identifies it: give it back to [`SharedStore::ack`] or
+/// [`SharedStore::renew`]. Opaque to the scheduler; each store writes what it needs into
+/// it (a Redis lease member, a Kafka partition and offset, an AMQP delivery tag).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct LeaseToken(Arc<str>);
+
+impl LeaseToken {
+    /// A token with this text.
+    pub fn new(text: impl Into<Arc<str>>) -> Self {
+        Self(text.into())
+    }
+
+    /// The token's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LeaseToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LeaseToken({})", self.0)
+    }
+}
+
+/// A leased request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    /// The lease, for [`SharedStore::ack`] and [`SharedStore::renew`].
+    pub token: LeaseToken,
+    /// The request.
+    pub request: PendingRequest,
+    /// Its priority (0 unless it was admitted with one).
+    pub priority: i32,
+}
+
+/// A request to admit: its fingerprint, the request, its priority.
+pub type Admit = (Fingerprint, PendingRequest, i32);
+
+/// What is left of the crawl across every process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pending {
+    /// Requests queued and not handed out yet (for Kafka: not committed yet, so including
+    /// those other processes hold).
+    pub queued: u64,
+    /// Requests handed out and not acked yet.
+    pub leased: u64,
+}
+
+impl Pending {
+    /// Nothing queued, nothing held anywhere.
+    pub fn is_done(&self) -> bool {
+        self.queued == 0 && self.leased == 0
+    }
+}
+
+/// A frontier shared by many processes through a broker. See the module documentation for
+/// the promises; every method may be called from any task, concurrently.
+pub trait SharedStore: Send + Sync + 'static {
+    /// The broker and where the frontier lives in it, for logs (no secrets).
+    fn describe(&self) -> String;
+
+    /// Admits a batch: each request new to the shared seen-set is queued. A store whose
+    /// dedup happens later (Kafka dedups as a partition's owner consumes) queues them all.
+    fn admit(&self, batch: Vec<Admit>) -> BoxFuture<'static, StoreResult<()>>;
+
+    /// Leases up to `max` requests (fewer, or none, when there are fewer queued).
+    fn lease(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<Leased>>>;
+
+    /// Acknowledges leases: their requests are fully done.
+    fn ack(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<()>>;
+
+    /// How long a lease lasts unless renewed, for stores whose leases expire (then the
+    /// scheduler renews what it holds every third of it and calls [`SharedStore::reap`]
+    /// every half of it); `None` for stores that take work back otherwise (Kafka's
+    /// rebalances, AMQP's redelivery on a closed channel).
+    fn lease_duration(&self) -> Option<Duration>;
+
+    /// Extends the leases still held (stores with [`SharedStore::lease_duration`]).
+    fn renew(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<()>> {
+        let _ = tokens;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Takes back expired leases of any process; returns how many came back.
+    fn reap(&self) -> BoxFuture<'static, StoreResult<usize>> {
+        Box::pin(async { Ok(0) })
+    }
+
+    /// Takes up to `max` start URLs that were pushed to the broker (plain URLs or JSON
+    /// objects with a `url`).
+    fn take_start_urls(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<String>>>;
+
+    /// What is left across every process.
+    fn pending(&self) -> BoxFuture<'static, StoreResult<Pending>>;
+
+    /// Reconnections to the broker so far (for the summary).
+    fn reconnects(&self) -> u64;
+
+    /// Called once when the run ends, after the last ack: leave the broker cleanly (a Kafka
+    /// consumer leaves its group, so its partitions move at once).
+    fn close(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// A start URL as pushed to a broker: a plain URL, or a JSON object with a string `url`
+/// (scrapy-redis's JSON start URLs; the other fields are ignored). Blank entries and JSON
+/// without a string `url` give `None` (logged); text that only looks like JSON is taken as
+/// it is.
+pub fn parse_start_url(raw: &str) -> Option<String> {
+    let s = raw.trim();
+    if s.starts_with('{') {
+        match serde_json::from_str::<serde_json::Value>(s) {
+            Ok(v) => match v.get("url").and_then(|u| u.as_str()) {
+                Some(u) if !u.trim().is_empty() => return Some(u.trim().to_string()),
+                _ => {
+                    tracing::warn!(entry = %s, "shared frontier: JSON start URL without a string \"url\"; skipped");
+                    return None;
+                }
+            },
+            Err(_) => return Some(s.to_string()),
+        }
+    }
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_urls_plain_and_json() {
+        assert_eq!(parse_start_url(" http://a/ \n").as_deref(), Some("http://a/"));
+        assert_eq!(parse_start_url(r#"{"url": "http://b/", "meta": {}}"#).as_deref(), Some("http://b/"));
+        assert_eq!(parse_start_url(r#"{"u": 1}"#), None);
+        assert_eq!(parse_start_url("{not json").as_deref(), Some("{not json"));
+        assert_eq!(parse_start_url("   "), None);
+    }
+}

@@ -1,0 +1,435 @@
+//! One crawl shared by several `arachne run` processes through Kafka
+//! (`frontier: { backend: kafka }`), end to end through the binary, against a real
+//! Kafka-protocol broker (tansu) and an external `SandboxServer` whose truth and request
+//! counters are the oracle:
+//!
+//! - two processes crawl the 5,000-page sandbox together: the union of their items is
+//!   exactly the sandbox's item set, no page fetched twice with success, a fair share each;
+//! - one of two is SIGKILLed mid-crawl: the survivor takes over its partitions and
+//!   finishes, nothing missing;
+//! - a third process joins mid-crawl: the rebalance loses nothing and fetches nothing twice;
+//! - the connection to the broker is cut for a few seconds mid-crawl (a TCP proxy in this
+//!   test, in front of a broker of this test's own): the crawl completes;
+//! - a process with `seeds: []` waits; a plain producer's start URL starts it, and its
+//!   `output: - kafka` items are read back with a plain consumer;
+//! - a wrong address is a clear error before anything is crawled.
+//!
+//! Which broker: `ARACHNE_TEST_KAFKA` (the bootstrap address; scripts/test.sh starts tansu
+//! with scripts/kafka.sh and sets it, with `ARACHNE_TEST_TANSU`, the broker's binary).
+//! Without it, under `CI` the tests fail; elsewhere they start their own tansu from
+//! `target/kafka/tansu` (`scripts/kafka.sh start` fetches it), or are skipped loudly.
+//! Every test uses its own crawl name, so its own topics and consumer group.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+use support::procs::{assert_truth_items, collect, sandbox, Arachne};
+use support::{free_port, unique};
+
+mod support;
+
+// ---------------------------------------------------------------------------------------
+// The broker
+
+/// A tansu broker this test started; killed (and reaped) on drop.
+struct OwnBroker {
+    child: Child,
+    bootstrap: String,
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tansu_binary() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("ARACHNE_TEST_TANSU") {
+        return Some(PathBuf::from(path));
+    }
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/kafka/tansu");
+    local.exists().then_some(local)
+}
+
+/// Starts tansu listening on `port`, advertising `advertised` (a proxy's port, or `port`).
+fn start_broker(port: u16, advertised: u16) -> OwnBroker {
+    let binary = tansu_binary().expect("tansu binary (scripts/kafka.sh start fetches it)");
+    let child = Command::new(binary)
+        .args(["broker", "--listener-url", &format!("tcp://127.0.0.1:{port}")])
+        .args(["--advertised-listener-url", &format!("tcp://127.0.0.1:{advertised}")])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tansu");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not listen on {port} within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    OwnBroker { child, bootstrap: format!("127.0.0.1:{advertised}") }
+}
+
+/// The bootstrap address of the suite's broker, or of one of this test's own; `None` (the
+/// test is skipped, loudly) when there is none and this is not CI.
+enum TestKafka {
+    Shared(String),
+    Own(OwnBroker),
+}
+
+impl TestKafka {
+    fn bootstrap(&self) -> &str {
+        match self {
+            TestKafka::Shared(b) => b,
+            TestKafka::Own(o) => &o.bootstrap,
+        }
+    }
+}
+
+fn test_kafka(test: &str) -> Option<TestKafka> {
+    if let Ok(bootstrap) = std::env::var("ARACHNE_TEST_KAFKA") {
+        return Some(TestKafka::Shared(bootstrap));
+    }
+    if tansu_binary().is_some() {
+        let port = free_port();
+        return Some(TestKafka::Own(start_broker(port, port)));
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: no Kafka broker under CI (ARACHNE_TEST_KAFKA is not set; scripts/test.sh sets it)"
+    );
+    eprintln!("SKIPPED {test}: no Kafka broker (run scripts/test.sh, or scripts/kafka.sh start)");
+    None
+}
+
+// ---------------------------------------------------------------------------------------
+// The spec
+
+/// A spec on a Kafka frontier with the product rule and a jsonl output. Keyed by URL: the
+/// sandbox is one host, and host keys would put the whole crawl in one partition.
+fn shop(name: &str, bootstrap: &str, seeds: &[String], extra: &str) -> String {
+    let seeds = serde_json::to_string(seeds).expect("seeds");
+    format!(
+        r#"name: {name}
+seeds: {seeds}
+frontier:
+  backend: kafka
+  kafka: {{ partitions: 6, key: url, rebalance_wait: 10s }}
+brokers:
+  kafka:
+    bootstrap: "{bootstrap}"
+    connect_timeout: 5s
+    client: {{ "session.timeout.ms": 6000, "heartbeat.interval.ms": 500 }}
+parse:
+  items:
+    - name: product
+      match: "/item/\\d+$"
+      fields: {{ title: "h1", price: ".price" }}
+output:
+  - jsonl: items.jsonl
+{extra}"#
+    )
+}
+
+fn no_page_twice(site: &arachne::sandbox::SandboxServer) {
+    let stats = site.stats();
+    assert_eq!(
+        stats.repeated_ok,
+        0,
+        "pages fetched twice with success (first 10): {:?}",
+        stats.repeated_ok_paths.iter().take(10).collect::<Vec<_>>()
+    );
+}
+
+fn wait_for_items(p: &mut Arachne, at_least: usize, by: Instant) {
+    while p.item_lines() < at_least && Instant::now() < by && p.running() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn two_processes_share_one_crawl() {
+    let Some(kafka) = test_kafka("two_processes_share_one_crawl") else { return };
+    let (site, want) = sandbox(5000);
+    let spec = shop(&unique("kshop"), kafka.bootstrap(), &[format!("{}/", site.base_url())], "");
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
+    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &[]);
+    assert_eq!(a.wait(deadline), 0, "a:\n{}", a.stderr());
+    assert_eq!(b.wait(deadline), 0, "b:\n{}", b.stderr());
+
+    let mut items = BTreeMap::new();
+    collect(&mut items, &a.items(false), true);
+    collect(&mut items, &b.items(false), true);
+    assert_truth_items(&items, &want);
+    no_page_twice(&site);
+    let (fetched_a, fetched_b) = (a.pages_fetched(), b.pages_fetched());
+    assert_eq!(fetched_a + fetched_b, want.pages_fetched, "a: {}\nb: {}", a.summary(), b.summary());
+    for (label, fetched) in [("a", fetched_a), ("b", fetched_b)] {
+        assert!(
+            fetched * 5 >= want.pages_fetched,
+            "{label} fetched {fetched} of {} pages: less than a fair share (20%)",
+            want.pages_fetched
+        );
+    }
+}
+
+#[test]
+fn a_killed_process_leaves_nothing_missing() {
+    let Some(kafka) = test_kafka("a_killed_process_leaves_nothing_missing") else { return };
+    let started = Instant::now();
+    let (site, want) = sandbox(5000);
+    let spec = shop(
+        &unique("kkilled"),
+        kafka.bootstrap(),
+        &[format!("{}/", site.base_url())],
+        // Slow enough that the kill lands mid-crawl.
+        "fetch: { per_host: { rate: 500 } }\n",
+    );
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
+    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &[]);
+    wait_for_items(&mut a, (want.items * 2 / 10) as usize, started + Duration::from_secs(30));
+    let (a_lines, b_lines) = (a.item_lines(), b.item_lines());
+    let was_running = b.sigkill();
+    eprintln!("killed b after {:?}: a had {a_lines} items, b {b_lines}", started.elapsed());
+    assert!(was_running, "b ended before it was killed:\n{}", b.stderr());
+    assert!(b_lines > 0, "b had done nothing before it was killed:\n{}", b.stderr());
+    assert!(a.running(), "a ended before b was killed:\n{}", a.stderr());
+
+    assert_eq!(a.wait(started + Duration::from_secs(120)), 0, "the survivor:\n{}", a.stderr());
+    let mut items = BTreeMap::new();
+    collect(&mut items, &a.items(false), false);
+    collect(&mut items, &b.items(true), false);
+    assert_truth_items(&items, &want);
+}
+
+#[test]
+fn a_process_joining_mid_crawl_loses_nothing_and_fetches_nothing_twice() {
+    let Some(kafka) = test_kafka("a_process_joining_mid_crawl") else { return };
+    let started = Instant::now();
+    let (site, want) = sandbox(5000);
+    let spec = shop(
+        &unique("kjoin"),
+        kafka.bootstrap(),
+        &[format!("{}/", site.base_url())],
+        "fetch: { per_host: { rate: 500 } }\n",
+    );
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let mut a = Arachne::spawn("a", dirs[0].path(), &spec, &[]);
+    let mut b = Arachne::spawn("b", dirs[1].path(), &spec, &[]);
+    wait_for_items(&mut a, (want.items / 10) as usize, started + Duration::from_secs(30));
+    assert!(a.running() && b.running(), "the crawl ended before the third joined");
+    let mut c = Arachne::spawn("c", dirs[2].path(), &spec, &[]);
+    let deadline = started + Duration::from_secs(120);
+    for p in [&mut a, &mut b, &mut c] {
+        let code = p.wait(deadline);
+        assert_eq!(code, 0, "{}", p.stderr());
+    }
+    let mut items = BTreeMap::new();
+    for p in [&a, &b, &c] {
+        collect(&mut items, &p.items(false), true);
+    }
+    assert_truth_items(&items, &want);
+    no_page_twice(&site);
+    assert!(c.pages_fetched() > 0, "the third process got no work: {}", c.summary());
+}
+
+/// A TCP proxy that can cut every connection and refuse new ones for a while.
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let (cut, conns, stop) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(Mutex::new(Vec::new())),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (c2, k2, s2) = (cut.clone(), conns.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) if !c2.load(Ordering::Relaxed) => {
+                        let _ = client.set_nonblocking(false);
+                        if let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) {
+                            pipe(&client, &server, &k2);
+                        }
+                    }
+                    Ok((client, _)) => drop(client),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Proxy { port, cut, conns, stop }
+    }
+
+    /// Cuts every connection; new ones are refused until [`Proxy::restore`].
+    fn cut(&self) {
+        self.cut.store(true, Ordering::Relaxed);
+        for c in self.conns.lock().expect("conns").drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.cut();
+    }
+}
+
+fn pipe(client: &TcpStream, server: &TcpStream, conns: &Arc<Mutex<Vec<TcpStream>>>) {
+    let mut list = conns.lock().expect("conns");
+    for (from, to) in [(client, server), (server, client)] {
+        let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else { return };
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 || to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown(Shutdown::Both);
+        });
+    }
+    list.extend([client.try_clone(), server.try_clone()].into_iter().flatten());
+}
+
+#[test]
+fn a_cut_connection_mid_crawl_completes_the_crawl() {
+    if tansu_binary().is_none() {
+        assert!(std::env::var_os("CI").is_none(), "no tansu binary under CI");
+        eprintln!("SKIPPED a_cut_connection_mid_crawl_completes_the_crawl: no tansu binary");
+        return;
+    }
+    let started = Instant::now();
+    // The broker advertises the proxy's address, so every connection goes through it.
+    let broker_port = free_port();
+    let proxy = Proxy::start(broker_port);
+    let _broker = start_broker(broker_port, proxy.port);
+    let (site, want) = sandbox(2000);
+    let bootstrap = format!("127.0.0.1:{}", proxy.port);
+    let spec = shop(
+        &unique("kcut"),
+        &bootstrap,
+        &[format!("{}/", site.base_url())],
+        "fetch: { per_host: { rate: 300 } }\n",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = Arachne::spawn("p", dir.path(), &spec, &[]);
+    wait_for_items(&mut p, (want.items / 5) as usize, started + Duration::from_secs(30));
+    assert!(p.running(), "the crawl ended before the cut:\n{}", p.stderr());
+    proxy.cut();
+    std::thread::sleep(Duration::from_secs(3));
+    proxy.restore();
+    assert_eq!(p.wait(started + Duration::from_secs(120)), 0, "{}", p.stderr());
+    eprintln!("{}", p.stderr());
+    let mut items = BTreeMap::new();
+    collect(&mut items, &p.items(false), true);
+    assert_truth_items(&items, &want);
+    let reconnects = p.summary()["reconnects"].as_u64().unwrap_or(0);
+    assert!(reconnects >= 1, "the cut was not seen: {}", p.summary());
+}
+
+#[test]
+fn a_plain_producers_start_url_starts_a_waiting_process_and_a_plain_consumer_reads_items() {
+    let Some(kafka) = test_kafka("start_url_and_items") else { return };
+    let (site, want) = sandbox(200);
+    let name = unique("kwait");
+    let items_topic = format!("{name}.items");
+    let spec = shop(
+        &name,
+        kafka.bootstrap(),
+        &[],
+        &format!("  - kafka: {{ topic: \"{items_topic}\", key: url }}\n"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let mut p = Arachne::spawn("p", dir.path(), &spec, &["--stop-after", "15s"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(p.running(), "a process with seeds: [] ended instead of waiting:\n{}", p.stderr());
+    assert_eq!(p.item_lines(), 0);
+
+    // What `kafka-console-producer --topic <name>.start_urls` does: one URL a message.
+    let producer: BaseProducer =
+        ClientConfig::new().set("bootstrap.servers", kafka.bootstrap()).create().expect("producer");
+    let url = format!("{}/", site.base_url());
+    producer
+        .send(BaseRecord::<(), _>::to(&format!("{name}.start_urls")).payload(&url))
+        .map_err(|(e, _)| e)
+        .expect("produce");
+    producer.flush(Duration::from_secs(10)).expect("flush");
+
+    assert_eq!(p.wait(started + Duration::from_secs(40)), 0, "{}", p.stderr());
+    let mut from_file = BTreeMap::new();
+    collect(&mut from_file, &p.items(false), true);
+    assert_truth_items(&from_file, &want);
+
+    // What `kafka-console-consumer --from-beginning` does.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("group.id", format!("{name}.reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[items_topic.as_str()]).expect("subscribe");
+    let mut read: Vec<Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read.len() < want.items as usize && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let item: Value = serde_json::from_slice(m.payload().expect("payload")).expect("a JSON item");
+            assert_eq!(
+                m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                item["url"].as_str().map(String::from)
+            );
+            read.push(item);
+        }
+    }
+    let mut from_kafka = BTreeMap::new();
+    collect(&mut from_kafka, &read, true);
+    assert_eq!(from_kafka, from_file, "the Kafka topic and the jsonl file hold the same items");
+}
+
+#[test]
+fn a_wrong_address_is_a_clear_error_before_the_crawl() {
+    let (site, _) = sandbox(20);
+    let dead = format!("127.0.0.1:{}", free_port());
+    let spec = shop(&unique("kdead"), &dead, &[format!("{}/", site.base_url())], "");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = Arachne::spawn("p", dir.path(), &spec, &[]);
+    let code = p.wait(Instant::now() + Duration::from_secs(30));
+    assert_eq!(code, 1, "{}", p.stderr());
+    let err = p.stderr();
+    assert!(err.contains("cannot reach Kafka at") && err.contains(&dead), "{err}");
+    assert_eq!(site.stats().total_requests, 0, "nothing may be crawled");
+}
