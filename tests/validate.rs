@@ -314,7 +314,8 @@ fn kafka_specs_are_checked() {
     assert_at(&e, 3, 32);
     assert_says(&e, &["brokers.kafka.bootstrap", "no port"]);
     let e = only_error("brokers: { kafka: { bootstrap: \"k:9092\", bootstrp: 1 } }\n");
-    assert_says(&e, &["unknown key 'bootstrp'", "did you mean 'bootstrap'"]);
+    assert_says(&e, &["unknown key 'bootstrp' in brokers.kafka"]);
+    assert!(e.hint.as_deref().is_some_and(|h| h.contains("did you mean 'bootstrap'")), "{e}");
     let e = only_error(
         "brokers: { kafka: { bootstrap: \"k:9092\" } }\nbridges:\n  - { kind: kafka, topic: events, direction: out }\n",
     );
@@ -322,12 +323,14 @@ fn kafka_specs_are_checked() {
     let e = only_error("frontier: { backend: kafka, kafka: { partitions: 0 } }\nbrokers: { kafka: { bootstrap: \"k:9092\" } }\n");
     assert_says(&e, &["partitions must be at least 1"]);
     // A whole Kafka setup, waiting for start URLs (no seeds).
-    ok("name: x\nseeds: []\nfrontier: { backend: kafka, kafka: { partitions: 4, key: url, rebalance_wait: 5s } }\n\
-        brokers: { kafka: { bootstrap: \"127.0.0.1:9092\", client: { \"session.timeout.ms\": 6000 }, \
-        security: { protocol: sasl_plaintext, mechanism: PLAIN, username: u, password: p } } }\n\
-        output:\n  - kafka: { topic: items, key: host, compression: zstd }\n\
-        bridges:\n  - { kind: kafka, topic: events, direction: out, channel: x.events, key: kind }\n\
-          - { kind: kafka, topic: remote.jobs, direction: in, channel: x.jobs, group: g }\n");
+    ok(concat!(
+        "name: x\nseeds: []\nfrontier: { backend: kafka, kafka: { partitions: 4, key: url, rebalance_wait: 5s } }\n",
+        "brokers: { kafka: { bootstrap: \"127.0.0.1:9092\", client: { \"session.timeout.ms\": 6000 },",
+        " security: { protocol: sasl_plaintext, mechanism: PLAIN, username: u, password: p } } }\n",
+        "output:\n  - kafka: { topic: items, key: host, compression: zstd }\n",
+        "bridges:\n  - { kind: kafka, topic: events, direction: out, channel: x.events, key: kind }\n",
+        "  - { kind: kafka, topic: remote.jobs, direction: in, channel: x.jobs, group: g }\n",
+    ));
 }
 
 #[test]
