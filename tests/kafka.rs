@@ -400,6 +400,7 @@ fn a_plain_producers_start_url_starts_a_waiting_process_and_a_plain_consumer_rea
         .set("group.id", format!("{name}.reader"))
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "6000")
+        .set("fetch.wait.max.ms", "50")
         .create()
         .expect("consumer");
     consumer.subscribe(&[items_topic.as_str()]).expect("subscribe");
@@ -432,4 +433,135 @@ fn a_wrong_address_is_a_clear_error_before_the_crawl() {
     let err = p.stderr();
     assert!(err.contains("cannot reach Kafka at") && err.contains(&dead), "{err}");
     assert_eq!(site.stats().total_requests, 0, "nothing may be crawled");
+}
+
+#[test]
+fn items_bridged_out_reach_a_kafka_topic() {
+    let Some(kafka) = test_kafka("items_bridged_out") else { return };
+    let (site, want) = sandbox(100);
+    let name = unique("kbridge");
+    let out_topic = format!("{name}.bridged-items");
+    // A local frontier: only the bridge talks to Kafka.
+    let spec = format!(
+        "name: {name}\nseeds: [\"{}/\"]\nbrokers: {{ kafka: {{ bootstrap: \"{}\" }} }}\n\
+         bridges:\n  - {{ kind: kafka, topic: items, direction: out, channel: \"{out_topic}\", key: url }}\n\
+         parse:\n  items:\n    - {{ name: product, match: \"/item/\\\\d+$\", fields: {{ title: \"h1\" }} }}\n\
+         output:\n  - jsonl: items.jsonl\n",
+        site.base_url(),
+        kafka.bootstrap()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = Arachne::spawn("p", dir.path(), &spec, &[]);
+    assert_eq!(p.wait(Instant::now() + Duration::from_secs(60)), 0, "{}", p.stderr());
+    let read = read_topic(kafka.bootstrap(), &out_topic, want.items as usize);
+    let mut from_kafka = BTreeMap::new();
+    collect(&mut from_kafka, &read, true);
+    assert_truth_items(&from_kafka, &want);
+}
+
+/// Up to `n` JSON messages of `topic`, from the beginning, within 30 s.
+fn read_topic(bootstrap: &str, topic: &str, n: usize) -> Vec<Value> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("{topic}.reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut read = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read.len() < n && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            read.push(serde_json::from_slice(m.payload().expect("payload")).expect("JSON"));
+        }
+    }
+    read
+}
+
+#[test]
+fn a_kafka_topic_bridged_in_is_published_locally_then_committed() {
+    use arachne::bridges::kafka::{KafkaBridge, KafkaBroker, KafkaBrokerSpec, KafkaMessage};
+    use arachne::bus::{Overflow, Topic};
+
+    let Some(kafka) = test_kafka("bridged_in") else { return };
+    let name = unique("kin");
+    let (topic, group) = (format!("{name}.jobs"), format!("{name}.group"));
+    let producer: BaseProducer =
+        ClientConfig::new().set("bootstrap.servers", kafka.bootstrap()).create().expect("producer");
+    for i in 0..20 {
+        let payload = if i % 2 == 0 { format!("{{\"job\":{i}}}") } else { format!("plain {i}") };
+        producer
+            .send(BaseRecord::to(&topic).key(&format!("k{i}")).payload(&payload))
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+
+    let spec: KafkaBrokerSpec = serde_json::from_value(serde_json::json!({
+        "bootstrap": kafka.bootstrap(),
+        "client": { "session.timeout.ms": 6000 }
+    }))
+    .expect("broker spec");
+    let broker = KafkaBroker::new(spec).expect("broker");
+    let local: Topic<KafkaMessage> = Topic::new("remote.jobs");
+    let subscription = local.subscribe(64, Overflow::Block);
+    let bridge = KafkaBridge::inbound(&broker, &topic, &group, local.clone()).expect("bridge");
+    let lag = bridge.lag();
+    let system = actix::System::new();
+    let got = system.block_on(async move {
+        use actix::Actor;
+        let _addr = bridge.start();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.len() < 20 && Instant::now() < deadline {
+            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), subscription.recv()).await {
+                got.push((*m).clone());
+            }
+        }
+        // The lag falls to 0 once every offset is committed (measured every second).
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let behind: i64 = lag.lock().expect("lag").values().sum();
+            let measured = !lag.lock().expect("lag").is_empty();
+            if (measured && behind == 0) || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        local.close();
+        got
+    });
+    assert_eq!(got.len(), 20, "{got:?}");
+    let first = got.iter().find(|m| m.key.as_deref() == Some("k0")).expect("k0");
+    assert_eq!(first.payload, serde_json::json!({ "job": 0 }));
+    let second = got.iter().find(|m| m.key.as_deref() == Some("k1")).expect("k1");
+    assert_eq!(second.payload, serde_json::json!("plain 1"));
+
+    // Committed after the local publish: each partition's committed offset is one past the
+    // last message received from it.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("group.id", &group)
+        .create()
+        .expect("consumer");
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for m in &got {
+        let e = last.entry(m.partition).or_insert(m.offset);
+        *e = (*e).max(m.offset);
+    }
+    let mut list = rdkafka::TopicPartitionList::new();
+    for p in last.keys() {
+        list.add_partition(&topic, *p);
+    }
+    let committed = consumer.committed_offsets(list, Duration::from_secs(10)).expect("committed");
+    for e in committed.elements_for_topic(&topic) {
+        assert_eq!(
+            e.offset(),
+            rdkafka::Offset::Offset(last[&e.partition()] + 1),
+            "partition {}",
+            e.partition()
+        );
+    }
 }

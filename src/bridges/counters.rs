@@ -1,8 +1,14 @@
 //! What every bridge shares, whatever its broker: its counters and its reconnection
 //! backoff.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// An inbound bridge's consumer lag per `topic/partition` (messages behind the end),
+/// updated while it runs; shared.
+pub type ConsumerLag = Arc<Mutex<BTreeMap<String, i64>>>;
 
 /// What one bridge or handler did, shared with its actor (read them any time). Logged when
 /// the actor stops.

@@ -19,11 +19,10 @@ use std::sync::Arc;
 
 use actix::ArbiterHandle;
 
-pub use self::counters::BridgeCounters;
+pub use self::counters::{BridgeCounters, ConsumerLag};
 use crate::bus::Bus;
 use crate::crawl::shared::SharedStore;
 use crate::crawl::ItemSink;
-use crate::observe::Stats;
 use crate::spec::{BridgeKind, CrawlSpec, Dedup, FrontierBackend, OutputSpec, RedisLayout};
 use crate::supervise::{Restart, Supervisor};
 
@@ -202,6 +201,29 @@ pub fn open_output(spec: &CrawlSpec, output: &OutputSpec) -> Result<Option<Named
     }
 }
 
+/// The bridges a run started: their counters and, for inbound ones that have it, their
+/// consumer lag.
+#[derive(Debug, Default)]
+pub struct StartedBridges {
+    /// One per bridge.
+    pub counters: Vec<Arc<BridgeCounters>>,
+    /// One per inbound bridge that measures its lag.
+    pub lags: Vec<ConsumerLag>,
+}
+
+impl StartedBridges {
+    /// Every inbound bridge's consumer lag now, per `topic/partition`.
+    pub fn consumer_lag(&self) -> std::collections::BTreeMap<String, i64> {
+        let mut all = std::collections::BTreeMap::new();
+        for lag in &self.lags {
+            if let Ok(map) = lag.lock() {
+                all.extend(map.iter().map(|(k, v)| (k.clone(), *v)));
+            }
+        }
+        all
+    }
+}
+
 /// Starts the spec's `bridges:` under `sup` on `arbiter`: first checks each broker they
 /// use, so a wrong address or password is an error before anything is crawled; then
 /// starts one actor per bridge. Outbound bridges subscribe to their local topic at once,
@@ -211,10 +233,9 @@ pub async fn start(
     bus: &Bus,
     sup: &mut Supervisor,
     arbiter: &ArbiterHandle,
-    stats: &Arc<Stats>,
-) -> Result<Vec<Arc<BridgeCounters>>, BridgeError> {
-    let _ = stats;
-    let mut counters = Vec::new();
+) -> Result<StartedBridges, BridgeError> {
+    let mut started = StartedBridges::default();
+    let counters = &mut started.counters;
     let redis_bridges: Vec<_> = spec.bridges.iter().filter(|b| b.kind == BridgeKind::RedisPubsub).collect();
     if !redis_bridges.is_empty() {
         let broker_spec = spec
@@ -238,11 +259,14 @@ pub async fn start(
         for (i, b) in kafka_bridges.into_iter().enumerate() {
             let bridge = kafka::KafkaBridge::from_spec(&broker, spec, b, bus)?;
             counters.push(bridge.counters());
+            if b.direction == crate::spec::BridgeDirection::In {
+                started.lags.push(bridge.lag());
+            }
             let name = format!("bridge-kafka-{i}-{}", bridge.describe());
             sup.start(name, Restart::Transient, arbiter, move |_| bridge);
         }
     }
-    Ok(counters)
+    Ok(started)
 }
 
 fn backend_name(b: FrontierBackend) -> &'static str {

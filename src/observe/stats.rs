@@ -126,6 +126,7 @@ impl Stats {
             bytes: get(&self.bytes),
             reconnects: get(&self.reconnects),
             errors: self.errors(),
+            consumer_lag: BTreeMap::new(),
             elapsed_s,
             pages_per_s: if elapsed_s > 0.0 { pages_fetched as f64 / elapsed_s } else { 0.0 },
         }
@@ -169,6 +170,10 @@ pub struct Summary {
     pub reconnects: u64,
     /// Failed pages by kind (`timeout`, `http_404`, `body_too_large`, `redirect_loop`, ...).
     pub errors: BTreeMap<String, u64>,
+    /// Inbound broker bridges' consumer lag at the end, per `topic/partition` (messages
+    /// behind the end of the partition); absent without such bridges.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub consumer_lag: BTreeMap<String, i64>,
     /// Wall-clock seconds of the run.
     pub elapsed_s: f64,
     /// `pages_fetched / elapsed_s`.

@@ -155,7 +155,7 @@ impl Run {
         let mut arbiters = Vec::new();
         // Bridges before anything else: an unreachable broker or a wrong password fails the
         // run before a page is crawled, and outbound bridges miss no event.
-        let _bridges = crate::bridges::start(&spec, &bus, &mut sup, &main, &stats).await?;
+        let bridges = crate::bridges::start(&spec, &bus, &mut sup, &main).await?;
 
         // Ordered start: the scheduler first (everyone reports to it), then the sinks (so
         // items have somewhere to go), the parsers, the fetchers, and the user's actors.
@@ -316,6 +316,7 @@ impl Run {
         }
 
         let mut summary = stats.summary(started.elapsed());
+        summary.consumer_lag = bridges.consumer_lag();
         summary.redeliveries = requests.stats().redeliveries.load(Ordering::Relaxed)
             + pages.stats().redeliveries.load(Ordering::Relaxed);
         summary.dead_letters = requests.stats().dead_letters.load(Ordering::Relaxed)

@@ -3,12 +3,13 @@
 //! published locally).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use futures::future::BoxFuture;
-use futures::FutureExt;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -24,6 +25,8 @@ use crate::spec::{BridgeDirection, BridgeSpec, CrawlSpec};
 /// Local messages an outbound bridge buffers (the oldest are dropped past it, counted as
 /// undelivered: a bridge never slows the crawl down).
 const OUT_BUFFER: usize = 4096;
+/// Messages an outbound bridge has sent and awaits the confirmations of, at most.
+const IN_FLIGHT: usize = 1024;
 /// How often an inbound bridge measures its consumer lag.
 const LAG_EVERY: Duration = Duration::from_secs(1);
 
@@ -43,8 +46,7 @@ pub struct KafkaMessage {
     pub payload: serde_json::Value,
 }
 
-/// Consumer lag per partition (`topic/partition` -> messages behind the end), shared.
-pub type LagMap = Arc<Mutex<BTreeMap<String, i64>>>;
+use crate::bridges::ConsumerLag as LagMap;
 
 type Runner = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -231,22 +233,40 @@ struct Outbound<T: Send + Sync + 'static> {
 }
 
 impl<T: Send + Sync + 'static> Outbound<T> {
-    /// Until the local topic is closed and drained: each message produced; a delivery that
-    /// fails (after librdkafka's own retries) is counted as undelivered.
+    /// Until the local topic is closed and drained: each message produced, up to
+    /// [`IN_FLIGHT`] awaiting their confirmations at once; a delivery that fails (after
+    /// librdkafka's own retries) is counted as undelivered.
     async fn run(self: Arc<Self>) {
-        while let Some(message) = self.subscription.recv().await {
-            for (key, payload) in (self.encode)(&message) {
-                let mut record = FutureRecord::to(&self.kafka_topic).payload(&payload);
-                if let Some(key) = &key {
-                    record = record.key(key);
-                }
-                match self.producer.send(record, Duration::from_secs(30)).await {
-                    Ok(_) => BridgeCounters::add(&self.counters.forwarded, 1),
-                    Err((e, _)) => {
-                        BridgeCounters::add(&self.counters.undelivered, 1);
-                        tracing::warn!(topic = %self.kafka_topic, "kafka bridge: produce failed: {e}");
+        let mut in_flight = FuturesUnordered::new();
+        let mut open = true;
+        while open || !in_flight.is_empty() {
+            tokio::select! {
+                message = self.subscription.recv(), if open && in_flight.len() < IN_FLIGHT => match message {
+                    Some(message) => {
+                        for (key, payload) in (self.encode)(&message) {
+                            in_flight.push(self.clone().produce(key, payload));
+                        }
                     }
+                    None => open = false,
+                },
+                Some(delivered) = in_flight.next() => {
+                    let counter = if delivered { &self.counters.forwarded } else { &self.counters.undelivered };
+                    BridgeCounters::add(counter, 1);
                 }
+            }
+        }
+    }
+
+    async fn produce(self: Arc<Self>, key: Option<String>, payload: Vec<u8>) -> bool {
+        let mut record = FutureRecord::to(&self.kafka_topic).payload(&payload);
+        if let Some(key) = &key {
+            record = record.key(key);
+        }
+        match self.producer.send(record, Duration::from_secs(30)).await {
+            Ok(_) => true,
+            Err((e, _)) => {
+                tracing::warn!(topic = %self.kafka_topic, "kafka bridge: produce failed: {e}");
+                false
             }
         }
     }
@@ -271,6 +291,7 @@ impl Inbound {
                 ("group.id", self.group.as_str()),
                 ("enable.auto.commit", "false"),
                 ("auto.offset.reset", "earliest"),
+                ("fetch.wait.max.ms", "100"),
             ])
             .create_with_context(LinkContext::default())
         {

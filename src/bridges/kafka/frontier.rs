@@ -287,6 +287,26 @@ impl GroupContext {
     }
 }
 
+impl GroupContext {
+    /// How many of `positions`' partitions have a record at or after their position (each
+    /// counts once): reads each from there, briefly.
+    fn records_after(&self, positions: &TopicPartitionList) -> u64 {
+        let probe = self.restorer.lock().unwrap_or_else(|e| e.into_inner());
+        if probe.assign(positions).is_err() {
+            return 1; // cannot tell: not done
+        }
+        let mut found = HashSet::new();
+        let deadline = Instant::now() + Duration::from_millis(300);
+        while found.len() < positions.count() && Instant::now() < deadline {
+            if let Some(Ok(m)) = probe.poll(Duration::from_millis(50)) {
+                found.insert(m.partition());
+            }
+        }
+        let _ = probe.assign(&TopicPartitionList::new());
+        found.len() as u64
+    }
+}
+
 fn partitions_of(list: &TopicPartitionList, topic: &str) -> Vec<i32> {
     list.elements_for_topic(topic).iter().map(|e| e.partition()).collect()
 }
@@ -389,6 +409,7 @@ impl Inner {
                 ("enable.auto.commit", "false"),
                 ("enable.auto.offset.store", "false"),
                 ("auto.offset.reset", "earliest"),
+                ("fetch.wait.max.ms", "20"),
             ])
             .create_with_context(LinkContext::default())
             .map_err(|e| broker.error(&e, ""))?;
@@ -583,24 +604,37 @@ impl Inner {
     }
 
     /// Requests not committed across every partition of the crawl, after our own commit.
+    ///
+    /// A partition whose committed offset has reached its high watermark is probed too: a
+    /// broker may report the watermark as one past its last record *batch* (tansu does), so
+    /// records after the committed offset can still be there.
     fn lag(&self) -> Result<u64, StoreError> {
         self.commit();
+        let topic = &self.names.requests;
         let mut all = TopicPartitionList::new();
         for p in 0..self.partitions {
-            all.add_partition(&self.names.requests, p);
+            all.add_partition(topic, p);
         }
         let committed = self.consumer.committed_offsets(all, self.timeout).map_err(StoreError::new)?;
         let mut lag = 0u64;
-        for e in committed.elements_for_topic(&self.names.requests) {
+        let mut at_end = TopicPartitionList::new();
+        for e in committed.elements_for_topic(topic) {
             let (low, high) = self
                 .consumer
-                .fetch_watermarks(&self.names.requests, e.partition(), self.timeout)
+                .fetch_watermarks(topic, e.partition(), self.timeout)
                 .map_err(StoreError::new)?;
             let position = match e.offset() {
                 Offset::Offset(o) => o.max(low),
                 _ => low,
             };
-            lag += u64::try_from(high - position).unwrap_or(0);
+            if high > position {
+                lag += u64::try_from(high - position).unwrap_or(0);
+            } else if high > low {
+                let _ = at_end.add_partition_offset(topic, e.partition(), Offset::Offset(position));
+            }
+        }
+        if lag == 0 && at_end.count() > 0 {
+            lag += self.consumer.context().records_after(&at_end);
         }
         Ok(lag)
     }

@@ -11,7 +11,7 @@ mod frontier;
 mod offsets;
 mod sink;
 
-pub use bridge::{KafkaBridge, KafkaMessage, LagMap};
+pub use bridge::{KafkaBridge, KafkaMessage};
 pub use broker::{KafkaBroker, LinkContext, TopicSpec};
 pub use config::{
     is_secret_property, Compression, FrontierKey, KafkaBrokerSpec, KafkaFrontierSpec, KafkaOutputSpec,
