@@ -76,15 +76,8 @@ fn chaos_panics_leave_the_items_unchanged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let head = sandbox_head(2000, "fetch: { concurrency: 16, per_host: { concurrency: 16 } }\n");
     write_spec(dir.path(), &head);
-    let out = run(
-        dir.path(),
-        &[
-            "--chaos",
-            "parser-panic=0.05,fetcher-panic=0.02,seed=7",
-            "--set",
-            "supervision.max_restarts=100000",
-        ],
-    );
+    // The default supervision settings: sporadic faults are the messages' business.
+    let out = run(dir.path(), &["--chaos", "parser-panic=0.05,fetcher-panic=0.02,seed=7"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let want = truth(&SandboxOptions { pages: 2000, traps: false }, 20);
     assert!(out.summary["restarts"].as_u64().unwrap_or(0) > 0, "{}", out.summary);
@@ -97,7 +90,7 @@ fn chaos_panics_leave_the_items_unchanged() {
 fn poison_pages_are_dead_lettered_and_the_crawl_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_spec(dir.path(), &sandbox_head(200, ""));
-    let out = run(dir.path(), &["--chaos", "poison=/item/1[0-9]$", "--set", "supervision.max_restarts=1000"]);
+    let out = run(dir.path(), &["--chaos", "poison=/item/1[0-9]$"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.summary["dead_letters"], 10, "{}", out.summary);
     let dead = std::fs::read_to_string(dir.path().join("dead_letters.jsonl")).expect("dead_letters.jsonl");
@@ -115,16 +108,67 @@ fn regex_like_poison(url: &str) -> bool {
     url.rsplit('/').next().is_some_and(|n| n.len() == 2 && n.starts_with('1'))
 }
 
+/// With the default supervision: the one seed is dead-lettered after `max_deliveries`, and
+/// the run, having crawled nothing, fails naming the actor and its panic.
 #[test]
 fn a_crash_loop_ends_the_run_naming_the_actor() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write_spec(dir.path(), &sandbox_head(50, "supervision: { max_restarts: 3, within: 30s }\n"));
+    write_spec(dir.path(), &sandbox_head(50, ""));
+    let out = run(dir.path(), &["--chaos", "parser-panic=1"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("nothing was crawled"), "{}", out.stderr);
+    assert!(out.stderr.contains("actor 'parser-"), "{}", out.stderr);
+    assert!(out.stderr.contains("injected parser panic"), "{}", out.stderr);
+}
+
+/// With the default supervision and many pages to fail on, the crash loop escalates
+/// within seconds, and the error counts the restarts of each actor.
+#[test]
+fn a_crash_loop_escalates_with_the_restarts_of_each_actor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seeds: Vec<String> = (0..30).map(|i| format!("\"{{sandbox}}/item/{i}\"")).collect();
+    let head = format!("name: loop\nsandbox: {{ pages: 50 }}\nseeds: [{}]\n", seeds.join(", "));
+    write_spec(dir.path(), &head);
     let started = Instant::now();
     let out = run(dir.path(), &["--chaos", "parser-panic=1"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("actor 'parser-"), "{}", out.stderr);
-    assert!(out.stderr.contains("more than 3 times within 30s"), "{}", out.stderr);
-    assert!(started.elapsed() < Duration::from_secs(20), "escalated promptly");
+    let line = out.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default().to_string();
+    assert!(line.contains("more than 10 restarts within 60s in supervisor 'root' (parser-"), "{line}");
+    assert!(line.contains("the last: actor 'parser-"), "{line}");
+    let counted: u32 = line
+        .split(['(', ')'])
+        .nth(1)
+        .unwrap_or_default()
+        .split(", ")
+        .filter_map(|c| c.split_once(" ×").and_then(|(_, n)| n.parse::<u32>().ok()))
+        .sum();
+    assert_eq!(counted, 11, "{line}");
+    assert!(started.elapsed() < Duration::from_secs(30), "escalated promptly");
+}
+
+#[test]
+fn a_run_whose_seeds_all_fail_exits_1_and_a_partial_failure_exits_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let head = format!("name: refused\nseeds: [\"http://127.0.0.1:{closed}/\"]\nfetch: {{ retries: 0 }}\n");
+    write_spec(dir.path(), &head);
+    let out = run(dir.path(), &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("nothing was crawled"), "{}", out.stderr);
+    assert!(out.stderr.contains("1 failed (connect ×1)"), "{}", out.stderr);
+
+    let server = SandboxServer::start(SandboxOptions { pages: 20, traps: false }, 0).expect("sandbox");
+    let head = format!(
+        "name: partial\nseeds: [\"http://127.0.0.1:{closed}/\", \"{}/\"]\nfetch: {{ retries: 0 }}\n",
+        server.base_url()
+    );
+    write_spec(dir.path(), &head);
+    let out = run(dir.path(), &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.summary["pages_failed"], 1, "{}", out.summary);
 }
 
 #[test]

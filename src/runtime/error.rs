@@ -64,4 +64,12 @@ pub enum RunError {
     /// A sink could not write its items.
     #[error("the run failed: {0}")]
     Sink(String),
+    /// Everything the run tried failed: not one page got through.
+    #[error("the run failed: nothing was crawled, every request failed: {detail}")]
+    NothingCrawled {
+        /// What failed, with counts.
+        detail: String,
+        /// The run's counters.
+        summary: Box<crate::observe::Summary>,
+    },
 }

@@ -19,6 +19,7 @@
 mod builder;
 mod dead_letters;
 mod error;
+mod outcome;
 mod run;
 
 pub use builder::{Runtime, RuntimeBuilder, StopHandle};

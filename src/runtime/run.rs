@@ -324,6 +324,8 @@ impl Run {
             return Err(RunError::Sink(e));
         }
         checkpoint.map_err(RunError::Checkpoint)?;
+        let pages_dead = pages.stats().dead_letters.load(Ordering::Relaxed);
+        super::outcome::check(&summary, pages_dead, dead_letters.first())?;
         Ok(summary)
     }
 }
