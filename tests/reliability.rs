@@ -171,22 +171,14 @@ fn a_run_whose_seeds_all_fail_exits_1_and_a_partial_failure_exits_0() {
     assert_eq!(out.summary["pages_failed"], 1, "{}", out.summary);
 }
 
-#[test]
-fn sigkill_three_times_then_resume_writes_every_item_once() {
-    let opts = SandboxOptions { pages: 2000, traps: false };
-    let server = SandboxServer::start(opts.clone(), 0).expect("sandbox");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let head = format!(
-        "name: kill\nseeds: [\"{}/\"]\nfetch: {{ concurrency: 4, per_host: {{ concurrency: 4 }} }}\n",
-        server.base_url()
-    );
-    write_spec(dir.path(), &head);
-    let args = ["run", "crawl.yaml", "--quiet", "--state-dir", "state"];
+/// Starts `arachne run crawl.yaml --quiet --state-dir state` in `dir` three times and kills
+/// each with SIGKILL at a random moment.
+fn kill_three_times(dir: &Path) {
     let mut seed = Instant::now().elapsed().subsec_nanos() as u64 | 1;
     for kill in 0..3 {
         let mut child = arachne()
-            .args(args)
-            .current_dir(dir.path())
+            .args(STATEFUL)
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -201,31 +193,93 @@ fn sigkill_three_times_then_resume_writes_every_item_once() {
         child.wait().expect("wait");
         eprintln!("kill {kill} after {after:?} (finished before: {finished_early})");
     }
+}
+
+const STATEFUL: [&str; 5] = ["run", "crawl.yaml", "--quiet", "--state-dir", "state"];
+
+/// Runs the stateful command to its end; its exit code, summary and stderr.
+fn run_stateful(dir: &Path) -> Outcome {
     let out = arachne()
-        .args(args)
-        .arg("--summary-json")
-        .arg("summary.json")
-        .current_dir(dir.path())
+        .args(STATEFUL)
+        .args(["--summary-json", "summary.json"])
+        .current_dir(dir)
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = std::fs::read(dir.join("summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let _ = std::fs::remove_file(dir.join("summary.json"));
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        summary,
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+#[test]
+fn sigkill_three_times_then_resume_writes_every_item_once() {
+    let opts = SandboxOptions { pages: 2000, traps: false };
+    let server = SandboxServer::start(opts.clone(), 0).expect("sandbox");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let head = format!(
+        "name: kill\nseeds: [\"{}/\"]\nfetch: {{ concurrency: 4, per_host: {{ concurrency: 4 }} }}\n",
+        server.base_url()
+    );
+    write_spec(dir.path(), &head);
+    kill_three_times(dir.path());
+    let out = run_stateful(dir.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
     let want = truth(&opts, 20);
     let urls = item_urls_once(dir.path());
     assert_eq!(urls.len() as u64, want.items, "every item exactly once");
 
     // A rerun after the crawl completed fetches nothing and writes nothing.
     let before = std::fs::read(dir.path().join("items.jsonl")).expect("items");
-    let again = arachne()
-        .args(args)
-        .arg("--summary-json")
-        .arg("again.json")
-        .current_dir(dir.path())
-        .output()
-        .expect("run");
-    assert_eq!(again.status.code(), Some(0));
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("again.json")).expect("summary"))
-            .expect("json");
-    assert_eq!(summary["pages_fetched"], 0, "{summary}");
+    let again = run_stateful(dir.path());
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.summary["pages_fetched"], 0, "{}", again.summary);
     assert_eq!(std::fs::read(dir.path().join("items.jsonl")).expect("items"), before);
+}
+
+/// The README's kind of spec: a `sandbox:` started inside the run, on a free port. The
+/// resumed run serves it on the port the saved URLs point to.
+#[test]
+fn sigkill_a_sandbox_spec_three_times_then_resume_writes_every_item_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let head = sandbox_head(2000, "fetch: { concurrency: 4, per_host: { concurrency: 4 } }\n");
+    write_spec(dir.path(), &head);
+    kill_three_times(dir.path());
+    let out = run_stateful(dir.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.summary["pages_failed"], 0, "{}", out.summary);
+    let want = truth(&SandboxOptions { pages: 2000, traps: false }, 20);
+    assert_eq!(item_urls_once(dir.path()).len() as u64, want.items, "every item exactly once");
+}
+
+/// A resume whose saved requests all fail (their site is gone) is an error, not a success.
+#[test]
+fn a_resume_whose_saved_work_all_fails_exits_1() {
+    let server = SandboxServer::start(SandboxOptions { pages: 2000, traps: false }, 0).expect("sandbox");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let head = format!(
+        "name: gone\nseeds: [\"{}/\"]\nfetch: {{ concurrency: 2, per_host: {{ concurrency: 2 }}, retries: 0 }}\n",
+        server.base_url()
+    );
+    write_spec(dir.path(), &head);
+    let mut child =
+        arachne().args(STATEFUL).current_dir(dir.path()).stderr(Stdio::null()).spawn().expect("spawn");
+    // Killed once the state holds saved work: a few items are out.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(dir.path().join("items.jsonl")).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < deadline, "the crawl wrote nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    drop(server);
+    let out = run_stateful(dir.path());
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("nothing was crawled"), "{}", out.stderr);
 }

@@ -19,6 +19,18 @@ pub enum RunError {
     /// The built-in sandbox site could not start.
     #[error("could not start the sandbox site: {0}")]
     Sandbox(#[source] std::io::Error),
+    /// The sandbox of a resumed run could not take its port again.
+    #[error(
+        "could not serve the sandbox on port {port} again, where the saved state's URLs point: {source} \
+         (free the port, or move the state directory away to start over)"
+    )]
+    SandboxPort {
+        /// The port of the run being resumed.
+        port: u16,
+        /// Why it could not be bound.
+        #[source]
+        source: std::io::Error,
+    },
     /// A scope regex does not compile.
     #[error("bad scope regex: {0}")]
     Scope(#[from] regex::Error),

@@ -44,13 +44,7 @@ pub(super) fn run(builder: RuntimeBuilder) -> Result<Summary, RunError> {
         Some(store) => store.load().map_err(RunError::State)?,
         None => Resume::default(),
     };
-    let sandbox = match &spec.sandbox {
-        Some(s) => Some(
-            SandboxServer::start(SandboxOptions { pages: s.pages, traps: s.traps }, s.port)
-                .map_err(RunError::Sandbox)?,
-        ),
-        None => None,
-    };
+    let sandbox = start_sandbox(&spec, store.as_deref(), &resume)?;
     let seeds = seed_urls(&spec, sandbox.as_ref().map(|s| s.base_url()))?;
     let scope = Scope::new(&spec, &seeds)?;
     let parser: Arc<dyn PageParser> = match builder.parser.clone() {
@@ -70,6 +64,26 @@ pub(super) fn run(builder: RuntimeBuilder) -> Result<Summary, RunError> {
     System::current().stop();
     drop(sandbox);
     result
+}
+
+/// The spec's in-process sandbox. With `--state-dir` a free port is chosen once and kept in
+/// the state: the saved URLs point there, so a resumed run serves the sandbox on it again.
+fn start_sandbox(
+    spec: &CrawlSpec,
+    store: Option<&StateStore>,
+    resume: &Resume,
+) -> Result<Option<SandboxServer>, RunError> {
+    let Some(s) = &spec.sandbox else { return Ok(None) };
+    let saved = resume.sandbox_port.filter(|_| s.port == 0 && resume.started);
+    let options = SandboxOptions { pages: s.pages, traps: s.traps };
+    let server = SandboxServer::start(options, saved.unwrap_or(s.port)).map_err(|e| match saved {
+        Some(port) => RunError::SandboxPort { port, source: e },
+        None => RunError::Sandbox(e),
+    })?;
+    if let Some(store) = store {
+        store.set_sandbox_port(server.port()).map_err(RunError::State)?;
+    }
+    Ok(Some(server))
 }
 
 /// `{sandbox}` substituted, parsed, normalised.
