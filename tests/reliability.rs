@@ -283,3 +283,96 @@ fn a_resume_whose_saved_work_all_fails_exits_1() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("nothing was crawled"), "{}", out.stderr);
 }
+
+/// A small tmpfs mounted at a directory (a disk that fills up for real), unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts one of `size` at `path`; `None` (a loud skip) where this user may not mount,
+    /// except under `CI`, which runs as root: there it must work.
+    fn mount(path: &Path, size: &str, test: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).expect("mount point");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if mounted {
+            return Some(Tmpfs(path.to_path_buf()));
+        }
+        assert!(std::env::var_os("CI").is_none(), "{test}: cannot mount a tmpfs under CI (needs root)");
+        eprintln!("\n*** SKIPPED {test}: cannot mount a tmpfs here (needs root) ***\n");
+        None
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Every line of `path` is a whole JSON object and the file ends with a newline.
+fn assert_whole_lines(path: &Path) -> usize {
+    let bytes = std::fs::read(path).expect("read output");
+    assert!(bytes.is_empty() || bytes.ends_with(b"\n"), "torn last line in {}", path.display());
+    let text = String::from_utf8(bytes).expect("utf-8");
+    for line in text.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not a whole JSON line ({e}): {line}"));
+    }
+    text.lines().count()
+}
+
+#[test]
+fn a_full_disk_leaves_whole_lines_and_fails_naming_the_sink() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(_disk) = Tmpfs::mount(&dir.path().join("out"), "96k", "a_full_disk_leaves_whole_lines") else {
+        return;
+    };
+    let head = sandbox_head(2000, "");
+    std::fs::write(
+        dir.path().join("crawl.yaml"),
+        format!("{head}{}", RULES.replace("items.jsonl", "out/items.jsonl")),
+    )
+    .expect("spec");
+    let out = run(dir.path(), &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("sink 'jsonl"), "{}", out.stderr);
+    assert!(out.stderr.contains("No space left on device"), "{}", out.stderr);
+    assert!(assert_whole_lines(&dir.path().join("out/items.jsonl")) > 0);
+}
+
+/// The state store's disk fills up: the run stops and exits 1; moved to a disk with room,
+/// the same command resumes from the last commit and writes every item exactly once.
+#[test]
+fn a_failing_state_store_ends_the_run_and_the_resume_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let disk = Tmpfs::mount(&state, "192k", "a_failing_state_store_ends_the_run");
+    let Some(disk) = disk else { return };
+    write_spec(dir.path(), &sandbox_head(2000, "fetch: { concurrency: 4, per_host: { concurrency: 4 } }\n"));
+    let out = run_stateful(dir.path());
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("state could not be saved"), "{}", out.stderr);
+    assert!(out.stderr.contains("No space left on device"), "{}", out.stderr);
+
+    let saved = std::fs::read(state.join("state.redb")).expect("state.redb");
+    drop(disk);
+    std::fs::write(state.join("state.redb"), saved).expect("move the state to a disk with room");
+    let out = run_stateful(dir.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let want = truth(&SandboxOptions { pages: 2000, traps: false }, 20);
+    assert_eq!(item_urls_once(dir.path()).len() as u64, want.items, "every item exactly once");
+}
+
+#[test]
+fn a_corrupted_state_store_says_how_to_start_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_spec(dir.path(), &sandbox_head(20, ""));
+    std::fs::create_dir_all(dir.path().join("state")).expect("state dir");
+    std::fs::write(dir.path().join("state/state.redb"), vec![0x5a; 8192]).expect("garbage");
+    let out = run_stateful(dir.path());
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("move the state directory away"), "{}", out.stderr);
+}

@@ -59,10 +59,10 @@ pub enum RunError {
     #[error("the run failed: {0}")]
     Escalated(#[from] Escalation),
     /// The state directory could not be used.
-    #[error("{0}")]
+    #[error("{0} (if the state is damaged, move the state directory away to start over)")]
     State(#[source] crate::state::StateError),
-    /// The last commit of the state failed.
-    #[error("the run's state could not be saved: {0}")]
+    /// A commit of the state failed: the run stopped; the store keeps the last commit.
+    #[error("the run's state could not be saved: {0} (the same command resumes from the last state saved)")]
     Checkpoint(String),
     /// A schedule could not be set up.
     #[error("bad schedule: {0}")]
