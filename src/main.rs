@@ -42,6 +42,10 @@ enum Command {
         /// Stop gracefully after this long (e.g. `90s`).
         #[arg(long, value_name = "DURATION")]
         stop_after: Option<HumanDuration>,
+        /// On a stop (Ctrl-C, SIGTERM, --stop-after), let requests in flight finish for at
+        /// most this long (default 5s), then cancel them and flush.
+        #[arg(long, value_name = "DURATION")]
+        grace: Option<HumanDuration>,
         /// No progress line.
         #[arg(long, short)]
         quiet: bool,
@@ -91,9 +95,15 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { spec, summary_json, overrides, state_dir, chaos, stop_after, quiet } => {
-            let options =
-                RunOptions { summary_json, state_dir, chaos, stop_after: stop_after.map(|d| d.0), quiet };
+        Command::Run { spec, summary_json, overrides, state_dir, chaos, stop_after, grace, quiet } => {
+            let options = RunOptions {
+                summary_json,
+                state_dir,
+                chaos,
+                stop_after: stop_after.map(|d| d.0),
+                grace: grace.map(|d| d.0),
+                quiet,
+            };
             run(&spec, &overrides, options)
         }
         Command::Sandbox { pages, port, traps } => match sandbox(pages, port, traps) {
@@ -112,11 +122,12 @@ struct RunOptions {
     state_dir: Option<PathBuf>,
     chaos: Option<Chaos>,
     stop_after: Option<Duration>,
+    grace: Option<Duration>,
     quiet: bool,
 }
 
 fn run(path: &std::path::Path, overrides: &[String], options: RunOptions) -> ExitCode {
-    let RunOptions { summary_json, state_dir, chaos, stop_after, quiet } = options;
+    let RunOptions { summary_json, state_dir, chaos, stop_after, grace, quiet } = options;
     let spec = match spec::load_file(path, overrides) {
         Ok(spec) => spec,
         Err(errors) => {
@@ -127,6 +138,9 @@ fn run(path: &std::path::Path, overrides: &[String], options: RunOptions) -> Exi
     let mut builder = Runtime::builder(spec).progress(!quiet).handle_ctrl_c(true);
     if let Some(d) = stop_after {
         builder = builder.stop_after(d);
+    }
+    if let Some(d) = grace {
+        builder = builder.grace(d);
     }
     if let Some(dir) = state_dir {
         builder = builder.state_dir(dir);

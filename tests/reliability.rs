@@ -376,3 +376,73 @@ fn a_corrupted_state_store_says_how_to_start_over() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("move the state directory away"), "{}", out.stderr);
 }
+
+/// Sends `sig` (e.g. `TERM`) to `child`.
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -{sig}");
+}
+
+/// Starts a `--state-dir` crawl of the sandbox's slow page (5 s to answer) with `extra`
+/// arguments; returns once the request is in flight.
+fn crawl_the_slow_page(dir: &Path, server: &SandboxServer, extra: &[&str]) -> std::process::Child {
+    let head = format!(
+        "name: slow\nseeds: [\"{}/trap/slow\"]\nfetch: {{ timeout: 60s, robots_txt: ignore }}\n",
+        server.base_url()
+    );
+    write_spec(dir, &head);
+    let child = arachne()
+        .args(STATEFUL)
+        .args(["--summary-json", "summary.json"])
+        .args(extra)
+        .current_dir(dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.stats().total_requests == 0 {
+        assert!(Instant::now() < deadline, "the slow page was never requested");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+/// SIGTERM drains for the grace period, then cancels what is in flight: the request stays
+/// pending in the state, and the next run fetches it.
+#[test]
+fn sigterm_cancels_what_is_in_flight_after_the_grace_period() {
+    let server = SandboxServer::start(SandboxOptions { pages: 20, traps: true }, 0).expect("sandbox");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = crawl_the_slow_page(dir.path(), &server, &["--grace", "0s"]);
+    signal(&child, "TERM");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).expect("summary"))
+            .expect("json");
+    assert_eq!(summary["pages_fetched"], 0, "cancelled, not waited for: {summary}");
+    let again = run_stateful(dir.path());
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let fetched = again.summary["pages_fetched"].as_u64().unwrap_or(0);
+    assert!(fetched >= 1, "the cancelled request was kept: {}", again.summary);
+}
+
+/// A second SIGTERM stops at once, like a second Ctrl-C.
+#[test]
+fn a_second_sigterm_stops_at_once() {
+    let server = SandboxServer::start(SandboxOptions { pages: 20, traps: true }, 0).expect("sandbox");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = crawl_the_slow_page(dir.path(), &server, &["--grace", "60s"]);
+    signal(&child, "TERM");
+    // Once the first is handled (two pending signals would merge into one).
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = Vec::new();
+    for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+        seen.push(line);
+        if seen.last().is_some_and(|l| l.contains("SIGTERM: draining")) {
+            signal(&child, "TERM");
+        }
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130), "{}", seen.join("\n"));
+}

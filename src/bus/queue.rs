@@ -531,6 +531,12 @@ impl<T: Send + Sync + 'static> Delivery<T> {
         self.finish(how);
     }
 
+    /// Gives the message back uncounted (not towards `max_deliveries`): its consumer could
+    /// not finish for a reason that is not the message's (the run is ending).
+    pub fn release(mut self) {
+        self.finish(Settle::Return);
+    }
+
     /// Dead-letters the message with a reason.
     pub fn reject(mut self, reason: impl Into<String>) {
         self.finish(Settle::Reject(reason.into()));

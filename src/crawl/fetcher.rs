@@ -95,9 +95,11 @@ impl FetchShared {
                 }
                 let page = Page { request: request.clone(), status, body, fetched_at: Utc::now() };
                 if self.pages.publish(page).await.is_err() {
-                    // The run is shutting down; the page is lost with it, but not silently.
-                    tracing::debug!(url = %request.url, "pages queue closed");
-                    self.complete(request, Vec::new());
+                    // The run is ending (its grace period is over): the request is not
+                    // done, and with `--state-dir` stays pending for the next run.
+                    tracing::debug!(url = %request.url, "pages queue closed: cancelled");
+                    delivery.release();
+                    return;
                 }
             }
             FetchOutcome::Fetched { html: false, .. } => {

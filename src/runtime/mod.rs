@@ -22,5 +22,5 @@ mod error;
 mod outcome;
 mod run;
 
-pub use builder::{Runtime, RuntimeBuilder, StopHandle};
+pub use builder::{Runtime, RuntimeBuilder, StopHandle, DEFAULT_GRACE};
 pub use error::RunError;

@@ -359,6 +359,9 @@ async fn wait_for_end(
     tokio::pin!(deadline);
     let mut sigterm = terminate_signal(builder.ctrl_c);
     let mut draining = false;
+    // Started by the drain: then what is still in flight is cancelled.
+    let grace = tokio::time::sleep(stop_after);
+    tokio::pin!(grace);
     loop {
         let start_drain = tokio::select! {
             idle = done_rx.recv() => {
@@ -386,8 +389,16 @@ async fn wait_for_end(
                 true
             }
             _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
-                tracing::info!("SIGTERM: draining");
+                if draining {
+                    eprintln!("\nSIGTERM again: stopping now");
+                    std::process::exit(130);
+                }
+                tracing::info!("SIGTERM: draining (for at most {:?}; SIGTERM again to stop at once)", builder.grace);
                 true
+            }
+            _ = &mut grace, if draining => {
+                tracing::warn!("grace period of {:?} over: cancelling the requests still in flight", builder.grace);
+                return None;
             }
             _ = stop_rx.wait_for(|stop| *stop), if !draining => true,
             _ = &mut deadline, if !draining => {
@@ -397,6 +408,7 @@ async fn wait_for_end(
         };
         if start_drain && !draining {
             draining = true;
+            grace.as_mut().reset(tokio::time::Instant::now() + builder.grace);
             scheduler.do_send(Drain);
         }
     }
