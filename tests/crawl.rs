@@ -198,3 +198,16 @@ fn on_a_terminal_the_done_line_is_not_glued_to_the_progress_line() {
     let before = &text[..at];
     assert!(before.ends_with("\r\x1b[2K") || before.ends_with('\n'), "glued: {text:?}");
 }
+
+/// docs/spec.md: a fresh run writes its jsonl output anew (a resumed `--state-dir` run
+/// appends after its committed position: tests/reliability.rs).
+#[test]
+fn a_fresh_run_writes_its_jsonl_output_anew() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("items.jsonl"), "{\"stale\":true}\n").expect("stale output");
+    let spec = format!("name: fresh\nsandbox: {{ pages: 20 }}\nseeds: [\"{{sandbox}}/\"]\n{ITEM_RULES}");
+    let (code, _, items, stderr) = run_spec(dir.path(), &spec, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!items.is_empty());
+    assert!(items.iter().all(|i| i.get("stale").is_none()), "the old content is gone");
+}

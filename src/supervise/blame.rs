@@ -8,7 +8,7 @@
 //! delivery goes back to its queue uncounted.
 //!
 //! The same marks tell the supervisor whether a panic was a message's fault (it was blamed
-//! on a delivery) and whether the actor is getting work done ([`finished`] counts the
+//! on a delivery) and whether the actor is getting work done (`finished` counts the
 //! deliveries each supervised actor acks), which is what separates a poison message from a
 //! crash loop (docs/reliability.md).
 

@@ -4,7 +4,7 @@
 //!
 //! actix does not restart an actor whose handler panicked: the panic unwinds into the task
 //! and the actor becomes a zombie whose mailbox is closed. Here each actor's context future
-//! runs inside [`child::SupervisedActor`], which catches the panic, restarts the context
+//! runs inside `child::SupervisedActor`, which catches the panic, restarts the context
 //! (cancelling the actor's spawned futures, so unacked bus deliveries go back to their
 //! queue), calls `Supervised::restarting` and polls again — with the same address and
 //! mailbox, so senders never notice. The supervisor counts the restarts that are not a
