@@ -64,7 +64,7 @@ impl DeadLetterLog {
             }
         }
         if let Some(f) = file.as_mut() {
-            let mut bytes = line.to_string().into_bytes();
+            let mut bytes = crate::observe::secrets::mask(&line.to_string()).into_owned().into_bytes();
             bytes.push(b'\n');
             if let Err(e) = f.write_all(&bytes) {
                 tracing::error!(path = %self.path.display(), "cannot write dead letters: {e}");
