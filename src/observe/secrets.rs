@@ -22,7 +22,24 @@ pub const MASK: &str = "***";
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// Tracks `value` as a secret from now on (values shorter than [`MIN_SECRET_LEN`] are not).
+/// A URL's scheme, host and port are not secret: of a URL, its user name, password and
+/// what follows the host (path, query, fragment) are tracked, so an error can still say
+/// which server it could not reach.
 pub fn register(value: &str) {
+    match url::Url::parse(value) {
+        Ok(url) if url.has_host() => {
+            track(url.username());
+            track(url.password().unwrap_or_default());
+            let after_host = &url[url::Position::BeforePath..];
+            if after_host != "/" {
+                track(after_host);
+            }
+        }
+        _ => track(value),
+    }
+}
+
+fn track(value: &str) {
     if value.len() < MIN_SECRET_LEN {
         return;
     }
@@ -119,6 +136,10 @@ mod tests {
         );
         assert_eq!(mask("GET /?t=tok-4711-secret&u=tok-4711-secret"), "GET /?t=***&u=***");
         assert_eq!(mask("on and on"), "on and on", "too short to track");
+        register("redis://admin-user:pass-word@127.0.0.1:6390/");
+        assert_eq!(mask("redis://admin-user:pass-word@127.0.0.1:6390/"), "redis://***:***@127.0.0.1:6390/");
+        register("https://hooks.example/services/T0/B0/XyZ");
+        assert_eq!(mask("POST https://hooks.example/services/T0/B0/XyZ"), "POST https://hooks.example***");
         let mut line = b"{\"a\":1}\n{\"url\":\"/?t=tok-4711-secret\"}\n".to_vec();
         mask_tail(&mut line, 8);
         assert_eq!(line, b"{\"a\":1}\n{\"url\":\"/?t=***\"}\n");

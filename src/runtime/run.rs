@@ -288,15 +288,17 @@ impl Run {
         }
 
         let keep_running = !spec.schedules.is_empty();
-        let escalation = wait_for_end(&builder, &mut sup, &scheduler, &mut done_rx, keep_running).await;
-        if let Some(e) = escalation {
-            // Every child was stopped; sinks wrote their whole lines as they went down.
-            for arbiter in arbiters {
-                arbiter.stop();
-                let _ = arbiter.join();
+        let stopped = match wait_for_end(&builder, &mut sup, &scheduler, &mut done_rx, keep_running).await {
+            Ok(stopped) => stopped,
+            Err(e) => {
+                // Every child was stopped; sinks wrote their whole lines as they went down.
+                for arbiter in arbiters {
+                    arbiter.stop();
+                    let _ = arbiter.join();
+                }
+                return Err(RunError::Escalated(e));
             }
-            return Err(RunError::Escalated(e));
-        }
+        };
 
         // Orderly stop: no more requests; parsers finish the pages they hold and publish
         // their items; then the sinks read what is left, flush and acknowledge; then the
@@ -338,21 +340,25 @@ impl Run {
             return Err(RunError::Sink(e));
         }
         checkpoint.map_err(RunError::Checkpoint)?;
-        let pages_dead = pages.stats().dead_letters.load(Ordering::Relaxed);
-        super::outcome::check(&summary, pages_dead, dead_letters.first())?;
+        if !stopped {
+            // A crawl that ran to its end; a stopped one was cut short by its user.
+            let pages_dead = pages.stats().dead_letters.load(Ordering::Relaxed);
+            super::outcome::check(&summary, pages_dead, dead_letters.first())?;
+        }
         Ok(summary)
     }
 }
 
-/// Waits until the crawl is done, a stop was asked for (Ctrl-C, SIGTERM, `stop_after`, a
-/// [`StopHandle`](super::StopHandle)) and the drain finished, or an actor escalated.
+/// Waits until the crawl is done (`Ok(false)`), a stop was asked for (Ctrl-C, SIGTERM,
+/// `stop_after`, a [`StopHandle`](super::StopHandle)) and the drain finished or its grace
+/// period ran out (`Ok(true)`), or an actor escalated.
 async fn wait_for_end(
     builder: &RuntimeBuilder,
     sup: &mut Supervisor,
     scheduler: &Addr<Scheduler>,
     done_rx: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
     keep_running: bool,
-) -> Option<crate::supervise::Escalation> {
+) -> Result<bool, crate::supervise::Escalation> {
     let mut stop_rx = builder.stop.subscribe();
     let stop_after = builder.stop_after.unwrap_or(Duration::from_secs(100 * 365 * 86400));
     let deadline = tokio::time::sleep(stop_after);
@@ -367,18 +373,15 @@ async fn wait_for_end(
             idle = done_rx.recv() => {
                 // With schedules the run waits for the next firing; otherwise idle is done.
                 if draining || !keep_running || idle.is_none() {
-                    return None;
+                    return Ok(draining);
                 }
                 false
             }
             watched = sup.watch() => {
-                return match watched {
-                    Err(e) => {
-                        tracing::error!("{e}");
-                        Some(e)
-                    }
-                    Ok(()) => None,
-                };
+                if let Err(e) = &watched {
+                    tracing::error!("{e}");
+                }
+                return watched.map(|()| draining);
             }
             _ = tokio::signal::ctrl_c(), if builder.ctrl_c => {
                 if draining {
@@ -398,7 +401,7 @@ async fn wait_for_end(
             }
             _ = &mut grace, if draining => {
                 tracing::warn!("grace period of {:?} over: cancelling the requests still in flight", builder.grace);
-                return None;
+                return Ok(true);
             }
             _ = stop_rx.wait_for(|stop| *stop), if !draining => true,
             _ = &mut deadline, if !draining => {
