@@ -199,22 +199,7 @@ const STATEFUL: [&str; 5] = ["run", "crawl.yaml", "--quiet", "--state-dir", "sta
 
 /// Runs the stateful command to its end; its exit code, summary and stderr.
 fn run_stateful(dir: &Path) -> Outcome {
-    let out = arachne()
-        .args(STATEFUL)
-        .args(["--summary-json", "summary.json"])
-        .current_dir(dir)
-        .output()
-        .expect("run");
-    let summary = std::fs::read(dir.join("summary.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    let _ = std::fs::remove_file(dir.join("summary.json"));
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        summary,
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
+    run(dir, &STATEFUL[3..])
 }
 
 #[test]
