@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit and integration tests, doc tests, and the
-# examples. The brokers the suites need (redis-server, a Kafka-protocol broker) are
-# installed and started here, on 127.0.0.1 only, and stopped on exit.
+# The whole test suite: formatting, lints, the API docs, unit and integration tests, doc
+# tests, and the examples. The brokers the suites need (redis-server, a Kafka-protocol
+# broker) are installed and started here, on 127.0.0.1 only, and stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
+
+step "cargo doc --no-deps (RUSTDOCFLAGS=-D warnings: no broken intra-doc links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
 step "redis-server on 127.0.0.1 (scripts/redis.sh)"
 # A child of this script, stopped on exit; tests/redis.rs reads the URL.

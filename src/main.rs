@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use arachne::observe::secrets;
 use arachne::runtime::{RunError, Runtime};
 use arachne::sandbox::SandboxOptions;
 use arachne::spec::{self, HumanDuration};
@@ -42,6 +43,10 @@ enum Command {
         /// Stop gracefully after this long (e.g. `90s`).
         #[arg(long, value_name = "DURATION")]
         stop_after: Option<HumanDuration>,
+        /// On a stop (Ctrl-C, SIGTERM, --stop-after), let requests in flight finish for at
+        /// most this long (default 5s), then cancel them and flush.
+        #[arg(long, value_name = "DURATION")]
+        grace: Option<HumanDuration>,
         /// No progress line.
         #[arg(long, short)]
         quiet: bool,
@@ -71,7 +76,7 @@ enum Command {
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,arachne=info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(secrets::MaskedStderr).init();
 
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -81,19 +86,28 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Validate { spec, overrides } => match spec::load_file(&spec, &overrides) {
-            Ok(_) => {
-                println!("ok");
-                ExitCode::SUCCESS
+        Command::Validate { spec, overrides } => {
+            track_secrets(&spec, &overrides);
+            match spec::load_file(&spec, &overrides) {
+                Ok(_) => {
+                    println!("ok");
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    eprint!("{}", secrets::mask(&errors.to_string()));
+                    ExitCode::from(2)
+                }
             }
-            Err(errors) => {
-                eprint!("{errors}");
-                ExitCode::from(2)
-            }
-        },
-        Command::Run { spec, summary_json, overrides, state_dir, chaos, stop_after, quiet } => {
-            let options =
-                RunOptions { summary_json, state_dir, chaos, stop_after: stop_after.map(|d| d.0), quiet };
+        }
+        Command::Run { spec, summary_json, overrides, state_dir, chaos, stop_after, grace, quiet } => {
+            let options = RunOptions {
+                summary_json,
+                state_dir,
+                chaos,
+                stop_after: stop_after.map(|d| d.0),
+                grace: grace.map(|d| d.0),
+                quiet,
+            };
             run(&spec, &overrides, options)
         }
         Command::Sandbox { pages, port, traps } => match sandbox(pages, port, traps) {
@@ -112,21 +126,26 @@ struct RunOptions {
     state_dir: Option<PathBuf>,
     chaos: Option<Chaos>,
     stop_after: Option<Duration>,
+    grace: Option<Duration>,
     quiet: bool,
 }
 
 fn run(path: &std::path::Path, overrides: &[String], options: RunOptions) -> ExitCode {
-    let RunOptions { summary_json, state_dir, chaos, stop_after, quiet } = options;
+    let RunOptions { summary_json, state_dir, chaos, stop_after, grace, quiet } = options;
+    track_secrets(path, overrides);
     let spec = match spec::load_file(path, overrides) {
         Ok(spec) => spec,
         Err(errors) => {
-            eprint!("{errors}");
+            eprint!("{}", secrets::mask(&errors.to_string()));
             return ExitCode::from(2);
         }
     };
     let mut builder = Runtime::builder(spec).progress(!quiet).handle_ctrl_c(true);
     if let Some(d) = stop_after {
         builder = builder.stop_after(d);
+    }
+    if let Some(d) = grace {
+        builder = builder.grace(d);
     }
     if let Some(dir) = state_dir {
         builder = builder.state_dir(dir);
@@ -157,7 +176,7 @@ fn run(path: &std::path::Path, overrides: &[String], options: RunOptions) -> Exi
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", secrets::mask(&e.to_string()));
             match e {
                 RunError::BadSeed { .. }
                 | RunError::NoSandbox(_)
@@ -166,6 +185,17 @@ fn run(path: &std::path::Path, overrides: &[String], options: RunOptions) -> Exi
                 _ => ExitCode::from(1),
             }
         }
+    }
+}
+
+/// Every `${ENV}` value the spec or its overrides use is a secret: masked in whatever the
+/// run prints, logs or writes (`arachne::observe::secrets`).
+fn track_secrets(path: &std::path::Path, overrides: &[String]) {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        secrets::register_env_references(&text);
+    }
+    for o in overrides {
+        secrets::register_env_references(o);
     }
 }
 

@@ -167,3 +167,47 @@ fn scheduled_reseed_recrawls_with_304s_and_no_duplicate_items() {
     let urls: std::collections::BTreeSet<_> = items.iter().map(|i| i["url"].to_string()).collect();
     assert_eq!(urls.len(), items.len());
 }
+
+/// On a terminal the `done:` line starts on a line of its own, not glued to the progress
+/// line. The run lasts two seconds (the slow page is cut off by `--stop-after`), so the
+/// progress line is drawn a few times first.
+#[test]
+fn on_a_terminal_the_done_line_is_not_glued_to_the_progress_line() {
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "`script` (util-linux) is needed under CI");
+        eprintln!("\n*** SKIPPED: no `script` here to give arachne a terminal ***\n");
+        return;
+    }
+    let server = SandboxServer::start(SandboxOptions { pages: 20, traps: true }, 0).expect("sandbox");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = format!(
+        "name: tty\nseeds: [\"{}/trap/slow\"]\nfetch: {{ timeout: 60s, robots_txt: ignore }}\noutput: [{{ jsonl: items.jsonl }}]\n",
+        server.base_url()
+    );
+    std::fs::write(dir.path().join("crawl.yaml"), spec).expect("spec");
+    let command = format!("{} run crawl.yaml --stop-after 2s --grace 0s", env!("CARGO_BIN_EXE_arachne"));
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains(" pages/s "), "a progress line was drawn: {text:?}");
+    let at = text.find("done:").unwrap_or_else(|| panic!("no done line: {text:?}"));
+    let before = &text[..at];
+    assert!(before.ends_with("\r\x1b[2K") || before.ends_with('\n'), "glued: {text:?}");
+}
+
+/// docs/spec.md: a fresh run writes its jsonl output anew (a resumed `--state-dir` run
+/// appends after its committed position: tests/reliability.rs).
+#[test]
+fn a_fresh_run_writes_its_jsonl_output_anew() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("items.jsonl"), "{\"stale\":true}\n").expect("stale output");
+    let spec = format!("name: fresh\nsandbox: {{ pages: 20 }}\nseeds: [\"{{sandbox}}/\"]\n{ITEM_RULES}");
+    let (code, _, items, stderr) = run_spec(dir.path(), &spec, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!items.is_empty());
+    assert!(items.iter().all(|i| i.get("stale").is_none()), "the old content is gone");
+}

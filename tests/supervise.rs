@@ -1,13 +1,16 @@
 //! Supervision through the public API: panics become restarts with the same address,
-//! strategies restart the right siblings, and too many restarts escalate.
+//! strategies restart the right siblings, too many restarts escalate, and panics blamed on
+//! a message are that message's business unless the actor fails on everything.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use arachne::bus::{Delivery, Queue, QueueConfig};
 use arachne::observe::Stats;
-use arachne::supervise::{Restart, Strategy, Supervisor, SupervisorConfig};
+use arachne::spec::QueueOrder;
+use arachne::supervise::{blame, Restart, Strategy, Supervisor, SupervisorConfig};
 
 /// Counts its starts; panics on `Boom`.
 struct Worker {
@@ -126,4 +129,82 @@ fn too_many_restarts_escalate_with_the_actor_name() {
         assert_eq!(escalation.child, "worker-1");
         assert!(escalation.to_string().contains("boom on purpose"), "{escalation}");
     });
+}
+
+/// Consumes `jobs`, marking each delivery it works on; panics on every message that is a
+/// multiple of `poison_every` (0: on every message).
+struct Consumer {
+    jobs: Queue<u32>,
+    poison_every: u32,
+}
+
+impl Actor for Consumer {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.add_stream(self.jobs.consumer(2).into_stream());
+    }
+}
+
+impl Supervised for Consumer {}
+
+impl StreamHandler<Delivery<u32>> for Consumer {
+    fn handle(&mut self, d: Delivery<u32>, _: &mut Context<Self>) {
+        let _working = blame::working_on(d.id());
+        if self.poison_every == 0 || *d % self.poison_every == 0 {
+            panic!("bad message {}", *d);
+        }
+        d.ack();
+    }
+}
+
+/// Runs one consumer over 1..=`messages` under the default intensity (10 within 60s); the
+/// escalation, if any.
+fn consume(messages: u32, poison_every: u32) -> (Option<String>, u64) {
+    System::new().block_on(async move {
+        let jobs =
+            Queue::new("jobs", QueueConfig { capacity: 1024, order: QueueOrder::Fifo, max_deliveries: 5 });
+        let mut sup = Supervisor::new(config(Strategy::OneForOne, 10), Arc::new(Stats::default()));
+        let j = jobs.clone();
+        let _addr = sup.start("consumer", Restart::Permanent, &Arbiter::current(), move |_| Consumer {
+            jobs: j,
+            poison_every,
+        });
+        for m in 1..=messages {
+            jobs.publish(m).await.expect("publish");
+        }
+        let watched = async {
+            loop {
+                let settled = jobs.stats().acked.load(Ordering::SeqCst)
+                    + jobs.stats().dead_letters.load(Ordering::SeqCst);
+                if settled == u64::from(messages) {
+                    return None;
+                }
+                if let Ok(Err(e)) = tokio::time::timeout(Duration::from_millis(20), sup.watch()).await {
+                    return Some(e.to_string());
+                }
+            }
+        };
+        let escalation =
+            tokio::time::timeout(Duration::from_secs(30), watched).await.expect("settles in time");
+        (escalation, jobs.stats().dead_letters.load(Ordering::SeqCst))
+    })
+}
+
+#[test]
+fn poison_messages_are_dead_lettered_without_escalating() {
+    // 8 poison messages among 40: 40 panics, far past max_restarts = 10, all blamed.
+    let (escalation, dead) = consume(40, 5);
+    assert_eq!(escalation, None);
+    assert_eq!(dead, 8);
+}
+
+#[test]
+fn an_actor_failing_on_every_message_escalates() {
+    let (escalation, _) = consume(40, 0);
+    let escalation = escalation.expect("a crash loop escalates");
+    assert!(
+        escalation.contains("more than 10 restarts within 60s in supervisor 'test' (consumer ×11)"),
+        "{escalation}"
+    );
+    assert!(escalation.contains("bad message"), "{escalation}");
 }

@@ -336,15 +336,20 @@ impl<T: Send + Sync + 'static> Queue<T> {
                     self.inner.readable.notify_one();
                     return;
                 }
-                Settle::Requeue if env.deliveries < self.inner.config.max_deliveries.max(1) => {
+                Settle::Requeue(_) if env.deliveries < self.inner.config.max_deliveries.max(1) => {
                     self.inner.stats.redeliveries.fetch_add(1, Ordering::Relaxed);
                     st.ready.push_returned(env);
                     drop(st);
                     self.inner.readable.notify_one();
                     return;
                 }
-                Settle::Requeue => Some(DeadLetter {
-                    reason: format!("delivered {} times without an ack", env.deliveries),
+                Settle::Requeue(failure) => Some(DeadLetter {
+                    reason: match failure {
+                        Some(f) => {
+                            format!("delivered {} times without an ack; the last: {f}", env.deliveries)
+                        }
+                        None => format!("delivered {} times without an ack", env.deliveries),
+                    },
                     message: env.message,
                     deliveries: env.deliveries,
                 }),
@@ -386,8 +391,9 @@ impl<T> fmt::Debug for Queue<T> {
 
 enum Settle {
     Ack,
-    /// Back to the queue, counted towards `max_deliveries`.
-    Requeue,
+    /// Back to the queue, counted towards `max_deliveries`; with the failure, if known
+    /// (the panic of the actor that held it), for the dead letter's reason.
+    Requeue(Option<String>),
     /// Back to the queue, not counted: its consumer was restarted because of another
     /// message (see `supervise::blame`).
     Return,
@@ -494,7 +500,11 @@ pub struct Delivery<T: Send + Sync + 'static> {
 impl<T: Send + Sync + 'static> Delivery<T> {
     /// This delivery's identity (queue and tag), for [`blame`].
     pub fn id(&self) -> DeliveryId {
-        DeliveryId { queue: Arc::as_ptr(&self.queue.inner) as *const () as usize, tag: self.tag }
+        DeliveryId {
+            queue: Arc::as_ptr(&self.queue.inner) as *const () as usize,
+            tag: self.tag,
+            attempt: self.deliveries,
+        }
     }
 
     /// How many times this message has been delivered, this time included.
@@ -509,14 +519,22 @@ impl<T: Send + Sync + 'static> Delivery<T> {
 
     /// Done: the message leaves the queue.
     pub fn ack(mut self) {
+        blame::finished();
         self.finish(Settle::Ack);
     }
 
     /// Not done: with `requeue` the message goes back (or to the dead letters after
     /// `max_deliveries`); without, it is dead-lettered now.
     pub fn nack(mut self, requeue: bool) {
-        let how = if requeue { Settle::Requeue } else { Settle::Reject("rejected by its consumer".into()) };
+        let how =
+            if requeue { Settle::Requeue(None) } else { Settle::Reject("rejected by its consumer".into()) };
         self.finish(how);
+    }
+
+    /// Gives the message back uncounted (not towards `max_deliveries`): its consumer could
+    /// not finish for a reason that is not the message's (the run is ending).
+    pub fn release(mut self) {
+        self.finish(Settle::Return);
     }
 
     /// Dead-letters the message with a reason.
@@ -546,7 +564,7 @@ impl<T: Send + Sync + 'static> Drop for Delivery<T> {
     /// panic, this delivery was innocent and the return is not counted towards
     /// `max_deliveries`.
     fn drop(&mut self) {
-        let how = if blame::innocent(self.id()) { Settle::Return } else { Settle::Requeue };
+        let how = if blame::innocent(self.id()) { Settle::Return } else { Settle::Requeue(blame::failure()) };
         self.finish(how);
     }
 }

@@ -95,9 +95,11 @@ impl FetchShared {
                 }
                 let page = Page { request: request.clone(), status, body, fetched_at: Utc::now() };
                 if self.pages.publish(page).await.is_err() {
-                    // The run is shutting down; the page is lost with it, but not silently.
-                    tracing::debug!(url = %request.url, "pages queue closed");
-                    self.complete(request, Vec::new());
+                    // The run is ending (its grace period is over): the request is not
+                    // done, and with `--state-dir` stays pending for the next run.
+                    tracing::debug!(url = %request.url, "pages queue closed: cancelled");
+                    delivery.release();
+                    return;
                 }
             }
             FetchOutcome::Fetched { html: false, .. } => {
@@ -109,6 +111,7 @@ impl FetchShared {
                 self.complete(request, Vec::new());
             }
             FetchOutcome::Redirect { location } => {
+                let location = without_foreign_credentials(&request.url, location);
                 self.scheduler.do_send(Completed {
                     request,
                     links: vec![location],
@@ -133,5 +136,36 @@ impl FetchShared {
     /// The request ends here, with no page for the parsers.
     fn complete(&self, request: Arc<CrawlRequest>, links: Vec<url::Url>) {
         self.scheduler.do_send(Completed { request, links, to_sinks: false, redirect: false });
+    }
+}
+
+/// A redirect target with the user name and password taken out, unless they are the ones
+/// the request already had, on the same origin: credentials a server puts in a Location
+/// header are never sent on.
+fn without_foreign_credentials(from: &url::Url, mut to: url::Url) -> url::Url {
+    let has_credentials = !to.username().is_empty() || to.password().is_some();
+    let inherited =
+        from.origin() == to.origin() && from.username() == to.username() && from.password() == to.password();
+    if has_credentials && !inherited {
+        tracing::debug!("dropping the credentials of a redirect's Location");
+        let _ = to.set_password(None);
+        let _ = to.set_username("");
+    }
+    to
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_keep_only_their_own_credentials() {
+        let url = |s: &str| url::Url::parse(s).expect("url");
+        let plain = without_foreign_credentials(&url("http://h/a"), url("http://u:p@h/b"));
+        assert_eq!(plain.as_str(), "http://h/b");
+        let elsewhere = without_foreign_credentials(&url("http://u:p@h/a"), url("http://u:p@other/b"));
+        assert_eq!(elsewhere.as_str(), "http://other/b");
+        let same = without_foreign_credentials(&url("http://u:p@h/a"), url("http://u:p@h/b"));
+        assert_eq!(same.as_str(), "http://u:p@h/b");
     }
 }

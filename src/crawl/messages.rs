@@ -76,10 +76,13 @@ impl Item {
     }
 
     /// Appends the item as one JSON line to `out` (no intermediate buffer: the sinks' path).
+    /// Secrets (`${ENV}` values) are masked ([`crate::observe::secrets`]).
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        let start = out.len();
         // Serialising a map of JSON values and strings into memory cannot fail.
         let _ = serde_json::to_writer(&mut *out, self);
         out.push(b'\n');
+        crate::observe::secrets::mask_tail(out, start);
     }
 }
 

@@ -42,7 +42,11 @@ impl PageParser for SpecParser {
         if extracted.truncated {
             tracing::warn!(url = %page.url(), "page was too hostile to read whole; kept what was read");
         }
-        let url = page.url().to_string();
+        // The page's address without its user name and password, if it had any.
+        let mut url = page.url().clone();
+        let _ = url.set_password(None);
+        let _ = url.set_username("");
+        let url = url.to_string();
         let items = extracted
             .items
             .into_iter()

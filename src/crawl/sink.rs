@@ -83,12 +83,22 @@ impl JsonlSink {
         &self.path
     }
 
+    /// Writes the buffer (whole lines) or nothing: after a short write (a full disk) the
+    /// file is cut back to its last whole line, and the buffered lines are dropped.
     fn write_out(&mut self) -> io::Result<()> {
-        if !self.buffer.is_empty() {
-            self.file.write_all(&self.buffer)?;
-            self.written += self.buffer.len() as u64;
-            self.buffer.clear();
+        if self.buffer.is_empty() {
+            return Ok(());
         }
+        let written = self.file.write_all(&self.buffer);
+        let len = self.buffer.len() as u64;
+        self.buffer.clear();
+        if let Err(e) = written {
+            if let Err(cut) = self.file.set_len(self.written) {
+                tracing::error!(path = %self.path.display(), "could not cut a torn line: {cut}");
+            }
+            return Err(e);
+        }
+        self.written += len;
         Ok(())
     }
 }

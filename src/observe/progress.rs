@@ -2,7 +2,7 @@
 //! line every few seconds.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,16 +12,21 @@ use super::Stats;
 pub struct Progress {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<std::thread::JoinHandle<()>>,
+    /// On a terminal: set (under the stderr lock) when the line is cleared for good, so
+    /// what is printed next (the `done:` line) starts on a clean line.
+    cleared: Option<Arc<AtomicBool>>,
 }
 
 impl Progress {
     /// Starts reporting on standard error. `quiet` reports nothing.
     pub fn start(stats: Arc<Stats>, quiet: bool) -> Self {
         if quiet {
-            return Self { stop: None, task: None };
+            return Self { stop: None, task: None, cleared: None };
         }
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let tty = std::io::stderr().is_terminal();
+        let cleared = tty.then(|| Arc::new(AtomicBool::new(false)));
+        let done = cleared.clone();
         let period = if tty { Duration::from_millis(500) } else { Duration::from_secs(10) };
         let task = std::thread::Builder::new()
             .name("arachne-progress".into())
@@ -55,20 +60,21 @@ impl Progress {
                             "  {restarts} restarts  {redeliveries} redeliveries  {dead} dead letters"
                         ));
                     }
-                    if tty {
-                        let mut err = std::io::stderr().lock();
-                        let _ = write!(err, "\r\x1b[2K{line}");
-                        let _ = err.flush();
-                    } else {
-                        tracing::info!(target: "arachne::progress", "{line}");
+                    match &done {
+                        Some(done) => {
+                            let mut err = std::io::stderr().lock();
+                            if done.load(Ordering::Acquire) {
+                                break;
+                            }
+                            let _ = write!(err, "\r\x1b[2K{line}");
+                            let _ = err.flush();
+                        }
+                        None => tracing::info!(target: "arachne::progress", "{line}"),
                     }
-                }
-                if tty {
-                    let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
                 }
             })
             .ok();
-        Self { stop: Some(tx), task }
+        Self { stop: Some(tx), task, cleared }
     }
 }
 
@@ -76,6 +82,13 @@ impl Drop for Progress {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(cleared) = self.cleared.take() {
+            // Now, not when the thread next wakes: the caller prints its last line next.
+            let mut err = std::io::stderr().lock();
+            cleared.store(true, Ordering::Release);
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
         }
         // The thread notices within one period; don't make shutdown wait for it.
         drop(self.task.take());

@@ -16,6 +16,11 @@ use crate::observe::Summary;
 use crate::spec::{CrawlSpec, OutputSpec};
 use crate::supervise::{Chaos, Restart, Supervisor};
 
+/// How long a stop (Ctrl-C, SIGTERM, `stop_after`, a [`StopHandle`]) lets the requests in
+/// flight finish before it cancels them: well under the default `fetch.timeout` (30 s), and
+/// under the usual 10 to 30 s a service manager waits after SIGTERM.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
 /// A named sink.
 pub(crate) type NamedSink = (String, Box<dyn ItemSink>);
 
@@ -39,6 +44,7 @@ impl Runtime {
             progress: false,
             ctrl_c: false,
             stop_after: None,
+            grace: DEFAULT_GRACE,
             stop: Arc::new(stop_tx),
             bus: Bus::new(),
             state_dir: None,
@@ -68,6 +74,7 @@ pub struct RuntimeBuilder {
     pub(crate) progress: bool,
     pub(crate) ctrl_c: bool,
     pub(crate) stop_after: Option<Duration>,
+    pub(crate) grace: Duration,
     pub(crate) stop: Arc<watch::Sender<bool>>,
     pub(crate) bus: Bus,
     pub(crate) state_dir: Option<PathBuf>,
@@ -131,8 +138,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Handles Ctrl-C: the first drains and stops; the second exits the process at once
-    /// (status 130). Off by default: an embedding program usually has its own handler.
+    /// Handles Ctrl-C and SIGTERM: the first drains and stops; the second exits the process
+    /// at once (status 130). Off by default: an embedding program usually has its own handler.
     pub fn handle_ctrl_c(mut self, on: bool) -> Self {
         self.ctrl_c = on;
         self
@@ -141,6 +148,14 @@ impl RuntimeBuilder {
     /// Stops gracefully after this long.
     pub fn stop_after(mut self, duration: Duration) -> Self {
         self.stop_after = Some(duration);
+        self
+    }
+
+    /// How long a stop lets the requests in flight finish ([`DEFAULT_GRACE`]); then they
+    /// are cancelled (with `--state-dir` they stay pending, for the next run), the pages
+    /// already fetched are parsed, and the sinks flush.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
         self
     }
 

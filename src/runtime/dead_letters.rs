@@ -16,6 +16,9 @@ use crate::spec::{CrawlSpec, OutputSpec};
 pub(crate) struct DeadLetterLog {
     path: PathBuf,
     file: Mutex<Option<File>>,
+    /// The first dead letter of the run (`URL: reason`), for the error of a run that
+    /// crawled nothing.
+    first: Mutex<Option<String>>,
 }
 
 impl DeadLetterLog {
@@ -29,11 +32,20 @@ impl DeadLetterLog {
                 _ => None,
             })
             .unwrap_or_default();
-        Self { path: dir.join("dead_letters.jsonl"), file: Mutex::new(None) }
+        Self { path: dir.join("dead_letters.jsonl"), file: Mutex::new(None), first: Mutex::new(None) }
+    }
+
+    /// The first dead letter recorded (`URL: reason`).
+    pub(crate) fn first(&self) -> Option<String> {
+        self.first.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Appends one dead letter (errors are logged: the crawl goes on).
     pub(crate) fn record(&self, queue: &str, url: &Url, deliveries: u32, reason: &str) {
+        self.first
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| format!("{url}: {reason}"));
         let line = serde_json::json!({
             "queue": queue,
             "url": url.as_str(),
@@ -52,7 +64,7 @@ impl DeadLetterLog {
             }
         }
         if let Some(f) = file.as_mut() {
-            let mut bytes = line.to_string().into_bytes();
+            let mut bytes = crate::observe::secrets::mask(&line.to_string()).into_owned().into_bytes();
             bytes.push(b'\n');
             if let Err(e) = f.write_all(&bytes) {
                 tracing::error!(path = %self.path.display(), "cannot write dead letters: {e}");

@@ -19,6 +19,18 @@ pub enum RunError {
     /// The built-in sandbox site could not start.
     #[error("could not start the sandbox site: {0}")]
     Sandbox(#[source] std::io::Error),
+    /// The sandbox of a resumed run could not take its port again.
+    #[error(
+        "could not serve the sandbox on port {port} again, where the saved state's URLs point: {source} \
+         (free the port, or move the state directory away to start over)"
+    )]
+    SandboxPort {
+        /// The port of the run being resumed.
+        port: u16,
+        /// Why it could not be bound.
+        #[source]
+        source: std::io::Error,
+    },
     /// A scope regex does not compile.
     #[error("bad scope regex: {0}")]
     Scope(#[from] regex::Error),
@@ -47,10 +59,10 @@ pub enum RunError {
     #[error("the run failed: {0}")]
     Escalated(#[from] Escalation),
     /// The state directory could not be used.
-    #[error("{0}")]
+    #[error("{0} (if the state is damaged, move the state directory away to start over)")]
     State(#[source] crate::state::StateError),
-    /// The last commit of the state failed.
-    #[error("the run's state could not be saved: {0}")]
+    /// A commit of the state failed: the run stopped; the store keeps the last commit.
+    #[error("the run's state could not be saved: {0} (the same command resumes from the last state saved)")]
     Checkpoint(String),
     /// A schedule could not be set up.
     #[error("bad schedule: {0}")]
@@ -64,4 +76,12 @@ pub enum RunError {
     /// A sink could not write its items.
     #[error("the run failed: {0}")]
     Sink(String),
+    /// Everything the run tried failed: not one page got through.
+    #[error("the run failed: nothing was crawled, every request failed: {detail}")]
+    NothingCrawled {
+        /// What failed, with counts.
+        detail: String,
+        /// The run's counters.
+        summary: Box<crate::observe::Summary>,
+    },
 }

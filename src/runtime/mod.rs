@@ -19,7 +19,8 @@
 mod builder;
 mod dead_letters;
 mod error;
+mod outcome;
 mod run;
 
-pub use builder::{Runtime, RuntimeBuilder, StopHandle};
+pub use builder::{Runtime, RuntimeBuilder, StopHandle, DEFAULT_GRACE};
 pub use error::RunError;

@@ -44,13 +44,7 @@ pub(super) fn run(builder: RuntimeBuilder) -> Result<Summary, RunError> {
         Some(store) => store.load().map_err(RunError::State)?,
         None => Resume::default(),
     };
-    let sandbox = match &spec.sandbox {
-        Some(s) => Some(
-            SandboxServer::start(SandboxOptions { pages: s.pages, traps: s.traps }, s.port)
-                .map_err(RunError::Sandbox)?,
-        ),
-        None => None,
-    };
+    let sandbox = start_sandbox(&spec, store.as_deref(), &resume)?;
     let seeds = seed_urls(&spec, sandbox.as_ref().map(|s| s.base_url()))?;
     let scope = Scope::new(&spec, &seeds)?;
     let parser: Arc<dyn PageParser> = match builder.parser.clone() {
@@ -70,6 +64,26 @@ pub(super) fn run(builder: RuntimeBuilder) -> Result<Summary, RunError> {
     System::current().stop();
     drop(sandbox);
     result
+}
+
+/// The spec's in-process sandbox. With `--state-dir` a free port is chosen once and kept in
+/// the state: the saved URLs point there, so a resumed run serves the sandbox on it again.
+fn start_sandbox(
+    spec: &CrawlSpec,
+    store: Option<&StateStore>,
+    resume: &Resume,
+) -> Result<Option<SandboxServer>, RunError> {
+    let Some(s) = &spec.sandbox else { return Ok(None) };
+    let saved = resume.sandbox_port.filter(|_| s.port == 0 && resume.started);
+    let options = SandboxOptions { pages: s.pages, traps: s.traps };
+    let server = SandboxServer::start(options, saved.unwrap_or(s.port)).map_err(|e| match saved {
+        Some(port) => RunError::SandboxPort { port, source: e },
+        None => RunError::Sandbox(e),
+    })?;
+    if let Some(store) = store {
+        store.set_sandbox_port(server.port()).map_err(RunError::State)?;
+    }
+    Ok(Some(server))
 }
 
 /// `{sandbox}` substituted, parsed, normalised.
@@ -274,15 +288,17 @@ impl Run {
         }
 
         let keep_running = !spec.schedules.is_empty();
-        let escalation = wait_for_end(&builder, &mut sup, &scheduler, &mut done_rx, keep_running).await;
-        if let Some(e) = escalation {
-            // Every child was stopped; sinks wrote their whole lines as they went down.
-            for arbiter in arbiters {
-                arbiter.stop();
-                let _ = arbiter.join();
+        let stopped = match wait_for_end(&builder, &mut sup, &scheduler, &mut done_rx, keep_running).await {
+            Ok(stopped) => stopped,
+            Err(e) => {
+                // Every child was stopped; sinks wrote their whole lines as they went down.
+                for arbiter in arbiters {
+                    arbiter.stop();
+                    let _ = arbiter.join();
+                }
+                return Err(RunError::Escalated(e));
             }
-            return Err(RunError::Escalated(e));
-        }
+        };
 
         // Orderly stop: no more requests; parsers finish the pages they hold and publish
         // their items; then the sinks read what is left, flush and acknowledge; then the
@@ -325,42 +341,48 @@ impl Run {
             return Err(RunError::Sink(e));
         }
         checkpoint.map_err(RunError::Checkpoint)?;
+        if !stopped {
+            // A crawl that ran to its end; a stopped one was cut short by its user.
+            let pages_dead = pages.stats().dead_letters.load(Ordering::Relaxed);
+            super::outcome::check(&summary, pages_dead, dead_letters.first())?;
+        }
         Ok(summary)
     }
 }
 
-/// Waits until the crawl is done, a stop was asked for (Ctrl-C, SIGTERM, `stop_after`, a
-/// [`StopHandle`](super::StopHandle)) and the drain finished, or an actor escalated.
+/// Waits until the crawl is done (`Ok(false)`), a stop was asked for (Ctrl-C, SIGTERM,
+/// `stop_after`, a [`StopHandle`](super::StopHandle)) and the drain finished or its grace
+/// period ran out (`Ok(true)`), or an actor escalated.
 async fn wait_for_end(
     builder: &RuntimeBuilder,
     sup: &mut Supervisor,
     scheduler: &Addr<Scheduler>,
     done_rx: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
     keep_running: bool,
-) -> Option<crate::supervise::Escalation> {
+) -> Result<bool, crate::supervise::Escalation> {
     let mut stop_rx = builder.stop.subscribe();
     let stop_after = builder.stop_after.unwrap_or(Duration::from_secs(100 * 365 * 86400));
     let deadline = tokio::time::sleep(stop_after);
     tokio::pin!(deadline);
     let mut sigterm = terminate_signal(builder.ctrl_c);
     let mut draining = false;
+    // Started by the drain: then what is still in flight is cancelled.
+    let grace = tokio::time::sleep(stop_after);
+    tokio::pin!(grace);
     loop {
         let start_drain = tokio::select! {
             idle = done_rx.recv() => {
                 // With schedules the run waits for the next firing; otherwise idle is done.
                 if draining || !keep_running || idle.is_none() {
-                    return None;
+                    return Ok(draining);
                 }
                 false
             }
             watched = sup.watch() => {
-                return match watched {
-                    Err(e) => {
-                        tracing::error!("{e}");
-                        Some(e)
-                    }
-                    Ok(()) => None,
-                };
+                if let Err(e) = &watched {
+                    tracing::error!("{e}");
+                }
+                return watched.map(|()| draining);
             }
             _ = tokio::signal::ctrl_c(), if builder.ctrl_c => {
                 if draining {
@@ -371,8 +393,16 @@ async fn wait_for_end(
                 true
             }
             _ = async { match sigterm.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
-                tracing::info!("SIGTERM: draining");
+                if draining {
+                    eprintln!("\nSIGTERM again: stopping now");
+                    std::process::exit(130);
+                }
+                tracing::info!("SIGTERM: draining (for at most {:?}; SIGTERM again to stop at once)", builder.grace);
                 true
+            }
+            _ = &mut grace, if draining => {
+                tracing::warn!("grace period of {:?} over: cancelling the requests still in flight", builder.grace);
+                return Ok(true);
             }
             _ = stop_rx.wait_for(|stop| *stop), if !draining => true,
             _ = &mut deadline, if !draining => {
@@ -382,6 +412,7 @@ async fn wait_for_end(
         };
         if start_drain && !draining {
             draining = true;
+            grace.as_mut().reset(tokio::time::Instant::now() + builder.grace);
             scheduler.do_send(Drain);
         }
     }

@@ -27,7 +27,7 @@ pub const ERROR_KINDS: [&str; 4] = ["http_404", "timeout", "body_too_large", "re
 /// (a redirect hop keeps its depth). It follows a redirect to a URL not yet in the chain
 /// and fails the request as `redirect_loop` when the next hop is already in it.
 ///
-/// Every page's depth is the same by any path (see [`super::site`]), so this holds for
+/// Every page's depth is the same by any path (see `sandbox/site.rs`), so this holds for
 /// any crawl order, including concurrent ones.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Truth {

@@ -1,4 +1,4 @@
-//! The crawl spec: its types and defaults ([`model`]), units, loading with line and column
+//! The crawl spec: its types and defaults (`model`), units, loading with line and column
 //! errors ([`load_file`], [`load_str`]), `--set` overrides, `${ENV}` substitution, and
 //! validation.
 //!

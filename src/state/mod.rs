@@ -19,6 +19,8 @@ const SEEN: TableDefinition<u128, ()> = TableDefinition::new("seen");
 const PENDING: TableDefinition<u128, &[u8]> = TableDefinition::new("pending");
 const SINKS: TableDefinition<&str, u64> = TableDefinition::new("sink_positions");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The META key of the in-process sandbox's port.
+const SANDBOX_PORT: &str = "sandbox_port";
 
 /// A request as it is kept in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +44,9 @@ pub struct Resume {
     pub pending: Vec<PendingRequest>,
     /// Committed byte positions of the sinks, by sink name.
     pub sink_positions: HashMap<String, u64>,
+    /// The port of the run's in-process sandbox (`sandbox:` with a free port): its URLs are
+    /// reachable again only there.
+    pub sandbox_port: Option<u16>,
 }
 
 /// Changes to commit in one transaction.
@@ -104,7 +109,8 @@ impl StateStore {
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;
         let meta = tx.open_table(META).map_err(|e| self.err(e))?;
         let started = meta.get("started").map_err(|e| self.err(e))?.is_some();
-        let mut resume = Resume { started, ..Resume::default() };
+        let sandbox_port = meta.get(SANDBOX_PORT).map_err(|e| self.err(e))?.map(|v| v.value() as u16);
+        let mut resume = Resume { started, sandbox_port, ..Resume::default() };
         let seen = tx.open_table(SEEN).map_err(|e| self.err(e))?;
         for entry in seen.iter().map_err(|e| self.err(e))? {
             let (k, _) = entry.map_err(|e| self.err(e))?;
@@ -148,6 +154,14 @@ impl StateStore {
             if batch.mark_started {
                 tx.open_table(META)?.insert("started", 1)?;
             }
+            Ok(())
+        })
+    }
+
+    /// Records the port the run's in-process sandbox listens on, for a resume to reuse.
+    pub fn set_sandbox_port(&self, port: u16) -> Result<(), StateError> {
+        self.write(|tx| {
+            tx.open_table(META)?.insert(SANDBOX_PORT, u64::from(port))?;
             Ok(())
         })
     }

@@ -3,13 +3,15 @@
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-/// A panic this soon after a restart counts as a crash loop, and backs off more each time.
+/// A panic this soon after a restart backs off more each time.
 const CRASH_LOOP_GAP: Duration = Duration::from_millis(10);
+/// The longest back-off between restarts in a row: 2^7 ms.
+const MAX_BACKOFF_SHIFT: u32 = 7;
 
 use actix::dev::ContextFut;
 use actix::{Actor, Context, Supervised};
@@ -38,6 +40,8 @@ pub struct ChildInfo {
     /// Its restart type.
     pub restart: Restart,
     pub(crate) signal: Arc<RestartSignal>,
+    /// Deliveries it acked so far (its progress).
+    pub(crate) progress: Arc<AtomicU64>,
 }
 
 /// A request from the supervisor to restart (or stop) a child that did not fail itself.
@@ -64,8 +68,10 @@ impl RestartSignal {
 pub(crate) struct SupervisedActor<A: Actor<Context = Context<A>> + Supervised> {
     pub(crate) fut: ContextFut<A, Context<A>>,
     pub(crate) index: usize,
+    pub(crate) name: Arc<str>,
     pub(crate) restart: Restart,
     pub(crate) signal: Arc<RestartSignal>,
+    pub(crate) progress: Arc<AtomicU64>,
     pub(crate) reports: UnboundedSender<Report>,
     pub(crate) backoff: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Panics in a row, each soon after the restart before it.
@@ -93,8 +99,10 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> 
         if this.signal.restart.swap(false, Ordering::AcqRel) && !blame::restarting(|| this.fut.restart()) {
             return Poll::Ready(());
         }
-        let polled =
-            panic::supervised(|| catch_unwind(AssertUnwindSafe(|| Pin::new(&mut this.fut).poll(cx))));
+        let fut = &mut this.fut;
+        let polled = blame::polling(&this.name, &this.progress, || {
+            panic::supervised(|| catch_unwind(AssertUnwindSafe(|| Pin::new(fut).poll(cx))))
+        });
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(())) => {
@@ -110,12 +118,13 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> 
             }
             Err(payload) => {
                 let reason = panic::take_last(payload.as_ref());
+                let blamed = blame::take_blamed().map(|id| id.attempt);
+                let index = this.index;
                 if this.restart == Restart::Temporary || !blame::restarting(|| this.fut.restart()) {
-                    let _ =
-                        this.reports.send(Report::Panicked { index: this.index, reason, restarted: false });
+                    let _ = this.reports.send(Report::Panicked { index, reason, blamed, restarted: false });
                     return Poll::Ready(());
                 }
-                let _ = this.reports.send(Report::Panicked { index: this.index, reason, restarted: true });
+                let _ = this.reports.send(Report::Panicked { index, reason, blamed, restarted: true });
                 this.back_off();
                 cx.waker().wake_by_ref();
                 Poll::Pending
@@ -131,7 +140,8 @@ impl<A: Actor<Context = Context<A>> + Supervised> SupervisedActor<A> {
     fn back_off(&mut self) {
         let in_a_row = self.last_panic.is_some_and(|t| t.elapsed() < CRASH_LOOP_GAP);
         self.consecutive = if in_a_row { self.consecutive.saturating_add(1) } else { 0 };
-        let delay = Duration::from_millis(if in_a_row { 1u64 << self.consecutive.min(9) } else { 1 });
+        let delay =
+            Duration::from_millis(if in_a_row { 1u64 << self.consecutive.min(MAX_BACKOFF_SHIFT) } else { 1 });
         self.backoff = Some(Box::pin(tokio::time::sleep(delay)));
     }
 }

@@ -4,12 +4,13 @@
 //!
 //! actix does not restart an actor whose handler panicked: the panic unwinds into the task
 //! and the actor becomes a zombie whose mailbox is closed. Here each actor's context future
-//! runs inside [`child::SupervisedActor`], which catches the panic, restarts the context
+//! runs inside `child::SupervisedActor`, which catches the panic, restarts the context
 //! (cancelling the actor's spawned futures, so unacked bus deliveries go back to their
 //! queue), calls `Supervised::restarting` and polls again — with the same address and
-//! mailbox, so senders never notice. The supervisor counts restarts; past `max_restarts`
-//! within `within` it escalates to its parent, which at the root ends the run with an error
-//! naming the actor.
+//! mailbox, so senders never notice. The supervisor counts the restarts that are not a
+//! message's fault (see [`blame`] and `supervisor.rs`); past `max_restarts` within `within`
+//! it escalates to its parent, which at the root ends the run with an error counting the
+//! restarts of each actor.
 
 pub mod blame;
 pub mod chaos;

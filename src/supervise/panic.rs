@@ -17,12 +17,11 @@ pub(crate) fn install_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info: &PanicHookInfo<'_>| {
             if SUPERVISED.with(Cell::get) {
-                super::blame::note_panic();
                 let place =
                     info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-                LAST.with(|last| {
-                    *last.borrow_mut() = Some(format!("{}{place}", payload_text(info.payload())))
-                });
+                let text = format!("{}{place}", payload_text(info.payload()));
+                super::blame::note_panic(&text);
+                LAST.with(|last| *last.borrow_mut() = Some(text));
             } else {
                 previous(info);
             }

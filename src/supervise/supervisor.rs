@@ -1,8 +1,20 @@
 //! The supervisor: starts children, hears of their failures, applies the strategy and the
 //! restart intensity, and escalates.
+//!
+//! Which restarts count towards the intensity (`max_restarts` within `within`), as
+//! docs/reliability.md states it:
+//!
+//! - a restart not blamed on a delivery (a panic outside any message's handling, a permanent
+//!   child that stopped) always counts, as in Erlang/OTP;
+//! - a panic blamed on a delivery is that message's fault: it counts towards the message's
+//!   `max_deliveries` (then the message is dead-lettered), not towards the intensity;
+//! - except in a crash loop: a child whose failures on fresh messages (delivered for the
+//!   first time) outnumber the deliveries it finished within the window is failing on
+//!   whatever it is given, and those failures count.
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,14 +65,22 @@ pub struct Escalation {
     pub max_restarts: u32,
     /// Its window.
     pub within: Duration,
+    /// The restarts counted within the window, by child (those with any), in start order.
+    pub counts: Vec<(String, u32)>,
 }
 
 impl fmt::Display for Escalation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let counts: Vec<String> = self.counts.iter().map(|(name, n)| format!("{name} ×{n}")).collect();
         write!(
             f,
-            "actor '{}' failed more than {} times within {:?} (supervisor '{}'); last error: {}",
-            self.child, self.max_restarts, self.within, self.supervisor, self.reason
+            "more than {} restarts within {:?} in supervisor '{}' ({}); the last: actor '{}' failed: {}",
+            self.max_restarts,
+            self.within,
+            self.supervisor,
+            counts.join(", "),
+            self.child,
+            self.reason
         )
     }
 }
@@ -68,9 +88,20 @@ impl fmt::Display for Escalation {
 /// What a child's future tells its supervisor.
 #[derive(Debug)]
 pub(crate) enum Report {
-    Panicked { index: usize, reason: String, restarted: bool },
-    Restarted { index: usize, reason: String },
-    Exited { index: usize },
+    /// `blamed`: which delivery of the message it was working on panicked, if any.
+    Panicked {
+        index: usize,
+        reason: String,
+        blamed: Option<u32>,
+        restarted: bool,
+    },
+    Restarted {
+        index: usize,
+        reason: String,
+    },
+    Exited {
+        index: usize,
+    },
 }
 
 /// Starts actors under a restart policy and watches them.
@@ -83,8 +114,54 @@ pub struct Supervisor {
     addresses: Vec<Box<dyn std::any::Any + Send>>,
     reports_tx: UnboundedSender<Report>,
     reports: UnboundedReceiver<Report>,
-    history: VecDeque<Instant>,
+    /// One per child: what the restart intensity looks at.
+    health: Vec<Health>,
+    /// When the children's progress is sampled next.
+    next_sample: Instant,
     on_restart: Option<RestartHook>,
+}
+
+/// What the intensity knows of one child, within the window.
+#[derive(Debug, Default)]
+struct Health {
+    /// Restarts that always count (not blamed on a delivery).
+    unblamed: VecDeque<Instant>,
+    /// Panics blamed on a message delivered for the first time.
+    fresh: VecDeque<Instant>,
+    /// The child's finished deliveries over time: (when, how many so far), oldest first,
+    /// from the last sample at or before the window's start.
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl Health {
+    /// Drops what fell out of the window ending `now`.
+    fn prune(&mut self, now: Instant, within: Duration) {
+        let old = |t: &Instant| now.duration_since(*t) > within;
+        while self.unblamed.front().is_some_and(old) {
+            self.unblamed.pop_front();
+        }
+        while self.fresh.front().is_some_and(old) {
+            self.fresh.pop_front();
+        }
+        // Keep one sample at or before the window's start: the base to count from.
+        while self.samples.get(1).is_some_and(|(t, _)| now.duration_since(*t) >= within) {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Deliveries finished within the window (a little more: since the base sample).
+    fn finished(&self, now_count: u64) -> u64 {
+        now_count.saturating_sub(self.samples.front().map_or(0, |(_, n)| *n))
+    }
+
+    /// The restarts of this child that count towards the intensity: every unblamed one,
+    /// and in a crash loop (more failures on fresh messages than finished deliveries) the
+    /// failures on fresh messages too.
+    fn counted(&self, now_count: u64) -> u32 {
+        let fresh = self.fresh.len() as u64;
+        let looping = fresh > self.finished(now_count);
+        (self.unblamed.len() as u64 + if looping { fresh } else { 0 }) as u32
+    }
 }
 
 /// Told of every restart: the child's name and the reason.
@@ -102,7 +179,8 @@ impl Supervisor {
             addresses: Vec::new(),
             reports_tx,
             reports,
-            history: VecDeque::new(),
+            health: Vec::new(),
+            next_sample: Instant::now(),
             on_restart: None,
         }
     }
@@ -133,9 +211,19 @@ impl Supervisor {
         let name = name.into();
         let index = self.children.len();
         let signal = Arc::new(RestartSignal::default());
-        self.children.push(ChildInfo { name: name.clone(), restart, signal: signal.clone() });
+        let progress = Arc::new(AtomicU64::new(0));
+        self.children.push(ChildInfo {
+            name: name.clone(),
+            restart,
+            signal: signal.clone(),
+            progress: progress.clone(),
+        });
+        let mut health = Health::default();
+        health.samples.push_back((Instant::now(), 0));
+        self.health.push(health);
         let (tx, rx) = channel::channel(16);
         let reports = self.reports_tx.clone();
+        let name: Arc<str> = name.into();
         arbiter.spawn_fn(move || {
             let mut ctx = Context::with_receiver(rx);
             let act = make(&mut ctx);
@@ -143,8 +231,10 @@ impl Supervisor {
             actix::spawn(SupervisedActor {
                 fut,
                 index,
+                name,
                 restart,
                 signal,
+                progress,
                 reports,
                 backoff: None,
                 consecutive: 0,
@@ -161,25 +251,32 @@ impl Supervisor {
     pub async fn watch(&mut self) -> Result<(), Escalation> {
         let mut running = self.children.len();
         while running > 0 {
-            let Some(report) = self.reports.recv().await else { return Ok(()) };
+            let sample_at = tokio::time::Instant::from_std(self.next_sample);
+            let report = tokio::select! {
+                report = self.reports.recv() => report,
+                _ = tokio::time::sleep_until(sample_at) => {
+                    self.sample_progress();
+                    continue;
+                }
+            };
+            let Some(report) = report else { return Ok(()) };
             match report {
                 Report::Exited { index } => {
                     tracing::debug!(actor = %self.children[index].name, "actor ended");
                     running -= 1;
                 }
-                Report::Panicked { index, reason, restarted } => {
-                    let name = self.children[index].name.clone();
+                Report::Panicked { index, reason, blamed, restarted } => {
+                    let name = &self.children[index].name;
                     if !restarted {
                         running -= 1;
                     }
                     tracing::warn!(actor = %name, restarted, "actor panicked: {reason}");
-                    self.note_restart(&name, &reason)?;
+                    self.note_restart(index, blamed, &reason)?;
                     self.apply_strategy(index);
                 }
                 Report::Restarted { index, reason } => {
-                    let name = self.children[index].name.clone();
-                    tracing::info!(actor = %name, "actor restarted: {reason}");
-                    self.note_restart(&name, &reason)?;
+                    tracing::info!(actor = %self.children[index].name, "actor restarted: {reason}");
+                    self.note_restart(index, None, &reason)?;
                 }
             }
         }
@@ -193,27 +290,61 @@ impl Supervisor {
         }
     }
 
-    fn note_restart(&mut self, child: &str, reason: &str) -> Result<(), Escalation> {
+    /// Counts a restart of child `index` (`blamed`: which delivery of the message it was
+    /// working on, if any) and escalates past the intensity.
+    fn note_restart(&mut self, index: usize, blamed: Option<u32>, reason: &str) -> Result<(), Escalation> {
         Stats::incr(&self.stats.restarts);
+        let child = self.children[index].name.clone();
         if let Some(hook) = &self.on_restart {
-            hook(child, reason);
+            hook(&child, reason);
         }
         let now = Instant::now();
-        self.history.push_back(now);
-        while self.history.front().is_some_and(|t| now.duration_since(*t) > self.config.within) {
-            self.history.pop_front();
+        let health = &mut self.health[index];
+        match blamed {
+            None => health.unblamed.push_back(now),
+            Some(1) => health.fresh.push_back(now),
+            // A message failing again: its own fault, for `max_deliveries` to settle.
+            Some(_) => {}
         }
-        if self.history.len() as u32 > self.config.max_restarts {
+        let counts = self.counted(now);
+        let total: u32 = counts.iter().map(|(_, n)| n).sum();
+        if total > self.config.max_restarts {
             self.stop_all();
             return Err(Escalation {
                 supervisor: self.config.name.clone(),
-                child: child.to_string(),
+                child,
                 reason: reason.to_string(),
                 max_restarts: self.config.max_restarts,
                 within: self.config.within,
+                counts,
             });
         }
         Ok(())
+    }
+
+    /// The restarts counted towards the intensity within the window ending `now`, by child.
+    fn counted(&mut self, now: Instant) -> Vec<(String, u32)> {
+        let within = self.config.within;
+        let mut counts = Vec::new();
+        for (child, health) in self.children.iter().zip(&mut self.health) {
+            health.prune(now, within);
+            let n = health.counted(child.progress.load(Ordering::Relaxed));
+            if n > 0 {
+                counts.push((child.name.clone(), n));
+            }
+        }
+        counts
+    }
+
+    /// Records each child's progress, so the deliveries finished within the window are
+    /// known; four samples a window.
+    fn sample_progress(&mut self) {
+        let now = Instant::now();
+        for (child, health) in self.children.iter().zip(&mut self.health) {
+            health.samples.push_back((now, child.progress.load(Ordering::Relaxed)));
+            health.prune(now, self.config.within);
+        }
+        self.next_sample = now + (self.config.within / 4).max(Duration::from_millis(100));
     }
 
     fn apply_strategy(&self, failed: usize) {

@@ -164,6 +164,9 @@ pub struct Scheduler {
     durable_sinks: u32,
     /// Changes not yet committed to the store.
     batch: Batch,
+    /// The store's first failed commit: the run stops and fails, and the store keeps the
+    /// last commit that succeeded.
+    store_error: Option<String>,
     /// Pages sent to the sinks, with the acknowledgements still missing.
     unacked_pages: HashMap<Fingerprint, u32, FingerprintBuildHasher>,
     /// With a shared frontier: its state.
@@ -192,19 +195,38 @@ impl Scheduler {
             store: parts.store,
             durable_sinks: parts.durable_sinks,
             batch: Batch::default(),
+            store_error: None,
             unacked_pages: HashMap::default(),
             remote: parts.shared.map(remote::Remote::new),
         }
     }
 
-    /// Commits what changed since the last commit.
+    /// Commits what changed since the last commit. After a failed commit nothing more is
+    /// committed: the store keeps a consistent earlier state, the one a resume starts from.
     fn commit(&mut self) -> Result<(), String> {
+        if let Some(e) = &self.store_error {
+            return Err(e.clone());
+        }
         let Some(store) = &self.store else { return Ok(()) };
         if self.batch.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
         store.commit(&batch).map_err(|e| e.to_string())
+    }
+
+    /// Commits; a failure stops the crawl (drains it), and the run ends with the error.
+    fn save(&mut self, ctx: &mut Context<Self>) {
+        if self.store_error.is_some() {
+            return;
+        }
+        if let Err(e) = self.commit() {
+            tracing::error!("state store: {e}: stopping the crawl (a resume starts from the last commit)");
+            self.store_error = Some(e);
+            self.draining = true;
+            self.idle_reported = false;
+            self.pump(ctx);
+        }
     }
 
     /// A request is durably done: it leaves the store's pending set.
@@ -383,11 +405,7 @@ impl Actor for Scheduler {
             self.remote_started(ctx);
         }
         if self.store.is_some() {
-            ctx.run_interval(COMMIT_EVERY, |act, _| {
-                if let Err(e) = act.commit() {
-                    tracing::error!("state store: {e}");
-                }
-            });
+            ctx.run_interval(COMMIT_EVERY, |act, ctx| act.save(ctx));
         }
     }
 }
@@ -429,9 +447,7 @@ impl Handler<Seed> for Scheduler {
         // The seeds and the mark that this state directory's run has started go in one
         // transaction: a run killed before it resumes as a fresh one.
         self.batch.mark_started = true;
-        if let Err(e) = self.commit() {
-            tracing::error!("state store: {e}");
-        }
+        self.save(ctx);
         self.pump(ctx);
     }
 }
@@ -504,9 +520,7 @@ impl Handler<Durable> for Scheduler {
         if let Some(position) = msg.position {
             self.batch.sink_positions.push((msg.sink, position));
         }
-        if let Err(e) = self.commit() {
-            tracing::error!("state store: {e}");
-        }
+        self.save(ctx);
     }
 }
 
