@@ -20,6 +20,7 @@ use super::broker::{KafkaBroker, LinkContext};
 use crate::bridges::{BridgeCounters, BridgeError};
 use crate::bus::{Bus, Firing, Overflow, Subscription, Topic};
 use crate::crawl::{Event, PageItems};
+use crate::observe::secrets;
 use crate::spec::{BridgeDirection, BridgeSpec, CrawlSpec};
 
 /// Local messages an outbound bridge buffers (the oldest are dropped past it, counted as
@@ -190,13 +191,15 @@ impl KafkaBridge {
     }
 }
 
+/// A message as `(key, JSON)`, every `${ENV}` secret in it masked (it leaves the process).
 fn encode<T: Serialize>(message: &T, key_field: Option<&str>) -> Option<(Option<String>, Vec<u8>)> {
     let value = serde_json::to_value(message).ok()?;
     let key = key_field.and_then(|f| value.get(f)).map(|v| match v {
-        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::String(s) => secrets::mask(s).into_owned(),
         other => other.to_string(),
     });
-    Some((key, serde_json::to_vec(&value).ok()?))
+    let json = serde_json::to_string(&value).ok()?;
+    Some((key, secrets::mask(&json).into_owned().into_bytes()))
 }
 
 impl Actor for KafkaBridge {

@@ -174,7 +174,7 @@ impl PubSubBridge {
     ) -> Self {
         let subscription = topic.subscribe(OUT_BUFFER, Overflow::DropOldest);
         Self::outbound(broker, options, subscription, topic.name(), |m: &T| {
-            serde_json::to_vec(m).map(|json| vec![json]).unwrap_or_default()
+            serde_json::to_string(m).map(|json| vec![masked(&json)]).unwrap_or_default()
         })
     }
 
@@ -196,7 +196,11 @@ impl PubSubBridge {
                     let subscription =
                         bus.topic::<PageItems>(topic)?.subscribe(OUT_BUFFER, Overflow::DropOldest);
                     Self::outbound(broker, options, subscription, "items", |page: &PageItems| {
-                        page.items.iter().filter_map(|item| serde_json::to_vec(item).ok()).collect()
+                        page.items
+                            .iter()
+                            .filter_map(|item| serde_json::to_string(item).ok())
+                            .map(|j| masked(&j))
+                            .collect()
                     })
                 }
                 _ => Self::outbound_json(broker, options, &bus.topic::<serde_json::Value>(topic)?),
@@ -268,6 +272,11 @@ where
     F: FnMut(ChannelMessage) + Send + 'static,
 {
     broker.on_message(options, handler)
+}
+
+/// JSON leaving the process, every `${ENV}` secret in it masked.
+fn masked(json: &str) -> Vec<u8> {
+    crate::observe::secrets::mask(json).into_owned().into_bytes()
 }
 
 fn subscribe_verb(options: &PubSubOptions) -> &'static str {
