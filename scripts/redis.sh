@@ -16,6 +16,9 @@
 # apt never starts a system Redis: a policy-rc.d that exits 101 is put in place before
 # installing, if there is none.
 
+# shellcheck source=scripts/service.sh
+. "$(dirname "${BASH_SOURCE[0]}")/service.sh"
+
 redis_die() { echo "redis.sh: $*" >&2; return 1; }
 
 redis_install() {
@@ -37,16 +40,12 @@ redis_install() {
     command -v redis-server >/dev/null 2>&1 || { redis_die "redis-server still missing after install"; return 1; }
 }
 
-redis_free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
 redis_start() {
     local state="${1:-target/redis-test.env}" port pid log _
     redis_install || return 1
     mkdir -p "$(dirname "$state")"
     log="${state%.env}.log"
-    port="$(redis_free_port)" || { redis_die "no free port"; return 1; }
+    port="$(service_free_port)" || { redis_die "no free port"; return 1; }
     redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize no \
         >"$log" 2>&1 &
     pid=$!
@@ -69,21 +68,7 @@ redis_start() {
 }
 
 redis_stop() {
-    local state="${1:-target/redis-test.env}" pid _
-    [ -f "$state" ] || return 0
-    pid="$(sed -n 's/^REDIS_PID=//p' "$state")"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true # reaps it when it is our child
-        for _ in $(seq 1 50); do
-            # A zombie (state Z) is dead already: PID 1 reaps orphans late.
-            if ! kill -0 "$pid" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
-                break
-            fi
-            sleep 0.1
-        done
-    fi
-    rm -f "$state"
+    service_stop "${1:-target/redis-test.env}" REDIS_PID
 }
 
 # Run as a command rather than sourced.

@@ -133,7 +133,7 @@ pub async fn open_frontier(
     if context.state_dir {
         return Err(BridgeError::Unsupported(format!(
             "--state-dir keeps a local frontier; with `frontier.backend: {}` the state lives in the broker",
-            backend_name(backend)
+            backend.name()
         )));
     }
     match backend {
@@ -267,13 +267,4 @@ pub async fn start(
         }
     }
     Ok(started)
-}
-
-fn backend_name(b: FrontierBackend) -> &'static str {
-    match b {
-        FrontierBackend::Local => "local",
-        FrontierBackend::Redis => "redis",
-        FrontierBackend::Kafka => "kafka",
-        FrontierBackend::Amqp => "amqp",
-    }
 }

@@ -545,6 +545,18 @@ pub enum FrontierBackend {
     Amqp,
 }
 
+impl FrontierBackend {
+    /// The spec's word for it (`local`, `redis`, `kafka`, `amqp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FrontierBackend::Local => "local",
+            FrontierBackend::Redis => "redis",
+            FrontierBackend::Kafka => "kafka",
+            FrontierBackend::Amqp => "amqp",
+        }
+    }
+}
+
 /// The order a queue hands out messages in (scrapy-redis's three queue kinds).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]

@@ -286,7 +286,7 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
     if spec.frontier.backend == FrontierBackend::Amqp {
         c.value(
             &[K("frontier"), K("backend")],
-            format!("frontier.backend '{}' {not_yet}", backend_name(spec.frontier.backend)),
+            format!("frontier.backend '{}' {not_yet}", spec.frontier.backend.name()),
             Some("use `backend: local` (the default), `redis` or `kafka`".into()),
         );
     }
@@ -547,15 +547,6 @@ fn bridge_kind_name(k: BridgeKind) -> &'static str {
         BridgeKind::RedisQueue => "redis-queue",
         BridgeKind::Kafka => "kafka",
         BridgeKind::Amqp => "amqp",
-    }
-}
-
-fn backend_name(b: FrontierBackend) -> &'static str {
-    match b {
-        FrontierBackend::Local => "local",
-        FrontierBackend::Redis => "redis",
-        FrontierBackend::Kafka => "kafka",
-        FrontierBackend::Amqp => "amqp",
     }
 }
 
