@@ -192,6 +192,42 @@ fn a_killed_process_leaves_nothing_missing() {
 }
 
 #[test]
+fn a_process_stopped_with_ctrl_c_gives_its_leases_back_at_once() {
+    let Some(redis) = test_redis("a_process_stopped_with_ctrl_c_gives_its_leases_back_at_once") else {
+        return;
+    };
+    let started = Instant::now();
+    let (site, want) = sandbox(3000);
+    let name = unique("released");
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    // The default lease (60 s): a stranded lease would hold the survivor back that long.
+    shop.lease = "60s";
+    shop.fetch = "fetch: { per_host: { rate: 500 } }";
+    let spec = shop.yaml();
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
+    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &[]);
+    let threshold = (want.items * 3 / 10) as usize;
+    while a.item_lines() < threshold && started.elapsed() < Duration::from_secs(20) && a.running() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(b.running(), "b ended before it was stopped:\n{}", b.stderr());
+    b.signal("INT");
+    let stopped = Instant::now();
+    assert_eq!(b.wait(stopped + Duration::from_secs(20)), 0, "b after Ctrl-C:\n{}", b.stderr());
+    let released = b.summary()["released"].as_u64().unwrap_or(0);
+    assert!(released > 0, "b gave nothing back: {}", b.summary());
+
+    // Well before a 60 s lease could expire.
+    assert_eq!(a.wait(stopped + Duration::from_secs(30)), 0, "the survivor:\n{}", a.stderr());
+    let mut items = BTreeMap::new();
+    collect(&mut items, &a.items(false), true);
+    collect(&mut items, &b.items(false), true);
+    assert_truth_items(&items, &want);
+    drop_keys(&redis.url, &name);
+}
+
+#[test]
 fn redis_restart_mid_crawl_completes() {
     if std::env::var_os("CI").is_none() && !can_start_own("redis_restart_mid_crawl_completes") {
         return;

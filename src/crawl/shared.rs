@@ -127,6 +127,10 @@ pub trait SharedStore: Send + Sync + 'static {
         Box::pin(async { Ok(0) })
     }
 
+    /// Gives back leases this process will not work on (it is stopping): their requests go
+    /// back to the shared queue at once, for the other processes; returns how many.
+    fn release(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<usize>>;
+
     /// Takes up to `max` start URLs that were pushed to the broker (plain URLs or JSON
     /// objects with a `url`).
     fn take_start_urls(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<String>>>;

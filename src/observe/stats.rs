@@ -79,6 +79,8 @@ pub struct Stats {
     pub bytes: AtomicU64,
     /// Reconnections to a broker (the shared frontier's Redis).
     pub reconnects: AtomicU64,
+    /// Requests a stopping process had taken from a shared frontier and gave back unstarted.
+    pub released: AtomicU64,
     /// Gauge: requests waiting in the frontier.
     pub queued: AtomicU64,
     /// Gauge: requests handed out and not yet finished.
@@ -125,6 +127,7 @@ impl Stats {
             not_modified: get(&self.not_modified),
             bytes: get(&self.bytes),
             reconnects: get(&self.reconnects),
+            released: get(&self.released),
             errors: self.errors(),
             consumer_lag: BTreeMap::new(),
             elapsed_s,
@@ -168,6 +171,9 @@ pub struct Summary {
     pub bytes: u64,
     /// Reconnections to a broker.
     pub reconnects: u64,
+    /// Requests a stopping process gave back to a shared frontier unstarted.
+    #[serde(default)]
+    pub released: u64,
     /// Failed pages by kind (`timeout`, `http_404`, `body_too_large`, `redirect_loop`, ...).
     pub errors: BTreeMap<String, u64>,
     /// Inbound broker bridges' consumer lag at the end, per `topic/partition` (messages

@@ -41,6 +41,13 @@ impl Arachne {
         }
     }
 
+    /// Sends `kill -<sig>` (e.g. `INT`, `TERM`) to it.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{sig}");
+    }
+
     /// SIGKILLs it; whether it was still running.
     pub fn sigkill(&mut self) -> bool {
         let was_running = self.running();

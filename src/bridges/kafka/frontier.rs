@@ -776,6 +776,25 @@ impl SharedStore for KafkaFrontier {
         None
     }
 
+    /// Released requests stay uncommitted (unfinished): whoever owns their partition next
+    /// reads them again; a rebalance no longer waits for them.
+    fn release(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<usize>> {
+        let mut released = 0;
+        {
+            let mut guard = self.inner.shared.lock();
+            let state = &mut *guard;
+            for token in &tokens {
+                let Some((p, o, epoch)) = parse_token(token.as_str()) else { continue };
+                let part = state.parts.get_mut(&p).filter(|part| part.epoch == epoch);
+                if part.is_some_and(|part| part.leased.remove(&o)) {
+                    released += 1;
+                }
+            }
+        }
+        self.inner.shared.changed.notify_all();
+        Box::pin(async move { Ok(released) })
+    }
+
     fn take_start_urls(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<String>>> {
         let mut state = self.inner.shared.lock();
         let n = max.min(state.starts.len());

@@ -302,13 +302,23 @@ end
 return out
 "#;
 
-/// reap: KEYS queue, leases; ARGV mode, limit. Moves leases that expired by server time
-/// back to the head of the queue (the next pop returns them first); returns how many.
+/// reap: KEYS queue, leases; ARGV mode, limit[, tokens...]. Moves leases that expired by
+/// server time (or, given tokens, those leases: a release) back to the head of the queue
+/// (the next pop returns them first); returns how many.
 const REAP: &str = r#"
 local mode = ARGV[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local expired
+if #ARGV > 2 then
+  -- release: the given leases, those still held
+  expired = {}
+  for i = 3, #ARGV do
+    if redis.call('ZSCORE', KEYS[2], ARGV[i]) then expired[#expired + 1] = ARGV[i] end
+  end
+else
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+end
 if #expired == 0 then return 0 end
 local zset = string.sub(mode, 1, 1) == 'Z'
 local head_score = nil
@@ -591,6 +601,19 @@ impl RedisFrontier {
     /// Any process may call it, as often as it likes (every lease period, say).
     pub async fn reap(&self) -> Result<usize> {
         let args = [self.mode.arg().to_string(), REAP_LIMIT.to_string()];
+        let n: i64 = self.invoke(&self.reap_script, &[&self.keys.queue, &self.keys.leases], &args).await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Gives leases back at once (a process that stops gracefully): each lease still held
+    /// goes back to the head of the queue, as [`RedisFrontier::reap`] does for expired ones,
+    /// in ONE script call; returns how many went back.
+    pub async fn release(&self, tokens: &[LeaseToken]) -> Result<usize> {
+        if tokens.is_empty() {
+            return Ok(0);
+        }
+        let mut args = vec![self.mode.arg().to_string(), tokens.len().to_string()];
+        args.extend(tokens.iter().map(|t| t.as_str().to_string()));
         let n: i64 = self.invoke(&self.reap_script, &[&self.keys.queue, &self.keys.leases], &args).await?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
@@ -1124,6 +1147,11 @@ impl SharedStore for RedisFrontier {
     fn reap(&self) -> BoxFuture<'static, StoreResult<usize>> {
         let this = self.clone();
         Box::pin(async move { this.reap().await.map_err(StoreError::new) })
+    }
+
+    fn release(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<usize>> {
+        let this = self.clone();
+        Box::pin(async move { this.release(&tokens).await.map_err(StoreError::new) })
     }
 
     fn take_start_urls(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<String>>> {

@@ -562,10 +562,14 @@ impl Handler<Restore> for Scheduler {
 
 impl Handler<Checkpoint> for Scheduler {
     type Result = ResponseActFuture<Self, Result<(), String>>;
-    fn handle(&mut self, _: Checkpoint, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: Checkpoint, ctx: &mut Context<Self>) -> Self::Result {
         let committed = self.commit();
-        // With a shared frontier, the last acks (sent when the sinks flushed) must reach
-        // the broker before the process ends, or other processes fetch those pages again.
+        if self.remote.is_some() {
+            // Whatever the drain cut off goes back to the other processes now.
+            self.remote_give_back(true, ctx);
+        }
+        // With a shared frontier, the last acks (sent when the sinks flushed) and releases
+        // must reach the broker before the process ends, or other processes wait for them.
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         Box::pin(wait_for_remote_ops(deadline).map(move |_, _, _| committed))
     }
@@ -634,6 +638,9 @@ impl Handler<Drain> for Scheduler {
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
         self.draining = true;
         self.idle_reported = false;
+        if self.remote.is_some() {
+            self.remote_give_back(false, ctx);
+        }
         self.pump(ctx);
     }
 }

@@ -352,6 +352,33 @@ impl Scheduler {
         }
     }
 
+    /// Stopping: requests leased here go back to the shared queue at once (not after a
+    /// lease expires), for the other processes: when the drain starts, those not started;
+    /// at the very end (`all`), those the drain cut off too.
+    pub(super) fn remote_give_back(&mut self, all: bool, ctx: &mut Context<Self>) {
+        let in_progress = &self.in_progress;
+        let remote = self.remote.as_mut().expect("called only with a shared frontier");
+        let back: Vec<Fingerprint> =
+            remote.tokens.keys().filter(|fp| all || !in_progress.contains_key(fp)).copied().collect();
+        if back.is_empty() {
+            return;
+        }
+        let tokens: Vec<LeaseToken> = back.iter().filter_map(|fp| remote.tokens.remove(fp)).collect();
+        remote.ops += 1;
+        let store = remote.shared.store.clone();
+        ctx.spawn(async move { store.release(tokens).await }.into_actor(self).map(|released, act, ctx| {
+            act.remote().ops -= 1;
+            match released {
+                Ok(n) => {
+                    tracing::info!(requests = n, "gave requests back to the shared frontier");
+                    act.stats.released.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!("shared frontier: release failed (the leases expire instead): {e}"),
+            }
+            act.pump(ctx);
+        }));
+    }
+
     /// Copies the store's reconnect count into the stats.
     pub(super) fn remote_counters(&self) {
         if let Some(remote) = &self.remote {
