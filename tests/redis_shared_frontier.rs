@@ -377,3 +377,93 @@ fn bloom_dedup_keeps_memory_bounded_and_the_crawl_whole() {
     let _: i64 = redis::cmd("DEL").arg(&bloom_key).query(&mut c).expect("DEL");
     drop_keys(&redis.url, &name);
 }
+
+/// Deletes every `<name>:*` key (the scrapy-redis layout's).
+fn drop_scrapy_keys(url: &str, name: &str) {
+    let mut c = conn(url);
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg(format!("{name}:*")).query(&mut c).expect("KEYS");
+    keys.push("unused".into());
+    let _: i64 = redis::cmd("DEL").arg(&keys).query(&mut c).expect("DEL");
+}
+
+#[test]
+fn a_queue_of_another_type_is_adopted_or_refused() {
+    let Some(redis) = test_redis("a_queue_of_another_type_is_adopted_or_refused") else { return };
+    let (site, want) = sandbox(200);
+    // scrapy-redis's default PriorityQueue is a sorted set; arachne's default order is fifo.
+    let name = unique("zqueue");
+    let entry = serde_json::json!({ "url": format!("{}/item/7", site.base_url()), "priority": 0, "meta": { "depth": 1 } });
+    let _: i64 = redis::cmd("ZADD")
+        .arg(format!("{name}:requests"))
+        .arg(0)
+        .arg(entry.to_string())
+        .query(&mut conn(&redis.url))
+        .expect("ZADD");
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    shop.layout = "scrapy-redis";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = Arachne::spawn("p", dir.path(), &shop.yaml(), &[]);
+    assert_eq!(p.wait(Instant::now() + Duration::from_secs(30)), 0, "{}", p.stderr());
+    assert!(p.stderr().contains("using `frontier.order: priority`"), "{}", p.stderr());
+    let mut items = BTreeMap::new();
+    collect(&mut items, &p.items(false), true);
+    assert_truth_items(&items, &want);
+    drop_scrapy_keys(&redis.url, &name);
+
+    // A key of a type no queue has: exit 1 naming the key and its type, at once.
+    let name = unique("hqueue");
+    let _: i64 = redis::cmd("HSET")
+        .arg(format!("{name}:requests"))
+        .arg("f")
+        .arg("v")
+        .query(&mut conn(&redis.url))
+        .expect("HSET");
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    shop.layout = "scrapy-redis";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = Arachne::spawn("p", dir.path(), &shop.yaml(), &[]);
+    assert_eq!(p.wait(Instant::now() + Duration::from_secs(20)), 1, "{}", p.stderr());
+    let err = p.stderr();
+    assert!(
+        err.contains(&format!("'{name}:requests' holds a hash")) && err.contains("delete the key"),
+        "{err}"
+    );
+    drop_scrapy_keys(&redis.url, &name);
+}
+
+#[test]
+fn unreadable_entries_are_moved_aside_and_counted() {
+    let Some(redis) = test_redis("unreadable_entries_are_moved_aside_and_counted") else { return };
+    let (site, want) = sandbox(200);
+    let name = unique("pickled");
+    // What scrapy-redis's default pickle serializer writes is not JSON.
+    let mut c = conn(&redis.url);
+    for i in 0..3u8 {
+        let pickled: Vec<u8> = vec![0x80, 0x04, 0x95, i, 0x00, b'}', 0x94];
+        let _: i64 =
+            redis::cmd("RPUSH").arg(format!("{name}:requests")).arg(pickled).query(&mut c).expect("RPUSH");
+    }
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    shop.layout = "scrapy-redis";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = Arachne::spawn("p", dir.path(), &shop.yaml(), &[]);
+    assert_eq!(p.wait(Instant::now() + Duration::from_secs(30)), 0, "{}", p.stderr());
+    let mut items = BTreeMap::new();
+    collect(&mut items, &p.items(false), true);
+    assert_truth_items(&items, &want);
+    assert_eq!(p.summary()["dead_letters"].as_u64(), Some(3), "{}", p.summary());
+    let dead: Vec<String> = redis::cmd("LRANGE")
+        .arg(format!("{name}:arachne:dead"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut c)
+        .expect("LRANGE");
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    for d in &dead {
+        let v: serde_json::Value = serde_json::from_str(d).expect("JSON");
+        assert!(v["reason"].as_str().is_some_and(|r| r.contains("not UTF-8")), "{v}");
+    }
+    let leases: i64 = redis::cmd("ZCARD").arg(format!("{name}:arachne:leases")).query(&mut c).expect("ZCARD");
+    assert_eq!(leases, 0, "nothing hidden in the leases");
+    drop_scrapy_keys(&redis.url, &name);
+}

@@ -159,9 +159,10 @@ async fn open_redis_frontier(spec: &CrawlSpec) -> Result<redis::frontier::RedisF
         RedisLayout::ScrapyRedis => redis::frontier::Layout::ScrapyRedis,
     };
     let lease = spec.frontier.lease.0;
-    let mut store =
-        redis::frontier::RedisFrontier::new(&broker, &spec.name, spec.frontier.order, layout, lease);
-    if spec.frontier.dedup == Dedup::Bloom {
+    let bloom = spec.frontier.dedup == Dedup::Bloom;
+    let order = redis::frontier::adopt_order(&broker, &spec.name, layout, spec.frontier.order, bloom).await?;
+    let mut store = redis::frontier::RedisFrontier::new(&broker, &spec.name, order, layout, lease);
+    if bloom {
         store = store.with_bloom(spec.frontier.bloom.capacity, spec.frontier.bloom.error_rate);
     }
     Ok(store)

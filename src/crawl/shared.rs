@@ -141,6 +141,12 @@ pub trait SharedStore: Send + Sync + 'static {
     /// Reconnections to the broker so far (for the summary).
     fn reconnects(&self) -> u64;
 
+    /// Entries of the shared queue that could not be read and were moved aside (each
+    /// store says where), for the summary's `dead_letters`.
+    fn dead_letters(&self) -> u64 {
+        0
+    }
+
     /// Called once when the run ends, after the last ack: leave the broker cleanly (a Kafka
     /// consumer leaves its group, so its partitions move at once).
     fn close(&self) -> BoxFuture<'static, ()> {

@@ -336,7 +336,8 @@ impl Run {
         summary.redeliveries = requests.stats().redeliveries.load(Ordering::Relaxed)
             + pages.stats().redeliveries.load(Ordering::Relaxed);
         summary.dead_letters = requests.stats().dead_letters.load(Ordering::Relaxed)
-            + pages.stats().dead_letters.load(Ordering::Relaxed);
+            + pages.stats().dead_letters.load(Ordering::Relaxed)
+            + shared_store.as_ref().map_or(0, |s| s.dead_letters());
         if let Some(e) = sink_error {
             return Err(RunError::Sink(e));
         }

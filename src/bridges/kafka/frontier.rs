@@ -133,6 +133,8 @@ struct State {
     /// Start-URL partitions' next offsets, to commit.
     start_positions: HashMap<i32, i64>,
     duplicates: u64,
+    /// Requests messages that could not be read (skipped, offset done).
+    unreadable: u64,
 }
 
 /// What the poll thread, the rebalance callbacks and the scheduler's calls share.
@@ -818,6 +820,11 @@ impl SharedStore for KafkaFrontier {
 
     fn reconnects(&self) -> u64 {
         self.inner.consumer.context().link.reconnects() + self.inner.producer_link.reconnects()
+    }
+
+    /// Unreadable requests messages (skipped: they stay in the topic, for Kafka's tools).
+    fn dead_letters(&self) -> u64 {
+        self.inner.shared.lock().unreadable
     }
 
     fn close(&self) -> BoxFuture<'static, ()> {

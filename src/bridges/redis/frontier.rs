@@ -132,6 +132,8 @@ pub struct FrontierCounters {
     pub reconnects: AtomicU64,
     /// Calls sent again after a reconnection.
     pub retried_calls: AtomicU64,
+    /// Queue entries moved to the dead key because they could not be read.
+    pub dead_lettered: AtomicU64,
 }
 
 impl FrontierCounters {
@@ -164,6 +166,9 @@ pub struct FrontierKeys {
     pub start_urls: String,
     /// The items list (for the sink; the store does not touch it).
     pub items: String,
+    /// Queue entries this store could not read, moved aside with the reason (a list of
+    /// JSON objects `{ "entry", "reason" }`).
+    pub dead: String,
 }
 
 impl FrontierKeys {
@@ -180,6 +185,7 @@ impl FrontierKeys {
                     seq: k("seq"),
                     start_urls: k("start_urls"),
                     items: k("items"),
+                    dead: k("dead"),
                 }
             }
             Layout::ScrapyRedis => Self {
@@ -190,6 +196,7 @@ impl FrontierKeys {
                 seq: format!("{name}:arachne:seq"),
                 start_urls: format!("{name}:start_urls"),
                 items: format!("{name}:items"),
+                dead: format!("{name}:arachne:dead"),
             },
         }
     }
@@ -574,10 +581,41 @@ impl RedisFrontier {
             return Ok(Vec::new());
         }
         let args = [self.mode.arg().to_string(), max.to_string(), self.lease_ms.to_string()];
-        let tokens: Vec<String> = self
+        let tokens: Vec<Vec<u8>> = self
             .invoke(&self.lease_script, &[&self.keys.queue, &self.keys.leases, &self.keys.lease_seq], &args)
             .await?;
-        tokens.into_iter().map(|t| self.decode_token(t)).collect()
+        let mut leased = Vec::with_capacity(tokens.len());
+        let mut unreadable = Vec::new();
+        for token in tokens {
+            let decoded = match String::from_utf8(token) {
+                Ok(text) => self.decode_token(text.clone()).map_err(|e| (text.into_bytes(), e.to_string())),
+                Err(e) => Err((e.into_bytes(), "not UTF-8 text (a pickled Scrapy request?)".to_string())),
+            };
+            match decoded {
+                Ok(l) => leased.push(l),
+                Err(bad) => unreadable.push(bad),
+            }
+        }
+        if !unreadable.is_empty() {
+            self.dead_letter(&unreadable).await?;
+        }
+        Ok(leased)
+    }
+
+    /// Moves leased entries this store cannot read to the dead key, with the reason: they
+    /// are never hidden in the leases, nor retried forever.
+    async fn dead_letter(&self, unreadable: &[(Vec<u8>, String)]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for (token, reason) in unreadable {
+            let entry = token.splitn(3, |&b| b == b'|').nth(2).unwrap_or(token);
+            tracing::warn!(key = %self.keys.dead, "shared frontier: moved an unreadable entry aside: {reason}");
+            let record = serde_json::json!({ "entry": String::from_utf8_lossy(entry), "reason": reason });
+            pipe.cmd("RPUSH").arg(&self.keys.dead).arg(record.to_string()).ignore();
+            pipe.cmd("ZREM").arg(&self.keys.leases).arg(token).ignore();
+        }
+        let () = self.query_pipe(&pipe).await?;
+        self.counters.dead_lettered.fetch_add(unreadable.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Acknowledges leases: removes them from the leases sorted set (one `ZREM`). Returns how
@@ -1113,6 +1151,67 @@ mod bloom_tests {
     }
 }
 
+/// The order to run frontier `name` in: `order`, unless its queue already exists as the
+/// other kind of key (a sorted set is a priority queue, as scrapy-redis's default
+/// `PriorityQueue`; a list is fifo or lifo): then that queue's order is adopted, and said.
+/// A queue, seen-set or lease key of any other type is an error naming the key, its type
+/// and what to change, never a loop of WRONGTYPE answers.
+pub async fn adopt_order(
+    broker: &RedisBroker,
+    name: &str,
+    layout: Layout,
+    order: QueueOrder,
+    bloom: bool,
+) -> std::result::Result<QueueOrder, BridgeError> {
+    let keys = FrontierKeys::new(name, layout);
+    let mut conn = broker.connection().await?;
+    let mut pipe = redis::pipe();
+    pipe.cmd("TYPE").arg(&keys.queue).cmd("TYPE").arg(&keys.seen).cmd("TYPE").arg(&keys.leases);
+    if bloom {
+        pipe.cmd("TYPE").arg(format!("{}:bloom", keys.seen));
+    }
+    let types: Vec<String> = pipe.query_async(&mut conn).await.map_err(|e| broker.error(&e))?;
+    let wrong = |key: &str, kind: &str, want: &str| {
+        BridgeError::Unsupported(format!(
+            "the Redis key '{key}' holds a {kind}, but the shared frontier needs {want} there: \
+             delete the key, or give the crawl another `name` (or `frontier.layout`)"
+        ))
+    };
+    let kind = |i: usize| types.get(i).map(String::as_str).unwrap_or("none");
+    if !matches!(kind(1), "none" | "set") {
+        return Err(wrong(&keys.seen, kind(1), "a set (the seen-set)"));
+    }
+    if !matches!(kind(2), "none" | "zset") {
+        return Err(wrong(&keys.leases, kind(2), "a sorted set (the leases)"));
+    }
+    if bloom && !matches!(kind(3), "none" | "string") {
+        return Err(wrong(&format!("{}:bloom", keys.seen), kind(3), "a string (the Bloom filter's bits)"));
+    }
+    match (kind(0), order) {
+        ("none", o)
+        | ("list", o @ (QueueOrder::Fifo | QueueOrder::Lifo))
+        | ("zset", o @ QueueOrder::Priority) => Ok(o),
+        ("zset", o) => {
+            tracing::warn!(
+                key = %keys.queue,
+                "the queue is a sorted set (a priority queue, as scrapy-redis's PriorityQueue): \
+                 using `frontier.order: priority`, not {o:?}"
+            );
+            Ok(QueueOrder::Priority)
+        }
+        ("list", QueueOrder::Priority) => {
+            tracing::warn!(
+                key = %keys.queue,
+                "the queue is a list (fifo or lifo): using `frontier.order: fifo`, not priority"
+            );
+            Ok(QueueOrder::Fifo)
+        }
+        (other, _) => {
+            Err(wrong(&keys.queue, other, "a list, or a sorted set with `order: priority` (the queue)"))
+        }
+    }
+}
+
 /// The Redis frontier behind the broker seam: leases expire (`frontier.lease`), so the
 /// scheduler renews what it holds and any process reaps what dead ones left.
 impl SharedStore for RedisFrontier {
@@ -1169,5 +1268,9 @@ impl SharedStore for RedisFrontier {
 
     fn reconnects(&self) -> u64 {
         self.counters.reconnects()
+    }
+
+    fn dead_letters(&self) -> u64 {
+        self.counters.dead_lettered.load(Ordering::Relaxed)
     }
 }
