@@ -166,12 +166,16 @@ pub struct FrontierKeys {
     pub start_urls: String,
     /// The items list (for the sink; the store does not touch it).
     pub items: String,
-    /// Queue entries this store could not read, moved aside with the reason (a list of
-    /// JSON objects `{ "entry", "reason" }`).
-    pub dead: String,
 }
 
 impl FrontierKeys {
+    /// Where queue entries this store could not read are moved, with the reason (a list of
+    /// JSON objects `{ "entry", "reason" }`): beside the leases, `arachne:<name>:dead` or
+    /// `<name>:arachne:dead`.
+    pub fn dead(&self) -> String {
+        format!("{}dead", self.leases.strip_suffix("leases").unwrap_or(&self.leases))
+    }
+
     /// The keys of frontier `name` in `layout`.
     pub fn new(name: &str, layout: Layout) -> Self {
         match layout {
@@ -185,7 +189,6 @@ impl FrontierKeys {
                     seq: k("seq"),
                     start_urls: k("start_urls"),
                     items: k("items"),
-                    dead: k("dead"),
                 }
             }
             Layout::ScrapyRedis => Self {
@@ -196,7 +199,6 @@ impl FrontierKeys {
                 seq: format!("{name}:arachne:seq"),
                 start_urls: format!("{name}:start_urls"),
                 items: format!("{name}:items"),
-                dead: format!("{name}:arachne:dead"),
             },
         }
     }
@@ -608,9 +610,9 @@ impl RedisFrontier {
         let mut pipe = redis::pipe();
         for (token, reason) in unreadable {
             let entry = token.splitn(3, |&b| b == b'|').nth(2).unwrap_or(token);
-            tracing::warn!(key = %self.keys.dead, "shared frontier: moved an unreadable entry aside: {reason}");
+            tracing::warn!(key = %self.keys.dead(), "shared frontier: moved an unreadable entry aside: {reason}");
             let record = serde_json::json!({ "entry": String::from_utf8_lossy(entry), "reason": reason });
-            pipe.cmd("RPUSH").arg(&self.keys.dead).arg(record.to_string()).ignore();
+            pipe.cmd("RPUSH").arg(self.keys.dead()).arg(record.to_string()).ignore();
             pipe.cmd("ZREM").arg(&self.keys.leases).arg(token).ignore();
         }
         let () = self.query_pipe(&pipe).await?;
