@@ -27,12 +27,23 @@ pub struct BridgeCounters {
     /// Health checks (PING) that failed or timed out.
     pub health_checks_failed: AtomicU64,
     connected: AtomicBool,
+    finished: AtomicBool,
 }
 
 impl BridgeCounters {
     /// Whether the bridge holds a working connection (subscribed, for inbound ones).
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Acquire)
+    }
+
+    /// Whether the bridge has done its work: outbound, its local topic closed and every
+    /// message sent; inbound, its local topic closed.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_finished(&self) {
+        self.finished.store(true, Ordering::Release);
     }
 
     pub(crate) fn set_connected(&self, on: bool) {

@@ -210,9 +210,25 @@ pub struct StartedBridges {
     pub counters: Vec<Arc<BridgeCounters>>,
     /// One per inbound bridge that measures its lag.
     pub lags: Vec<ConsumerLag>,
+    /// The outbound bridges' counters (they finish once their topic is closed and sent).
+    pub outbound: Vec<Arc<BridgeCounters>>,
 }
 
 impl StartedBridges {
+    /// Waits (at most `limit`) until every outbound bridge has finished: at the end of a
+    /// run, after the bus is closed, so they send what they still hold before the process
+    /// stops them.
+    pub async fn finish(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.outbound.iter().all(|c| c.is_finished()) {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!("a bridge did not finish sending in time");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Every inbound bridge's consumer lag now, per `topic/partition`.
     pub fn consumer_lag(&self) -> std::collections::BTreeMap<String, i64> {
         let mut all = std::collections::BTreeMap::new();
@@ -249,6 +265,9 @@ pub async fn start(
         for (i, b) in redis_bridges.into_iter().enumerate() {
             let bridge = redis::PubSubBridge::from_spec(&broker, b, bus)?;
             counters.push(bridge.counters());
+            if b.direction == crate::spec::BridgeDirection::Out {
+                started.outbound.push(bridge.counters());
+            }
             let name = format!("bridge-{i}-{}", bridge.describe());
             sup.start(name, Restart::Transient, arbiter, move |_| bridge);
         }
@@ -260,8 +279,9 @@ pub async fn start(
         for (i, b) in kafka_bridges.into_iter().enumerate() {
             let bridge = kafka::KafkaBridge::from_spec(&broker, spec, b, bus)?;
             counters.push(bridge.counters());
-            if b.direction == crate::spec::BridgeDirection::In {
-                started.lags.push(bridge.lag());
+            match b.direction {
+                crate::spec::BridgeDirection::In => started.lags.push(bridge.lag()),
+                crate::spec::BridgeDirection::Out => started.outbound.push(bridge.counters()),
             }
             let name = format!("bridge-kafka-{i}-{}", bridge.describe());
             sup.start(name, Restart::Transient, arbiter, move |_| bridge);

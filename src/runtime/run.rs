@@ -307,6 +307,7 @@ impl Run {
         pages.close();
         drain(&pages).await;
         bus.close();
+        bridges.finish(DRAIN_TIMEOUT).await;
         let mut sink_error = None;
         for done in sinks_done {
             let failure = match tokio::time::timeout(DRAIN_TIMEOUT, done).await {

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -163,7 +164,7 @@ struct GroupContext {
 }
 
 impl ClientContext for GroupContext {
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+    fn error(&self, error: KafkaError, reason: &str) {
         self.link.record(&error, reason);
     }
 }
@@ -243,69 +244,66 @@ impl GroupContext {
         state.start_positions.clear();
     }
 
-    /// Reads partition `p` of the seen-set changelog from its start to its end.
+    /// Reads partition `p` of the seen-set changelog from its start to its end (the end is
+    /// where the broker says the partition ends: `enable.partition.eof`, which holds even
+    /// where a broker's high watermark lags inside the last record batch).
     fn restore(&self, p: i32) -> HashMap<u128, i64> {
         let mut seen = HashMap::new();
         let restorer = self.restorer.lock().unwrap_or_else(|e| e.into_inner());
-        let topic = &self.names.seen;
-        let (low, high) = match restorer.fetch_watermarks(topic, p, self.timeout) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!("kafka frontier: cannot read the seen-set of partition {p}: {e}");
-                return seen;
-            }
-        };
-        if high <= low {
-            return seen;
-        }
         let mut list = TopicPartitionList::new();
-        if list.add_partition_offset(topic, p, Offset::Offset(low)).is_err()
+        if list.add_partition_offset(&self.names.seen, p, Offset::Beginning).is_err()
             || restorer.assign(&list).is_err()
         {
             tracing::warn!("kafka frontier: cannot assign the seen-set partition {p}");
             return seen;
         }
         let deadline = Instant::now() + self.timeout.max(Duration::from_secs(30));
-        let mut last = low - 1;
-        while last < high - 1 && Instant::now() < deadline {
+        let mut complete = false;
+        while !complete && Instant::now() < deadline {
             match restorer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
-                    last = m.offset();
                     if let (Some(key), Some(value)) = (m.key(), m.payload()) {
                         if let (Ok(k), Ok(v)) = (<[u8; 16]>::try_from(key), <[u8; 8]>::try_from(value)) {
                             seen.entry(u128::from_be_bytes(k)).or_insert(i64::from_be_bytes(v));
                         }
                     }
                 }
+                Some(Err(KafkaError::PartitionEOF(_))) => complete = true,
                 Some(Err(e)) => tracing::debug!("kafka frontier: restoring the seen-set: {e}"),
                 None => {}
             }
         }
-        if last < high - 1 {
+        if !complete {
             tracing::warn!("kafka frontier: the seen-set of partition {p} was read only in part (timed out)");
         }
         let _ = restorer.assign(&TopicPartitionList::new());
         seen
     }
-}
 
-impl GroupContext {
     /// How many of `positions`' partitions have a record at or after their position (each
-    /// counts once): reads each from there, briefly.
+    /// counts once): reads each from there until a record or the partition's end. One that
+    /// cannot be told in time counts as having records (the crawl is not done).
     fn records_after(&self, positions: &TopicPartitionList) -> u64 {
         let probe = self.restorer.lock().unwrap_or_else(|e| e.into_inner());
         if probe.assign(positions).is_err() {
-            return 1; // cannot tell: not done
+            return 1;
         }
-        let mut found = HashSet::new();
-        let deadline = Instant::now() + Duration::from_millis(300);
-        while found.len() < positions.count() && Instant::now() < deadline {
-            if let Some(Ok(m)) = probe.poll(Duration::from_millis(50)) {
-                found.insert(m.partition());
+        let mut told: HashMap<i32, bool> = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while told.len() < positions.count() && Instant::now() < deadline {
+            match probe.poll(Duration::from_millis(50)) {
+                Some(Ok(m)) => {
+                    told.insert(m.partition(), true);
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    told.entry(p).or_insert(false);
+                }
+                _ => {}
             }
         }
         let _ = probe.assign(&TopicPartitionList::new());
-        found.len() as u64
+        let unknown = positions.count() - told.len();
+        (told.values().filter(|&&found| found).count() + unknown) as u64
     }
 }
 
@@ -412,6 +410,7 @@ impl Inner {
                 ("enable.auto.offset.store", "false"),
                 ("auto.offset.reset", "earliest"),
                 ("fetch.wait.max.ms", "20"),
+                ("enable.partition.eof", "true"),
             ])
             .create_with_context(LinkContext::default())
             .map_err(|e| broker.error(&e, ""))?;

@@ -292,7 +292,10 @@ impl Actor for PubSubBridge {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let run = actix::fut::wrap_future::<_, Self>((self.runner)());
-        ctx.spawn(run.map(|(), _act, ctx: &mut Context<Self>| ctx.stop()));
+        ctx.spawn(run.map(|(), act, ctx: &mut Context<Self>| {
+            act.counters.set_finished();
+            ctx.stop();
+        }));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
