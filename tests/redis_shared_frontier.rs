@@ -467,3 +467,24 @@ fn unreadable_entries_are_moved_aside_and_counted() {
     assert_eq!(leases, 0, "nothing hidden in the leases");
     drop_scrapy_keys(&redis.url, &name);
 }
+
+#[test]
+fn max_pages_counts_the_whole_crawl_across_processes() {
+    let Some(redis) = test_redis("max_pages_counts_the_whole_crawl_across_processes") else { return };
+    let (site, _) = sandbox(5000);
+    let name = unique("maxpages");
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    shop.fetch = "scope: { max_pages: 1000 }";
+    let spec = shop.yaml();
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
+    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &[]);
+    assert_eq!(a.wait(deadline), 0, "a:\n{}", a.stderr());
+    assert_eq!(b.wait(deadline), 0, "b:\n{}", b.stderr());
+    let fetched = a.pages_fetched() + b.pages_fetched();
+    assert_eq!(fetched, 1000, "a: {}\nb: {}", a.summary(), b.summary());
+    let stats = site.stats();
+    assert_eq!(stats.repeated_ok, 0);
+    drop_keys(&redis.url, &name);
+}

@@ -173,7 +173,17 @@ impl FrontierKeys {
     /// JSON objects `{ "entry", "reason" }`): beside the leases, `arachne:<name>:dead` or
     /// `<name>:arachne:dead`.
     pub fn dead(&self) -> String {
-        format!("{}dead", self.leases.strip_suffix("leases").unwrap_or(&self.leases))
+        self.beside_leases("dead")
+    }
+
+    /// The count of requests ever queued, for `scope.max_pages` across processes: beside
+    /// the leases, `arachne:<name>:admitted` or `<name>:arachne:admitted`.
+    pub fn admitted(&self) -> String {
+        self.beside_leases("admitted")
+    }
+
+    fn beside_leases(&self, what: &str) -> String {
+        format!("{}{what}", self.leases.strip_suffix("leases").unwrap_or(&self.leases))
     }
 
     /// The keys of frontier `name` in `layout`.
@@ -241,10 +251,13 @@ impl Mode {
     }
 }
 
-/// admit: KEYS seen, queue, seq; ARGV mode, then (seen member, entry, score) triples.
-/// Returns 1/0 per request: newly seen (and queued) or already seen.
+/// admit: KEYS seen, queue, seq, admitted; ARGV mode (`MODE` or `MODE/LIMIT`), then (seen
+/// member, entry, score) triples. Returns 1/0 per request: newly seen (and queued) or not.
+/// With a LIMIT (`scope.max_pages` across every process), the `admitted` counter stops the
+/// queue at LIMIT requests: those past it are neither queued nor marked seen.
 const ADMIT: &str = r#"
-local mode = ARGV[1]
+local mode, limit = string.match(ARGV[1], '^([^/]+)/?(%d*)$')
+limit = tonumber(limit)
 local out = {}
 -- A seen member 'B:o1,o2,...' is a Bloom filter entry: new if any of its bits was 0.
 local function seen_add(key, member)
@@ -258,7 +271,9 @@ local function seen_add(key, member)
   return redis.call('SADD', key, member)
 end
 for i = 2, #ARGV, 3 do
-  if seen_add(KEYS[1], ARGV[i]) == 1 then
+  local full = limit ~= nil and tonumber(redis.call('GET', KEYS[4]) or '0') >= limit
+  if not full and seen_add(KEYS[1], ARGV[i]) == 1 then
+    if limit ~= nil then redis.call('INCR', KEYS[4]) end
     local entry = ARGV[i + 1]
     if mode == 'ZS' then
       local n = redis.call('INCR', KEYS[3])
@@ -456,6 +471,7 @@ pub struct RedisFrontier {
     counters: Arc<FrontierCounters>,
     bloom: Option<Bloom>,
     bloom_key: String,
+    max_requests: Option<u64>,
     admit_script: Arc<Script>,
     lease_script: Arc<Script>,
     reap_script: Arc<Script>,
@@ -489,6 +505,7 @@ impl RedisFrontier {
             counters: Arc::default(),
             bloom: None,
             bloom_key: String::new(),
+            max_requests: None,
             admit_script: Arc::new(Script::new(ADMIT)),
             lease_script: Arc::new(Script::new(LEASE)),
             reap_script: Arc::new(Script::new(REAP)),
@@ -506,6 +523,13 @@ impl RedisFrontier {
     /// The keys this frontier uses.
     pub fn keys(&self) -> &FrontierKeys {
         &self.keys
+    }
+
+    /// Queues at most `max` requests over the crawl's life, across every process
+    /// (`scope.max_pages`); 0 is no limit.
+    pub fn with_max_requests(mut self, max: u64) -> Self {
+        self.max_requests = (max > 0).then_some(max);
+        self
     }
 
     /// Dedups with a Bloom filter (a Redis string of bits, `<seen key>:bloom`) sized for
@@ -547,7 +571,10 @@ impl RedisFrontier {
             return Ok(Vec::new());
         }
         let mut args: Vec<String> = Vec::with_capacity(1 + batch.len() * 3);
-        args.push(self.mode.arg().to_string());
+        args.push(match self.max_requests {
+            Some(max) => format!("{}/{max}", self.mode.arg()),
+            None => self.mode.arg().to_string(),
+        });
         for (fp, req, priority) in batch {
             let seen = match (self.layout, &self.bloom) {
                 (Layout::Native, Some(bloom)) => bloom.member(*fp),
@@ -565,7 +592,11 @@ impl RedisFrontier {
             args.push((-i64::from(*priority)).to_string());
         }
         let flags: Vec<i64> = self
-            .invoke(&self.admit_script, &[self.seen_key(), &self.keys.queue, &self.keys.seq], &args)
+            .invoke(
+                &self.admit_script,
+                &[self.seen_key(), &self.keys.queue, &self.keys.seq, &self.keys.admitted()],
+                &args,
+            )
             .await?;
         if flags.len() != batch.len() {
             return Err(self.corrupt(&self.keys.queue, format!("admit answered {} flags", flags.len())));
