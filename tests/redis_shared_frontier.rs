@@ -488,3 +488,38 @@ fn max_pages_counts_the_whole_crawl_across_processes() {
     assert_eq!(stats.repeated_ok, 0);
     drop_keys(&redis.url, &name);
 }
+
+#[test]
+fn a_schedule_fires_once_per_tick_across_processes() {
+    let Some(redis) = test_redis("a_schedule_fires_once_per_tick_across_processes") else { return };
+    let (site, _) = sandbox(50);
+    let name = unique("ticks");
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    shop.fetch = "schedules:\n  - { name: tick, every: 2s, publish: { topic: ticks } }";
+    let spec = shop.yaml();
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let started = Instant::now();
+    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &["--stop-after", "7s"]);
+    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &["--stop-after", "7s"]);
+    assert_eq!(a.wait(started + Duration::from_secs(30)), 0, "a:\n{}", a.stderr());
+    assert_eq!(b.wait(started + Duration::from_secs(30)), 0, "b:\n{}", b.stderr());
+    let ansi = regex::Regex::new("\x1b\\[[0-9;]*m").expect("regex");
+    let instants = |p: &Arachne| -> Vec<String> {
+        let text = ansi.replace_all(&p.stderr(), "").into_owned();
+        text.lines()
+            .filter(|l| l.contains("schedule fired"))
+            .filter_map(|l| l.split("scheduled_for=").nth(1).and_then(|rest| rest.split(" missed").next()))
+            .map(str::to_string)
+            .collect()
+    };
+    let (fa, fb) = (instants(&a), instants(&b));
+    let firings = a.summary()["firings"].as_u64().unwrap_or(0) + b.summary()["firings"].as_u64().unwrap_or(0);
+    assert_eq!(firings as usize, fa.len() + fb.len(), "a: {fa:?}, b: {fb:?}");
+    for t in &fa {
+        assert!(!fb.contains(t), "tick {t} fired in both processes: a {fa:?}, b {fb:?}");
+    }
+    // Two processes over ~7 s of 2 s ticks: one firing per tick is 3 or 4 (a little more
+    // if their windows are offset); each process on its own would make 6 or more.
+    assert!((2..=5).contains(&firings), "{firings} firings: a {fa:?}, b {fb:?}");
+    drop_keys(&redis.url, &name);
+}

@@ -25,6 +25,10 @@ pub const FIRINGS_TOPIC: &str = "schedules";
 /// What `action: reseed` calls, with the firing that asked for it.
 pub type ReseedFn = Box<dyn Fn(&Firing) + Send>;
 
+/// With a shared broker: asked before a firing acts; `true` when this process won the
+/// firing (one process per tick across the crawl).
+pub type ClaimFn = Arc<dyn Fn(&Firing) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
+
 /// Why the Clock cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClockError {
@@ -57,6 +61,8 @@ pub struct Clock {
     wall: Arc<dyn WallClock>,
     /// Where each schedule is, kept across restarts.
     progress: Arc<Mutex<Vec<Resume>>>,
+    /// With a shared broker: who acts on each firing.
+    claim: Option<ClaimFn>,
 }
 
 impl Clock {
@@ -82,6 +88,38 @@ impl Clock {
         wall: Arc<dyn WallClock>,
     ) -> Result<Self, ClockError> {
         let start = wall.now();
+        Self::build(schedules, bus, stats, on_reseed, wall, start)
+    }
+
+    /// A clock of one crawl shared by many processes: `every` periods are counted from the
+    /// Unix epoch (so every process has the same ticks), and each firing acts only in the
+    /// process that `claim` says won it.
+    pub fn shared(
+        schedules: Vec<ScheduleSpec>,
+        bus: Bus,
+        stats: Arc<Stats>,
+        on_reseed: ReseedFn,
+        claim: ClaimFn,
+    ) -> Result<Self, ClockError> {
+        let mut clock =
+            Self::build(schedules, bus, stats, on_reseed, Arc::new(SystemClock), DateTime::UNIX_EPOCH)?;
+        let now = clock.wall.now();
+        for p in clock.progress.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
+            p.after = now;
+        }
+        clock.claim = Some(claim);
+        Ok(clock)
+    }
+
+    fn build(
+        schedules: Vec<ScheduleSpec>,
+        bus: Bus,
+        stats: Arc<Stats>,
+        on_reseed: ReseedFn,
+        wall: Arc<dyn WallClock>,
+        anchor: DateTime<Utc>,
+    ) -> Result<Self, ClockError> {
+        let start = anchor;
         let mut entries = Vec::with_capacity(schedules.len());
         for spec in &schedules {
             let schedule = Schedule::from_spec(spec, start)
@@ -97,6 +135,7 @@ impl Clock {
             on_reseed,
             wall,
             progress: Arc::new(Mutex::new(progress)),
+            claim: None,
         })
     }
 
@@ -156,6 +195,25 @@ impl Handler<Fired> for Clock {
 
     fn handle(&mut self, msg: Fired, ctx: &mut Context<Self>) {
         let Fired { index, firing } = msg;
+        match self.claim.clone() {
+            None => self.act(index, firing, ctx),
+            Some(claim) => {
+                let won = claim(&firing);
+                ctx.spawn(won.into_actor(self).map(move |won, act, ctx| {
+                    if won {
+                        act.act(index, firing, ctx);
+                    } else {
+                        tracing::debug!(schedule = %firing.schedule, "another process of the crawl took this firing");
+                    }
+                }));
+            }
+        }
+    }
+}
+
+impl Clock {
+    /// Counts a firing, reseeds or publishes as its schedule says.
+    fn act(&mut self, index: usize, firing: Firing, ctx: &mut Context<Self>) {
         let Some(entry) = self.entries.get(index) else { return };
         Stats::incr(&self.stats.firings);
         tracing::info!(

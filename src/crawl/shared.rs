@@ -138,6 +138,11 @@ pub trait SharedStore: Send + Sync + 'static {
     /// What is left across every process.
     fn pending(&self) -> BoxFuture<'static, StoreResult<Pending>>;
 
+    /// Claims `key` (a schedule's tick) for this process, for at least `hold`: `true` for
+    /// the one process of the crawl that gets it, so a schedule fires once per tick across
+    /// every process.
+    fn claim(&self, key: String, hold: Duration) -> BoxFuture<'static, StoreResult<bool>>;
+
     /// Reconnections to the broker so far (for the summary).
     fn reconnects(&self) -> u64;
 

@@ -22,6 +22,7 @@ use crate::crawl::scheduler::SharedFrontier;
 use crate::crawl::scheduler::{
     Checkpoint, DeadLettered, Drain, Reseed, Restore, Scheduler, SchedulerParts, Seed,
 };
+use crate::crawl::shared::SharedStore;
 use crate::crawl::sink::{ItemSink, SinkActor, SinkResult};
 use crate::crawl::{http, urls, CrawlRequest, Event, Page, PageItems, PageParser};
 use crate::observe::{Progress, Stats, Summary};
@@ -259,12 +260,14 @@ impl Run {
 
         if !spec.schedules.is_empty() {
             let reseed = scheduler.clone();
-            let clock = Clock::new(
-                spec.schedules.clone(),
-                bus.clone(),
-                stats.clone(),
-                Box::new(move |_| reseed.do_send(Reseed)),
-            )
+            let on_reseed = Box::new(move |_: &crate::bus::Firing| reseed.do_send(Reseed));
+            let clock = match &shared_store {
+                None => Clock::new(spec.schedules.clone(), bus.clone(), stats.clone(), on_reseed),
+                Some(store) => {
+                    let claim = claim_ticks(store.clone());
+                    Clock::shared(spec.schedules.clone(), bus.clone(), stats.clone(), on_reseed, claim)
+                }
+            }
             .map_err(|e| RunError::Schedule(e.to_string()))?;
             sup.start("clock", Restart::Permanent, &main, move |_| clock);
         }
@@ -350,6 +353,21 @@ impl Run {
         }
         Ok(summary)
     }
+}
+
+/// One firing per tick across the processes of a shared crawl: the store decides who takes
+/// it. When the broker cannot say, this process fires (at least once beats never).
+fn claim_ticks(store: Arc<dyn SharedStore>) -> crate::crawl::clock::ClaimFn {
+    Arc::new(move |firing: &crate::bus::Firing| {
+        let key = format!("{}:{}", firing.schedule, firing.scheduled_for.timestamp_millis());
+        let claimed = store.claim(key, Duration::from_secs(3600));
+        Box::pin(async move {
+            claimed.await.unwrap_or_else(|e| {
+                tracing::warn!("schedule: cannot tell whether another process fired this tick ({e}): firing");
+                true
+            })
+        })
+    })
 }
 
 /// Waits until the crawl is done (`Ok(false)`), a stop was asked for (Ctrl-C, SIGTERM,

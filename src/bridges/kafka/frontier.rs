@@ -817,6 +817,13 @@ impl SharedStore for KafkaFrontier {
         })
     }
 
+    /// Kafka has no shared key to set: the process that owns partition 0 of the requests
+    /// topic takes every tick (one owner at a time, by the group's assignment).
+    fn claim(&self, _key: String, _hold: Duration) -> BoxFuture<'static, StoreResult<bool>> {
+        let owner = self.inner.shared.lock().parts.contains_key(&0);
+        Box::pin(async move { Ok(owner) })
+    }
+
     fn reconnects(&self) -> u64 {
         self.inner.consumer.context().link.reconnects() + self.inner.producer_link.reconnects()
     }

@@ -182,7 +182,8 @@ impl FrontierKeys {
         self.beside_leases("admitted")
     }
 
-    fn beside_leases(&self, what: &str) -> String {
+    /// A key of this frontier's own, beside the leases.
+    pub fn beside_leases(&self, what: &str) -> String {
         format!("{}{what}", self.leases.strip_suffix("leases").unwrap_or(&self.leases))
     }
 
@@ -1296,6 +1297,21 @@ impl SharedStore for RedisFrontier {
         Box::pin(async move {
             let (queued, leased) = this.pending().await.map_err(StoreError::new)?;
             Ok(Pending { queued, leased })
+        })
+    }
+
+    /// `SET <beside the leases>tick:<key> 1 NX PX <hold>`: the first process to ask wins.
+    fn claim(&self, key: String, hold: Duration) -> BoxFuture<'static, StoreResult<bool>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(this.keys.beside_leases(&format!("tick:{key}")))
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1));
+            let set: Option<String> = this.query(&cmd).await.map_err(StoreError::new)?;
+            Ok(set.is_some())
         })
     }
 
