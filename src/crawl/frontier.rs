@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashSet;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use regex::RegexSet;
 use texting_robots::Robot;
 use url::Url;
@@ -151,16 +151,46 @@ pub struct Frontier {
     priorities: Option<(RegexSet, Vec<i32>)>,
     admitted: u64,
     queued: usize,
+    /// The rate every host gets unless it has its own (requests/s; 0: no limit).
+    rate: f64,
+    /// Hosts with a rate of their own (set by remote control).
+    host_rates: HashMap<Arc<str>, (f64, Option<DefaultDirectRateLimiter>)>,
+    /// Hosts paused by remote control.
+    paused: HashSet<Arc<str>>,
+}
+
+/// One host as the dashboard shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostView {
+    /// `host[:port]`.
+    pub host: String,
+    /// Requests waiting.
+    pub queued: usize,
+    /// Requests handed out and not finished.
+    pub in_flight: u32,
+    /// Paused by remote control.
+    pub paused: bool,
+    /// Its request rate (requests/s; 0: no limit).
+    pub rate: f64,
+    /// robots.txt's Crawl-delay, in seconds.
+    pub crawl_delay_s: Option<f64>,
+    /// `unknown`, `fetching` or `known`.
+    pub robots: &'static str,
+}
+
+/// A rate limiter for `rate` requests per second (`None`: no limit).
+fn quota(rate: f64) -> Option<Quota> {
+    (rate > 0.0)
+        .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / rate)))
+        .flatten()
+        .map(|q| q.allow_burst(NonZeroU32::MIN))
 }
 
 impl Frontier {
     /// An empty frontier for a spec (fails on a bad `frontier.priorities` regex).
     pub fn new(spec: &CrawlSpec, scope: Scope) -> Result<Self, regex::Error> {
         let rate = spec.fetch.per_host.rate;
-        let limiter = (rate > 0.0)
-            .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / rate)))
-            .flatten()
-            .map(|q| RateLimiter::dashmap(q.allow_burst(NonZeroU32::MIN)));
+        let limiter = quota(rate).map(RateLimiter::dashmap);
         let rules = &spec.frontier.priorities;
         let priorities = if spec.frontier.order == QueueOrder::Priority && !rules.is_empty() {
             let set = RegexSet::new(rules.iter().map(|r| r.matches.as_str()))?;
@@ -181,7 +211,66 @@ impl Frontier {
             priorities,
             admitted: 0,
             queued: 0,
+            rate,
+            host_rates: HashMap::new(),
+            paused: HashSet::new(),
         })
+    }
+
+    /// Hands out no request for `host` until [`Frontier::resume_host`].
+    pub fn pause_host(&mut self, host: &str) {
+        self.paused.insert(host.into());
+    }
+
+    /// Hands out requests for `host` again.
+    pub fn resume_host(&mut self, host: &str) {
+        if let Some(host) = self.paused.take(host) {
+            self.schedule(&host);
+        }
+    }
+
+    /// Sets the rate (requests/s, 0: no limit) of `host`, or of every host without a rate
+    /// of its own.
+    pub fn set_rate(&mut self, host: Option<&str>, rate: f64) {
+        match host {
+            Some(host) => {
+                let host: Arc<str> = host.into();
+                self.host_rates.insert(host.clone(), (rate, quota(rate).map(RateLimiter::direct)));
+                self.schedule(&host);
+            }
+            None => {
+                self.rate = rate;
+                self.limiter = quota(rate).map(RateLimiter::dashmap);
+            }
+        }
+    }
+
+    /// The rate every host gets unless it has its own.
+    pub fn default_rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Every host the frontier knows, by name.
+    pub fn hosts_view(&self) -> Vec<HostView> {
+        let mut hosts: Vec<HostView> = self
+            .hosts
+            .iter()
+            .map(|(host, hq)| HostView {
+                host: host.to_string(),
+                queued: hq.pending.len(),
+                in_flight: hq.in_flight,
+                paused: self.paused.contains(host),
+                rate: self.host_rates.get(host).map_or(self.rate, |(r, _)| *r),
+                crawl_delay_s: hq.crawl_delay.map(|d| d.as_secs_f64()),
+                robots: match hq.robots {
+                    RobotsState::Unknown => "unknown",
+                    RobotsState::Fetching => "fetching",
+                    RobotsState::Known(_) => "known",
+                },
+            })
+            .collect();
+        hosts.sort_by(|a, b| a.host.cmp(&b.host));
+        hosts
     }
 
     /// The shared seen-set (fingerprints of every URL offered and not dropped for depth).
@@ -348,15 +437,18 @@ impl Frontier {
             if hq.pending.is_empty()
                 || hq.in_flight >= self.per_host
                 || !matches!(hq.robots, RobotsState::Known(_))
+                || (!self.paused.is_empty() && self.paused.contains(&host))
             {
                 continue;
             }
             let mut not_before = hq.not_before.filter(|t| *t > now);
             if not_before.is_none() {
-                if let Some(limiter) = &self.limiter {
-                    if let Err(not_until) = limiter.check_key(&host) {
-                        not_before = Some(now + not_until.wait_time_from(DefaultClock::default().now()));
-                    }
+                let checked = match self.host_rates.get(&host) {
+                    Some((_, limiter)) => limiter.as_ref().map(|l| l.check()),
+                    None => self.limiter.as_ref().map(|l| l.check_key(&host)),
+                };
+                if let Some(Err(not_until)) = checked {
+                    not_before = Some(now + not_until.wait_time_from(DefaultClock::default().now()));
                 }
             }
             if let Some(at) = not_before {
@@ -392,6 +484,7 @@ impl Frontier {
             || hq.pending.is_empty()
             || hq.in_flight >= self.per_host
             || !matches!(hq.robots, RobotsState::Known(_))
+            || (!self.paused.is_empty() && self.paused.contains(host))
         {
             return;
         }
