@@ -100,7 +100,9 @@ fn metrics_parse_and_agree_with_the_summary() {
     });
     // The sinks flush every second: wait until every item is written.
     wait_until(Duration::from_secs(10), "the sink wrote every item", || {
-        let m = parse_metrics(&http().get(format!("{base}metrics")).send().and_then(|r| r.text()).expect("scrape"));
+        let m = parse_metrics(
+            &http().get(format!("{base}metrics")).send().and_then(|r| r.text()).expect("scrape"),
+        );
         sample(&m, "arachne_sink_items_total", &[]) == want.items as f64
     });
     let response = http().get(format!("{base}metrics")).send().expect("scrape");
@@ -122,21 +124,36 @@ fn metrics_parse_and_agree_with_the_summary() {
             Metric::Untyped(_) => "untyped",
         })
     };
-    for counter in ["arachne_pages_fetched_total", "arachne_items_total", "arachne_response_bytes_total", "process_cpu_seconds_total"] {
+    for counter in [
+        "arachne_pages_fetched_total",
+        "arachne_items_total",
+        "arachne_response_bytes_total",
+        "process_cpu_seconds_total",
+    ] {
         assert_eq!(kind(counter), Some("counter"), "{counter}");
     }
-    for gauge in ["arachne_in_flight_requests", "arachne_frontier_requests", "arachne_queue_depth", "process_resident_memory_bytes"] {
+    for gauge in [
+        "arachne_in_flight_requests",
+        "arachne_frontier_requests",
+        "arachne_queue_depth",
+        "process_resident_memory_bytes",
+    ] {
         assert_eq!(kind(gauge), Some("gauge"), "{gauge}");
     }
     assert_eq!(kind("arachne_request_duration_seconds"), Some("histogram"));
-    for documented in ["arachne_pages_failed_total", "arachne_dead_letters_total", "arachne_actor_restarts_total"] {
+    for documented in
+        ["arachne_pages_failed_total", "arachne_dead_letters_total", "arachne_actor_restarts_total"]
+    {
         assert!(scrape.docs.contains_key(documented), "no HELP for {documented}");
     }
 
     // Values: the summary's.
     assert_eq!(summary.pages_fetched, want.pages_fetched);
     assert_eq!(sample(&scrape, "arachne_pages_fetched_total", &[]), summary.pages_fetched as f64);
-    assert_eq!(sample(&scrape, "arachne_pages_fetched_total", &[("status", "200")]), summary.pages_fetched as f64);
+    assert_eq!(
+        sample(&scrape, "arachne_pages_fetched_total", &[("status", "200")]),
+        summary.pages_fetched as f64
+    );
     assert_eq!(sample(&scrape, "arachne_pages_failed_total", &[]), summary.pages_failed as f64);
     let failed_by_kind: BTreeMap<String, u64> = scrape
         .samples
@@ -147,7 +164,8 @@ fn metrics_parse_and_agree_with_the_summary() {
             _ => None,
         })
         .collect();
-    let summary_errors: BTreeMap<String, u64> = summary.errors.clone().into_iter().filter(|(_, n)| *n > 0).collect();
+    let summary_errors: BTreeMap<String, u64> =
+        summary.errors.clone().into_iter().filter(|(_, n)| *n > 0).collect();
     assert_eq!(failed_by_kind, summary_errors);
     assert!(summary.pages_failed > 0, "the traps fail some pages: {summary:?}");
     assert_eq!(sample(&scrape, "arachne_items_total", &[]), summary.items as f64);
@@ -168,7 +186,9 @@ fn metrics_parse_and_agree_with_the_summary() {
     let histogram = scrape
         .samples
         .iter()
-        .find(|s| s.metric == "arachne_request_duration_seconds" && s.labels.get("host") == Some(host.as_str()))
+        .find(|s| {
+            s.metric == "arachne_request_duration_seconds" && s.labels.get("host") == Some(host.as_str())
+        })
         .expect("a latency histogram for the sandbox host");
     let Metric::Histogram(buckets) = &histogram.value else { panic!("not a histogram") };
     let inf = buckets.iter().find(|b| b.less_than.is_infinite()).expect("+Inf bucket").count;
@@ -182,7 +202,10 @@ fn metrics_parse_and_agree_with_the_summary() {
 /// Redirect loops and over-long chains fail at the scheduler: the failure is not a request
 /// of its own (the hop that led there was, without counting as a followed redirect).
 fn redirect_failures(summary: &arachne::observe::Summary) -> f64 {
-    ["redirect_loop", "too_many_redirects"].iter().map(|k| summary.errors.get(*k).copied().unwrap_or(0) as f64).sum()
+    ["redirect_loop", "too_many_redirects"]
+        .iter()
+        .map(|k| summary.errors.get(*k).copied().unwrap_or(0) as f64)
+        .sum()
 }
 
 /// `arachne run` with `--dashboard 127.0.0.1:0`; returns the child and the dashboard's
@@ -267,7 +290,9 @@ fn control_without_the_token_is_refused_and_changes_nothing() {
     assert!(out.status.success());
     let inspected: Value = serde_json::from_slice(&out.stdout).expect("inspect --json prints JSON");
     assert_eq!(inspected["status"]["state"], "paused");
-    assert!(inspected["actors"]["children"].as_array().is_some_and(|a| a.iter().any(|c| c["name"] == "scheduler")));
+    assert!(inspected["actors"]["children"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|c| c["name"] == "scheduler")));
     let text = arachne_cli(&["inspect", &base], None);
     assert!(String::from_utf8_lossy(&text.stdout).contains("paused"));
 
@@ -321,7 +346,8 @@ fn a_public_address_needs_a_token() {
 
 #[test]
 fn two_processes_sharing_a_redis_frontier_appear_on_one_dashboard() {
-    let Some(redis) = support::test_redis("two_processes_sharing_a_redis_frontier_appear_on_one_dashboard") else {
+    let Some(redis) = support::test_redis("two_processes_sharing_a_redis_frontier_appear_on_one_dashboard")
+    else {
         return;
     };
     let opts = SandboxOptions { pages: 60, traps: false };
@@ -356,9 +382,12 @@ fn two_processes_sharing_a_redis_frontier_appear_on_one_dashboard() {
     assert_eq!(get_json(&base_a, "api/status")["state"], "paused");
     let (code, answer) = control(&base_a, Some(&token_a), json!({ "action": "resume", "worker": id_b }));
     assert_eq!(code, 200, "{answer}");
-    wait_until(Duration::from_secs(10), "B resumed", || get_json(&base_b, "api/status")["state"] == "running");
+    wait_until(Duration::from_secs(10), "B resumed", || {
+        get_json(&base_b, "api/status")["state"] == "running"
+    });
     assert_eq!(get_json(&base_a, "api/status")["state"], "paused");
-    let (code, _) = control(&base_a, Some(&token_a), json!({ "action": "pause", "worker": "no-such-worker" }));
+    let (code, _) =
+        control(&base_a, Some(&token_a), json!({ "action": "pause", "worker": "no-such-worker" }));
     assert_eq!(code, 404);
 
     // B dies: A marks it lost once its heartbeats stop.
@@ -366,7 +395,9 @@ fn two_processes_sharing_a_redis_frontier_appear_on_one_dashboard() {
     let _ = b.wait();
     wait_until(Duration::from_secs(20), "A marks B lost", || {
         let w = get_json(&base_a, "api/workers");
-        w["workers"].as_array().is_some_and(|ws| ws.iter().any(|w| w["worker"] == id_b.as_str() && w["lost"] == true))
+        w["workers"]
+            .as_array()
+            .is_some_and(|ws| ws.iter().any(|w| w["worker"] == id_b.as_str() && w["lost"] == true))
     });
     let (code, _) = control(&base_a, Some(&token_a), json!({ "action": "resume" }));
     assert_eq!(code, 200);
@@ -374,6 +405,7 @@ fn two_processes_sharing_a_redis_frontier_appear_on_one_dashboard() {
     let status = a.wait().expect("wait A");
     assert!(status.success());
     let summary: Value =
-        serde_json::from_slice(&std::fs::read(dirs[0].path().join("summary.json")).expect("summary")).expect("json");
+        serde_json::from_slice(&std::fs::read(dirs[0].path().join("summary.json")).expect("summary"))
+            .expect("json");
     assert!(summary["pages_fetched"].as_u64() > Some(0), "{summary}");
 }

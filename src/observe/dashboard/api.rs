@@ -75,7 +75,8 @@ pub fn status(state: &AppState, view: Option<&FrontierView>) -> Status {
     summary.redeliveries = queues.iter().map(|q| q.redeliveries).sum();
     summary.dead_letters = queues.iter().map(|q| q.dead_letters).sum();
     let history = state.collector.history();
-    let pages_per_s_now = match (history.len().checked_sub(6).map(|i| history[i]), history.last()) {
+    let first = history.get(history.len().saturating_sub(6)).copied();
+    let pages_per_s_now = match (first, history.last()) {
         (Some(a), Some(b)) if b.t_ms > a.t_ms => {
             (b.pages_fetched - a.pages_fetched) as f64 * 1000.0 / (b.t_ms - a.t_ms) as f64
         }
