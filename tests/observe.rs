@@ -80,7 +80,7 @@ fn metrics_parse_and_agree_with_the_summary() {
     let yaml = format!(
         "name: metrics\nseeds: [\"{}/\"]\nscope: {{ max_depth: 8 }}\n\
          fetch: {{ concurrency: 16, per_host: {{ concurrency: 16 }}, timeout: 1s, retries: 2, max_body: 1MiB }}\n\
-         output: [{{ jsonl: \"{}\" }}]\nschedules: [{{ name: keep, every: 1h, action: reseed }}]\n{ITEM_RULES}",
+         output: [{{ jsonl: \"{}\" }}]\nschedules: [{{ name: keep, every: 1h, publish: {{ topic: keepalive }} }}]\n{ITEM_RULES}",
         server.base_url(),
         items.display()
     );
@@ -408,4 +408,74 @@ fn two_processes_sharing_a_redis_frontier_appear_on_one_dashboard() {
         serde_json::from_slice(&std::fs::read(dirs[0].path().join("summary.json")).expect("summary"))
             .expect("json");
     assert!(summary["pages_fetched"].as_u64() > Some(0), "{summary}");
+}
+
+#[test]
+fn every_control_action_acts() {
+    let server = SandboxServer::start(SandboxOptions { pages: 20, traps: false }, 0).expect("sandbox");
+    let site = server.base_url();
+    let host = site.trim_start_matches("http://").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One page to start with (depth 0 only); the hourly schedule keeps the run up.
+    let yaml = format!(
+        "name: steer\nseeds: [\"{site}/item/1\"]\nscope: {{ max_depth: 0 }}\n\
+         output: [{{ jsonl: \"{}\" }}]\nschedules: [{{ name: keep, every: 1h, publish: {{ topic: keepalive }} }}]\n\
+         supervision: {{ max_restarts: 100 }}\n{ITEM_RULES}",
+        dir.path().join("items.jsonl").display()
+    );
+    let spec = arachne::spec::load_str(&yaml, "steer.yaml", &[]).expect("spec");
+    let dashboard = Dashboard::bind(DashboardOptions::loopback(0)).expect("bind");
+    let (base, token) = (dashboard.url(), dashboard.token().to_string());
+    let chaos = "poison=/item/3$".parse().expect("chaos");
+    let run = std::thread::spawn(move || Runtime::builder(spec).chaos(chaos).dashboard(dashboard).run());
+    let steer = |body: Value| {
+        let (code, answer) = control(&base, Some(&token), body);
+        assert_eq!(code, 200, "{answer}");
+        answer
+    };
+    let fetched = || get_json(&base, "api/status")["summary"]["pages_fetched"].as_u64().unwrap_or(0);
+    let dead = || get_json(&base, "api/status")["summary"]["dead_letters"].as_u64().unwrap_or(0);
+    wait_until(Duration::from_secs(20), "the seed is fetched", || fetched() == 1);
+
+    // Seeds: a page, and a poisoned one that is dead-lettered.
+    steer(json!({ "action": "add_seeds", "urls": [format!("{site}/item/2"), format!("{site}/item/3")] }));
+    wait_until(Duration::from_secs(30), "both seeds are done", || fetched() == 3 && dead() == 1);
+    let errors = get_json(&base, "api/errors");
+    assert!(errors["dead_letters"][0]["url"].as_str().is_some_and(|u| u.ends_with("/item/3")), "{errors}");
+    assert_eq!(errors["requeueable"], 1);
+    // Requeued, fetched again, dead-lettered again.
+    let answer = steer(json!({ "action": "requeue_dead_letters" }));
+    assert!(answer["done"].as_str().is_some_and(|d| d.starts_with("1 ")), "{answer}");
+    wait_until(Duration::from_secs(30), "the requeued page is done", || fetched() == 4 && dead() == 2);
+
+    // A paused host gets no request; resumed, it does.
+    steer(json!({ "action": "pause_host", "host": host }));
+    steer(json!({ "action": "add_seeds", "urls": [format!("{site}/item/4")] }));
+    wait_until(Duration::from_secs(10), "the seed waits", || {
+        let hosts = get_json(&base, "api/hosts");
+        hosts["hosts"][0]["paused"] == true && hosts["hosts"][0]["queued"] == 1
+    });
+    assert_eq!(fetched(), 4);
+    steer(json!({ "action": "resume_host", "host": host }));
+    wait_until(Duration::from_secs(10), "the host is crawled again", || fetched() == 5);
+
+    steer(json!({ "action": "set_rate", "host": host, "rate": 2.5 }));
+    assert_eq!(get_json(&base, "api/hosts")["hosts"][0]["rate"], 2.5);
+    steer(json!({ "action": "restart_actor", "actor": "fetcher-0" }));
+    wait_until(Duration::from_secs(10), "the restart is counted", || {
+        let actors = get_json(&base, "api/actors");
+        actors["children"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["name"] == "fetcher-0" && a["restarts"] == 1)
+    });
+    // The restarted fetcher still works.
+    steer(json!({ "action": "add_seeds", "urls": [format!("{site}/item/5")] }));
+    wait_until(Duration::from_secs(10), "a page after the restart", || fetched() == 6);
+
+    steer(json!({ "action": "stop" }));
+    let summary = run.join().expect("run thread").expect("run");
+    assert_eq!(summary.pages_fetched, 6);
+    assert_eq!(summary.dead_letters, 2);
 }

@@ -601,6 +601,30 @@ mod tests {
     }
 
     #[test]
+    fn paused_hosts_and_rates_set_at_run_time() {
+        let s = spec(|s| s.scope.domains = vec!["a.test".into(), "b.test".into()]);
+        let mut f = frontier(&s);
+        for u in ["http://a.test/1", "http://a.test/2", "http://b.test/1"] {
+            f.admit(&url(u), 0, vec![]);
+        }
+        f.pause_host("a.test");
+        let now = Instant::now();
+        let Next::Request(r) = f.next(now) else { panic!("b's request") };
+        assert_eq!(&*r.host, "b.test");
+        assert!(matches!(f.next(now), Next::Idle), "a.test is paused");
+        assert!(f.hosts_view().iter().any(|h| h.host == "a.test" && h.paused && h.queued == 2));
+        f.set_rate(Some("a.test"), 1.0);
+        f.resume_host("a.test");
+        let Next::Request(r) = f.next(now) else { panic!("a's request") };
+        f.finished(&r.host);
+        assert!(matches!(f.next(now), Next::WaitUntil(_)), "a.test now waits for its own rate");
+        assert_eq!(f.hosts_view().iter().find(|h| h.host == "a.test").map(|h| h.rate), Some(1.0));
+        f.set_rate(None, 3.0);
+        assert_eq!(f.default_rate(), 3.0);
+        assert_eq!(f.hosts_view().iter().find(|h| h.host == "b.test").map(|h| h.rate), Some(3.0));
+    }
+
+    #[test]
     fn robots_hold_then_filter() {
         let s = spec(|s| s.fetch.robots_txt = RobotsPolicy::Obey);
         let mut f = frontier(&s);

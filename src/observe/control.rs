@@ -4,7 +4,9 @@
 use actix::Addr;
 use serde::{Deserialize, Serialize};
 
+use crate::bus::Topic;
 use crate::crawl::scheduler::{FrontierView, Inspect, Scheduler, Steer};
+use crate::crawl::Event;
 use crate::runtime::StopHandle;
 use crate::supervise::ChildInfo;
 
@@ -89,12 +91,19 @@ pub struct Controller {
     scheduler: Addr<Scheduler>,
     children: Vec<ChildInfo>,
     stop: StopHandle,
+    events: Topic<Event>,
 }
 
 impl Controller {
-    /// A controller of the run whose scheduler, supervised children and stop handle these are.
-    pub fn new(scheduler: Addr<Scheduler>, children: Vec<ChildInfo>, stop: StopHandle) -> Self {
-        Self { scheduler, children, stop }
+    /// A controller of the run whose scheduler, supervised children and stop handle these
+    /// are; restarts it makes are announced on `events`.
+    pub fn new(
+        scheduler: Addr<Scheduler>,
+        children: Vec<ChildInfo>,
+        stop: StopHandle,
+        events: Topic<Event>,
+    ) -> Self {
+        Self { scheduler, children, stop, events }
     }
 
     /// The run's actors, in start order.
@@ -117,6 +126,10 @@ impl Controller {
                     .ok_or_else(|| ControlError::UnknownActor(actor.clone()))?;
                 child.signal.restart();
                 tracing::info!(actor = %actor, "restart asked for by remote control");
+                self.events.publish_now(Event::ActorRestarted {
+                    actor: actor.clone(),
+                    reason: "restarted by remote control".into(),
+                });
                 Ok(format!("restarting {actor}"))
             }
             ControlAction::SetRate { rate, .. } if !rate.is_finite() || *rate < 0.0 => {

@@ -378,7 +378,8 @@ fn observe(
         (None, None) => None,
     };
     let registry = crate::bridges::redis::heartbeat::registry(spec)?;
-    let controller = Controller::new(scheduler.clone(), sup.children().to_vec(), builder.stop_handle());
+    let controller =
+        Controller::new(scheduler.clone(), sup.children().to_vec(), builder.stop_handle(), events.clone());
     Ok(Observer::start(ObserveParts {
         crawl: spec.name.clone(),
         stats: stats.clone(),
