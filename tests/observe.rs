@@ -443,6 +443,14 @@ fn every_control_action_acts() {
     let errors = get_json(&base, "api/errors");
     assert!(errors["dead_letters"][0]["url"].as_str().is_some_and(|u| u.ends_with("/item/3")), "{errors}");
     assert_eq!(errors["requeueable"], 1);
+    // The event stream (server-sent events) starts with the recent events.
+    let events = http().get(format!("{base}api/events")).send().expect("event stream");
+    assert!(events.headers()["content-type"].to_str().is_ok_and(|t| t.starts_with("text/event-stream")));
+    let dead_event = BufReader::new(events)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("data:") && l.contains("\"event\":\"dead_lettered\""));
+    assert!(dead_event.is_some_and(|l| l.contains("/item/3")), "the dead letter is on the event stream");
     // Requeued, fetched again, dead-lettered again.
     let answer = steer(json!({ "action": "requeue_dead_letters" }));
     assert!(answer["done"].as_str().is_some_and(|d| d.starts_with("1 ")), "{answer}");

@@ -18,6 +18,8 @@ use crate::observe::{unix_millis, Stats};
 const RECENT: usize = 100;
 /// History samples kept (one a second: ten minutes).
 const HISTORY: usize = 600;
+/// Recent events (of every kind) a new event stream starts with.
+const REPLAY: usize = 100;
 /// Events buffered for the collector; past it the oldest are dropped (the crawl never waits).
 const EVENT_BUFFER: usize = 4096;
 
@@ -62,6 +64,8 @@ struct Recent {
     restarts: BTreeMap<String, Restarts>,
     history: VecDeque<Sample>,
     events: u64,
+    /// The last [`REPLAY`] events as JSON, for a new stream.
+    replay: VecDeque<Arc<str>>,
 }
 
 /// The dashboard's memory of the run.
@@ -110,13 +114,18 @@ impl Collector {
 
     fn record(&self, event: Event) {
         let stamped = Stamped { at_ms: unix_millis(), event };
-        if self.stream.receiver_count() > 0 {
-            if let Ok(json) = serde_json::to_string(&stamped) {
-                let _ = self.stream.send(json.into());
-            }
+        let json: Option<Arc<str>> = serde_json::to_string(&stamped).ok().map(Into::into);
+        if let (Some(json), true) = (&json, self.stream.receiver_count() > 0) {
+            let _ = self.stream.send(json.clone());
         }
         let mut recent = self.lock();
         recent.events += 1;
+        if let Some(json) = json {
+            if recent.replay.len() == REPLAY {
+                recent.replay.pop_front();
+            }
+            recent.replay.push_back(json);
+        }
         let ring = match &stamped.event {
             Event::PageFailed { .. } => &mut recent.errors,
             Event::DeadLettered { .. } => &mut recent.dead_letters,
@@ -175,8 +184,10 @@ impl Collector {
         self.lock().events
     }
 
-    /// The events from now on, as JSON texts (a slow reader skips what it missed).
-    pub fn stream(&self) -> broadcast::Receiver<Arc<str>> {
-        self.stream.subscribe()
+    /// The last events (up to 100), then the events from now on, as JSON texts (a slow
+    /// reader skips what it missed).
+    pub fn stream(&self) -> (Vec<Arc<str>>, broadcast::Receiver<Arc<str>>) {
+        let recent = self.lock();
+        (recent.replay.iter().cloned().collect(), self.stream.subscribe())
     }
 }

@@ -11,7 +11,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde_json::json;
 
 use super::auth::Access;
@@ -139,14 +139,18 @@ async fn events(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if !state.access.may_read(&headers) {
         return unauthorized();
     }
-    Sse::new(event_stream(state.collector.stream())).keep_alive(KeepAlive::default()).into_response()
+    let (recent, live) = state.collector.stream();
+    Sse::new(event_stream(recent, live)).keep_alive(KeepAlive::default()).into_response()
 }
 
-/// The events as SSE messages; a reader that lags skips what it missed.
+/// The recent events, then the live ones, as SSE messages; a reader that lags skips what it
+/// missed.
 fn event_stream(
+    recent: Vec<Arc<str>>,
     rx: tokio::sync::broadcast::Receiver<Arc<str>>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
-    futures::stream::unfold(rx, |mut rx| async move {
+    let recent = futures::stream::iter(recent.into_iter().map(|json| Ok(SseEvent::default().data(&*json))));
+    recent.chain(futures::stream::unfold(rx, |mut rx| async move {
         loop {
             match rx.recv().await {
                 Ok(json) => return Some((Ok(SseEvent::default().data(&*json)), rx)),
@@ -154,7 +158,7 @@ fn event_stream(
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
         }
-    })
+    }))
 }
 
 async fn control(State(state): State<Shared>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
