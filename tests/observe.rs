@@ -366,6 +366,7 @@ fn two_processes_sharing_a_redis_frontier_appear_on_one_dashboard() {
     let (base_a, token_a) = split_url(&url_a);
     let (base_b, _) = split_url(&url_b);
     let id_b = get_json(&base_b, "api/status")["worker"].as_str().expect("worker id").to_string();
+    let id_a = get_json(&base_a, "api/status")["worker"].as_str().expect("worker id").to_string();
 
     // Both workers on A's dashboard, alive.
     wait_until(Duration::from_secs(20), "A lists both workers", || {
@@ -408,6 +409,12 @@ fn two_processes_sharing_a_redis_frontier_appear_on_one_dashboard() {
         serde_json::from_slice(&std::fs::read(dirs[0].path().join("summary.json")).expect("summary"))
             .expect("json");
     assert!(summary["pages_fetched"].as_u64() > Some(0), "{summary}");
+    // A ended normally: it left the registry; B, killed, is still listed (as lost).
+    let mut conn = support::conn(&redis.url);
+    let workers: Vec<String> =
+        redis::cmd("HKEYS").arg(format!("{name}:workers")).query(&mut conn).expect("HKEYS");
+    assert_eq!(workers, vec![id_b.clone()], "A left, B did not");
+    let _: () = redis::cmd("DEL").arg(format!("{name}:workers")).query(&mut conn).expect("DEL");
 }
 
 #[test]

@@ -250,8 +250,13 @@ impl Frontier {
         self.rate
     }
 
-    /// Every host the frontier knows, by name.
-    pub fn hosts_view(&self) -> Vec<HostView> {
+    /// Hosts the frontier knows.
+    pub fn host_count(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// The busiest `limit` hosts (most in flight, then most queued, then by name).
+    pub fn hosts_view(&self, limit: usize) -> Vec<HostView> {
         let mut hosts: Vec<HostView> = self
             .hosts
             .iter()
@@ -269,7 +274,10 @@ impl Frontier {
                 },
             })
             .collect();
-        hosts.sort_by(|a, b| a.host.cmp(&b.host));
+        hosts.sort_by(|a, b| {
+            (b.in_flight, b.queued).cmp(&(a.in_flight, a.queued)).then_with(|| a.host.cmp(&b.host))
+        });
+        hosts.truncate(limit);
         hosts
     }
 
@@ -612,16 +620,16 @@ mod tests {
         let Next::Request(r) = f.next(now) else { panic!("b's request") };
         assert_eq!(&*r.host, "b.test");
         assert!(matches!(f.next(now), Next::Idle), "a.test is paused");
-        assert!(f.hosts_view().iter().any(|h| h.host == "a.test" && h.paused && h.queued == 2));
+        assert!(f.hosts_view(10).iter().any(|h| h.host == "a.test" && h.paused && h.queued == 2));
         f.set_rate(Some("a.test"), 1.0);
         f.resume_host("a.test");
         let Next::Request(r) = f.next(now) else { panic!("a's request") };
         f.finished(&r.host);
         assert!(matches!(f.next(now), Next::WaitUntil(_)), "a.test now waits for its own rate");
-        assert_eq!(f.hosts_view().iter().find(|h| h.host == "a.test").map(|h| h.rate), Some(1.0));
+        assert_eq!(f.hosts_view(10).iter().find(|h| h.host == "a.test").map(|h| h.rate), Some(1.0));
         f.set_rate(None, 3.0);
         assert_eq!(f.default_rate(), 3.0);
-        assert_eq!(f.hosts_view().iter().find(|h| h.host == "b.test").map(|h| h.rate), Some(3.0));
+        assert_eq!(f.hosts_view(10).iter().find(|h| h.host == "b.test").map(|h| h.rate), Some(3.0));
     }
 
     #[test]

@@ -142,9 +142,10 @@ impl Controller {
         }
     }
 
-    /// The frontier as the scheduler sees it now (`None` once the run is ending).
-    pub async fn inspect(&self) -> Option<FrontierView> {
-        self.scheduler.send(Inspect).await.ok()
+    /// The frontier as the scheduler sees it now, with its `hosts` busiest hosts (`None`
+    /// once the run is ending).
+    pub async fn inspect(&self, hosts: usize) -> Option<FrontierView> {
+        self.scheduler.send(Inspect { hosts }).await.ok()
     }
 }
 

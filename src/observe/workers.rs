@@ -103,6 +103,8 @@ pub trait WorkerRegistry: Send + Sync + 'static {
     fn workers(&self) -> BoxFuture<'_, Result<Vec<Heartbeat>, RegistryError>>;
     /// Sends a command to other workers.
     fn send<'a>(&'a self, command: &'a RemoteCommand) -> BoxFuture<'a, Result<(), RegistryError>>;
+    /// Removes a worker that ends normally (one that just stops beating is lost instead).
+    fn leave<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, Result<(), RegistryError>>;
     /// The commands sent by any worker, from now on.
     fn commands(&self) -> BoxFuture<'_, Result<BoxStream<'static, RemoteCommand>, RegistryError>>;
 }
@@ -190,6 +192,16 @@ impl WorkerAgent {
     /// The registry it publishes to.
     pub fn registry(&self) -> &Arc<dyn WorkerRegistry> {
         &self.registry
+    }
+
+    /// Stops beating and leaves the registry: the run ended normally.
+    pub async fn leave(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Err(e) = self.registry.leave(&self.id).await {
+            tracing::debug!("leaving the worker registry: {e}");
+        }
     }
 }
 

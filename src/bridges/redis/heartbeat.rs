@@ -123,6 +123,17 @@ impl WorkerRegistry for RedisWorkers {
         .boxed()
     }
 
+    fn leave<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, Result<(), RegistryError>> {
+        async move {
+            let mut conn = self.conn().await?;
+            match conn.hdel::<_, _, ()>(&self.hash, worker).await {
+                Ok(()) => Ok(()),
+                Err(e) => Err(self.failed(&e).await),
+            }
+        }
+        .boxed()
+    }
+
     fn commands(&self) -> BoxFuture<'_, Result<BoxStream<'static, RemoteCommand>, RegistryError>> {
         async move {
             let mut pubsub = self.broker.pubsub().await.map_err(|e| RegistryError(e.to_string()))?;

@@ -25,7 +25,10 @@ pub struct Steer(pub ControlAction);
 /// Asks for a [`FrontierView`].
 #[derive(Message, Debug)]
 #[rtype(result = "FrontierView")]
-pub struct Inspect;
+pub struct Inspect {
+    /// With the busiest hosts, at most this many (0: none).
+    pub hosts: usize,
+}
 
 /// The frontier as the scheduler sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -40,20 +43,23 @@ pub struct FrontierView {
     pub dead_letters: usize,
     /// The request rate every host gets unless it has its own (0: no limit).
     pub default_rate: f64,
-    /// Each host the frontier knows.
+    /// The busiest hosts (in flight, then queued), as many as asked for.
     pub hosts: Vec<HostView>,
+    /// Hosts the frontier knows.
+    pub host_count: usize,
 }
 
 impl Handler<Inspect> for Scheduler {
     type Result = MessageResult<Inspect>;
-    fn handle(&mut self, _: Inspect, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Inspect, _: &mut Context<Self>) -> Self::Result {
         MessageResult(FrontierView {
             paused: self.paused,
             draining: self.draining,
             outstanding: self.outstanding,
             dead_letters: self.dead.len(),
             default_rate: self.frontier.default_rate(),
-            hosts: self.frontier.hosts_view(),
+            hosts: if msg.hosts > 0 { self.frontier.hosts_view(msg.hosts) } else { Vec::new() },
+            host_count: self.frontier.host_count(),
         })
     }
 }

@@ -10,6 +10,9 @@ use crate::bus::Queue;
 use crate::crawl::scheduler::FrontierView;
 use crate::observe::{unix_millis, Heartbeat, ProcessFigures, Summary};
 
+/// Hosts `/api/hosts` lists at most (the busiest).
+pub const HOSTS_SHOWN: usize = 500;
+
 /// `/api/status`: the run at a glance.
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -161,7 +164,11 @@ pub fn hosts(state: &AppState, view: Option<&FrontierView>) -> Value {
             entry
         })
         .collect();
-    json!({ "default_rate": view.map_or(0.0, |v| v.default_rate), "hosts": hosts })
+    json!({
+        "default_rate": view.map_or(0.0, |v| v.default_rate),
+        "host_count": view.map_or(0, |v| v.host_count),
+        "hosts": hosts,
+    })
 }
 
 /// `/api/queues`.

@@ -217,7 +217,7 @@ async fn serve(
     tokio::spawn(collecting);
     let worker_id = WorkerAgent::new_id();
     let url = parts.dashboard.as_ref().map(Dashboard::url);
-    let _agent = parts.registry.clone().map(|registry| {
+    let agent = parts.registry.clone().map(|registry| {
         WorkerAgent::start(
             worker_id.clone(),
             registry,
@@ -226,10 +226,36 @@ async fn serve(
             url.clone(),
         )
     });
-    let Some(dashboard) = parts.dashboard else {
+    if let Some(dashboard) = parts.dashboard {
+        let state = server::AppState {
+            stats: parts.stats,
+            collector,
+            controller: parts.controller,
+            requests: parts.requests,
+            pages: parts.pages,
+            access: auth::Access::new(dashboard.token.clone(), dashboard.addr.ip().is_loopback()),
+            registry: parts.registry,
+            worker_id,
+            crawl: parts.crawl,
+            url: url.unwrap_or_default(),
+            started: Instant::now(),
+            started_ms: unix_millis(),
+        };
+        tokio::select! {
+            () = serve_http(dashboard, state) => {}
+            _ = stop => {}
+        }
+    } else {
         let _ = stop.await;
-        return;
-    };
+    }
+    if let Some(agent) = agent {
+        // Bounded: the process is ending.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), agent.leave()).await;
+    }
+}
+
+/// Serves the dashboard's routes until the listener fails.
+async fn serve_http(dashboard: Dashboard, state: server::AppState) {
     let listener = match dashboard
         .listener
         .set_nonblocking(true)
@@ -241,28 +267,8 @@ async fn serve(
             return;
         }
     };
-    let state = Arc::new(server::AppState {
-        stats: parts.stats,
-        collector,
-        controller: parts.controller,
-        requests: parts.requests,
-        pages: parts.pages,
-        access: auth::Access::new(dashboard.token, dashboard.addr.ip().is_loopback()),
-        registry: parts.registry,
-        worker_id,
-        crawl: parts.crawl,
-        url: url.unwrap_or_default(),
-        started: Instant::now(),
-        started_ms: unix_millis(),
-    });
-    let app = server::router(state);
-    tokio::select! {
-        served = axum::serve(listener, app) => {
-            if let Err(e) = served {
-                tracing::error!("dashboard: {e}");
-            }
-        }
-        _ = stop => {}
+    if let Err(e) = axum::serve(listener, server::router(Arc::new(state))).await {
+        tracing::error!("dashboard: {e}");
     }
 }
 

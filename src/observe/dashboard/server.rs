@@ -85,7 +85,7 @@ async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if !state.access.may_read(&headers) {
         return unauthorized();
     }
-    let view = state.controller.inspect().await;
+    let view = state.controller.inspect(0).await;
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::render(&state, view.as_ref())).into_response()
 }
 
@@ -93,7 +93,7 @@ async fn status(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if !state.access.may_read(&headers) {
         return unauthorized();
     }
-    let view = state.controller.inspect().await;
+    let view = state.controller.inspect(0).await;
     Json(api::status(&state, view.as_ref())).into_response()
 }
 
@@ -105,7 +105,7 @@ async fn hosts(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if !state.access.may_read(&headers) {
         return unauthorized();
     }
-    let view = state.controller.inspect().await;
+    let view = state.controller.inspect(api::HOSTS_SHOWN).await;
     Json(api::hosts(&state, view.as_ref())).into_response()
 }
 
@@ -117,7 +117,7 @@ async fn errors(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if !state.access.may_read(&headers) {
         return unauthorized();
     }
-    let view = state.controller.inspect().await;
+    let view = state.controller.inspect(0).await;
     Json(api::errors(&state, view.as_ref())).into_response()
 }
 
