@@ -413,7 +413,8 @@ fn two_processes_sharing_a_redis_frontier_appear_on_one_dashboard() {
     let mut conn = support::conn(&redis.url);
     let workers: Vec<String> =
         redis::cmd("HKEYS").arg(format!("{name}:workers")).query(&mut conn).expect("HKEYS");
-    assert_eq!(workers, vec![id_b.clone()], "A left, B did not");
+    assert!(!workers.contains(&id_a), "A left: {workers:?}");
+    assert_eq!(workers, vec![id_b.clone()], "B, killed, did not leave");
     let _: () = redis::cmd("DEL").arg(format!("{name}:workers")).query(&mut conn).expect("DEL");
 }
 

@@ -18,6 +18,7 @@ use super::auth::Access;
 use super::collector::Collector;
 use super::{api, metrics};
 use crate::bus::Queue;
+use crate::crawl::scheduler::FrontierView;
 use crate::crawl::{CrawlRequest, Page};
 use crate::observe::{ControlError, ControlRequest, Controller, RemoteCommand, Stats, WorkerRegistry};
 
@@ -81,20 +82,30 @@ async fn index() -> Html<&'static str> {
     Html(INDEX)
 }
 
-async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if !state.access.may_read(&headers) {
+/// Answers `answer(view)` with the scheduler's view (with its `hosts` busiest hosts) if the
+/// request may read, 401 otherwise.
+async fn read_view(
+    state: &AppState,
+    headers: &HeaderMap,
+    hosts: usize,
+    answer: impl FnOnce(Option<&FrontierView>) -> Response,
+) -> Response {
+    if !state.access.may_read(headers) {
         return unauthorized();
     }
-    let view = state.controller.inspect(0).await;
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::render(&state, view.as_ref())).into_response()
+    let view = state.controller.inspect(hosts).await;
+    answer(view.as_ref())
+}
+
+async fn metrics(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    read_view(&state, &headers, 0, |view| {
+        ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::render(&state, view)).into_response()
+    })
+    .await
 }
 
 async fn status(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if !state.access.may_read(&headers) {
-        return unauthorized();
-    }
-    let view = state.controller.inspect(0).await;
-    Json(api::status(&state, view.as_ref())).into_response()
+    read_view(&state, &headers, 0, |view| Json(api::status(&state, view)).into_response()).await
 }
 
 async fn actors(State(state): State<Shared>, headers: HeaderMap) -> Response {
@@ -102,11 +113,7 @@ async fn actors(State(state): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn hosts(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if !state.access.may_read(&headers) {
-        return unauthorized();
-    }
-    let view = state.controller.inspect(api::HOSTS_SHOWN).await;
-    Json(api::hosts(&state, view.as_ref())).into_response()
+    read_view(&state, &headers, api::HOSTS_SHOWN, |view| Json(api::hosts(&state, view)).into_response()).await
 }
 
 async fn queues(State(state): State<Shared>, headers: HeaderMap) -> Response {
@@ -114,11 +121,7 @@ async fn queues(State(state): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn errors(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if !state.access.may_read(&headers) {
-        return unauthorized();
-    }
-    let view = state.controller.inspect(0).await;
-    Json(api::errors(&state, view.as_ref())).into_response()
+    read_view(&state, &headers, 0, |view| Json(api::errors(&state, view)).into_response()).await
 }
 
 async fn history(State(state): State<Shared>, headers: HeaderMap) -> Response {
