@@ -16,4 +16,7 @@ pub use live::{Histogram, HostFigures, HostTable, SinkCounts, StatusCounts, LATE
 pub use process::{unix_millis, ProcessFigures};
 pub use progress::Progress;
 pub use stats::{ErrorKind, Stats, Summary};
-pub use workers::{Heartbeat, RegistryError, RemoteCommand, WorkerAgent, WorkerFigures, WorkerRegistry};
+pub use workers::{
+    Heartbeat, RegistryError, RemoteCommand, WorkerAgent, WorkerFigures, WorkerRegistry, HEARTBEAT_EVERY,
+    LOST_AFTER_BEATS,
+};

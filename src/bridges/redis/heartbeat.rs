@@ -1,6 +1,6 @@
 //! The workers of a crawl that shares Redis: heartbeats in a hash, remote control over a
 //! pub/sub channel ([`RedisWorkers`], the Redis side of
-//! [`WorkerRegistry`](crate::observe::WorkerRegistry)).
+//! [`WorkerRegistry`]).
 //!
 //! Keys: `<crawl>:workers` is a hash of worker id to its last heartbeat (JSON); a worker
 //! silent for [`FORGET_AFTER`] is removed from it by the next reader. `<crawl>:control` is

@@ -82,6 +82,11 @@ pub fn render(state: &AppState, view: Option<&FrontierView>) -> String {
     t.counter("arachne_too_deep_total", "Links deeper than max_depth.", &s.too_deep);
     t.counter("arachne_schedule_firings_total", "Schedule firings.", &s.firings);
     t.counter("arachne_broker_reconnects_total", "Reconnections to a broker.", &s.reconnects);
+    t.counter(
+        "arachne_released_total",
+        "Requests a stopping process gave back to a shared frontier unstarted.",
+        &s.released,
+    );
 
     t.family(
         "arachne_request_duration_seconds",

@@ -4,8 +4,8 @@
 //! It runs on a thread of its own with its own small tokio runtime, so that a scrape or a
 //! page never competes with the crawl's actors for their threads; it reads the run's atomic
 //! counters and asks the scheduler for its view once per request. Control goes through the
-//! [`Controller`](crate::observe::Controller); to other workers of a shared crawl through a
-//! [`WorkerRegistry`](crate::observe::WorkerRegistry).
+//! [`Controller`]; to other workers of a shared crawl through a
+//! [`WorkerRegistry`].
 //!
 //! ```no_run
 //! use arachne::observe::dashboard::{Dashboard, DashboardOptions};
