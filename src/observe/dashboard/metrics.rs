@@ -128,21 +128,25 @@ pub fn render(state: &AppState, view: Option<&FrontierView>) -> String {
         s.queued.load(Ordering::Relaxed),
     );
     let queues = [QueueView::of(&state.requests), QueueView::of(&state.pages)];
-    t.family("arachne_queue_depth", "gauge", "Messages waiting in a bus queue.");
-    for q in &queues {
-        t.sample("arachne_queue_depth", &[("queue", &q.name)], q.ready);
-    }
-    t.family("arachne_queue_unacked", "gauge", "Deliveries of a bus queue not settled yet (consumer lag).");
-    for q in &queues {
-        t.sample("arachne_queue_unacked", &[("queue", &q.name)], q.unacked);
-    }
-    t.family("arachne_redeliveries_total", "counter", "Deliveries given back to their queue unacked.");
-    for q in &queues {
-        t.sample("arachne_redeliveries_total", &[("queue", &q.name)], q.redeliveries);
-    }
-    t.family("arachne_dead_letters_total", "counter", "Messages dead-lettered.");
-    for q in &queues {
-        t.sample("arachne_dead_letters_total", &[("queue", &q.name)], q.dead_letters);
+    type PerQueue = (&'static str, &'static str, &'static str, fn(&QueueView) -> u64);
+    let per_queue: [PerQueue; 4] = [
+        ("arachne_queue_depth", "gauge", "Messages waiting in a bus queue.", |q| q.ready as u64),
+        (
+            "arachne_queue_unacked",
+            "gauge",
+            "Deliveries of a bus queue not settled yet (consumer lag).",
+            |q| q.unacked as u64,
+        ),
+        ("arachne_redeliveries_total", "counter", "Deliveries given back to their queue unacked.", |q| {
+            q.redeliveries
+        }),
+        ("arachne_dead_letters_total", "counter", "Messages dead-lettered.", |q| q.dead_letters),
+    ];
+    for (name, kind, help, value) in per_queue {
+        t.family(name, kind, help);
+        for q in &queues {
+            t.sample(name, &[("queue", &q.name)], value(q));
+        }
     }
     t.family("arachne_actor_restarts_total", "counter", "Restarts, by actor.");
     let restarts = state.collector.restarts();
