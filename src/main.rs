@@ -116,13 +116,17 @@ enum ControlCommand {
     PauseHost { host: String },
     /// Resume one host.
     ResumeHost { host: String },
-    /// Set the request rate (per second, 0 = no limit) of one host or of every host.
+    /// Set the request rate (per second, 0 = no limit) of one host, of the `requests`
+    /// queue (the whole crawl), or of every host.
     Rate {
         /// Requests per second.
         rate: f64,
         /// Only this host.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "queue")]
         host: Option<String>,
+        /// The queue (`requests`): every request, whatever its host.
+        #[arg(long)]
+        queue: Option<String>,
     },
     /// Add start URLs.
     Seed {
@@ -144,7 +148,7 @@ impl ControlCommand {
             ControlCommand::Stop => ControlAction::Stop,
             ControlCommand::PauseHost { host } => ControlAction::PauseHost { host },
             ControlCommand::ResumeHost { host } => ControlAction::ResumeHost { host },
-            ControlCommand::Rate { rate, host } => ControlAction::SetRate { host, rate },
+            ControlCommand::Rate { rate, host, queue } => ControlAction::SetRate { host, queue, rate },
             ControlCommand::Seed { urls } => ControlAction::AddSeeds { urls },
             ControlCommand::Requeue => ControlAction::RequeueDeadLetters,
             ControlCommand::Restart { actor } => ControlAction::RestartActor { actor },

@@ -477,6 +477,11 @@ fn every_control_action_acts() {
 
     steer(json!({ "action": "set_rate", "host": host, "rate": 2.5 }));
     assert_eq!(get_json(&base, "api/hosts")["hosts"][0]["rate"], 2.5);
+    steer(json!({ "action": "set_rate", "queue": "requests", "rate": 100 }));
+    assert_eq!(get_json(&base, "api/hosts")["queue_rate"], 100.0);
+    let (code, _) =
+        control(&base, Some(&token), json!({ "action": "set_rate", "queue": "pages", "rate": 1 }));
+    assert_eq!(code, 400, "only the requests queue has a rate");
     steer(json!({ "action": "restart_actor", "actor": "fetcher-0" }));
     wait_until(Duration::from_secs(10), "the restart is counted", || {
         let actors = get_json(&base, "api/actors");

@@ -157,6 +157,8 @@ pub struct Frontier {
     host_rates: HashMap<Arc<str>, (f64, Option<DefaultDirectRateLimiter>)>,
     /// Hosts paused by remote control.
     paused: HashSet<Arc<str>>,
+    /// The rate of every request, whatever its host (set by remote control; 0: none).
+    crawl_rate: (f64, Option<DefaultDirectRateLimiter>),
 }
 
 /// One host as the dashboard shows it.
@@ -214,7 +216,18 @@ impl Frontier {
             rate,
             host_rates: HashMap::new(),
             paused: HashSet::new(),
+            crawl_rate: (0.0, None),
         })
+    }
+
+    /// Sets the rate of every request, whatever its host (requests/s; 0: no limit).
+    pub fn set_crawl_rate(&mut self, rate: f64) {
+        self.crawl_rate = (rate, quota(rate).map(RateLimiter::direct));
+    }
+
+    /// The rate of every request (0: no limit).
+    pub fn crawl_rate(&self) -> f64 {
+        self.crawl_rate.0
     }
 
     /// Hands out no request for `host` until [`Frontier::resume_host`].
@@ -464,6 +477,13 @@ impl Frontier {
                 self.waiting.push(Reverse((at, host)));
                 continue;
             }
+            if let Some(Err(not_until)) = self.crawl_rate.1.as_ref().map(|l| l.check()) {
+                // The whole crawl is at its rate: this host keeps its turn (the token its own
+                // limiter gave is spent: a host with its own rate waits a little longer).
+                hq.scheduled = true;
+                self.ready.push_front(host);
+                return Next::WaitUntil(now + not_until.wait_time_from(DefaultClock::default().now()));
+            }
             let Some(request) = hq.pending.pop() else { continue };
             hq.in_flight += 1;
             hq.not_before = hq.crawl_delay.map(|d| now + d);
@@ -630,6 +650,23 @@ mod tests {
         f.set_rate(None, 3.0);
         assert_eq!(f.default_rate(), 3.0);
         assert_eq!(f.hosts_view(10).iter().find(|h| h.host == "b.test").map(|h| h.rate), Some(3.0));
+    }
+
+    #[test]
+    fn a_rate_for_the_whole_crawl() {
+        let s = spec(|s| s.scope.domains = vec!["a.test".into(), "b.test".into()]);
+        let mut f = frontier(&s);
+        for u in ["http://a.test/1", "http://b.test/1"] {
+            f.admit(&url(u), 0, vec![]);
+        }
+        f.set_crawl_rate(1.0);
+        assert_eq!(f.crawl_rate(), 1.0);
+        let now = Instant::now();
+        let Next::Request(first) = f.next(now) else { panic!("a request") };
+        assert!(matches!(f.next(now), Next::WaitUntil(_)), "one request a second in all");
+        f.set_crawl_rate(0.0);
+        let Next::Request(second) = f.next(now) else { panic!("the other request") };
+        assert_ne!(first.host, second.host, "the waiting host kept its turn");
     }
 
     #[test]

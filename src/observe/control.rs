@@ -30,12 +30,16 @@ pub enum ControlAction {
         /// The host.
         host: String,
     },
-    /// Change the request rate (per second; 0 = no limit) of one host, or of every host
-    /// without a rate of its own when `host` is absent.
+    /// Change the request rate (per second; 0 = no limit) of one host; of the `requests`
+    /// queue (every request of the crawl, whatever its host); or, with neither, of every
+    /// host without a rate of its own.
     SetRate {
-        /// The host; absent for the default of every host.
+        /// The host.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host: Option<String>,
+        /// The queue: `requests` (the only one the scheduler feeds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queue: Option<String>,
         /// Requests per second.
         rate: f64,
     },

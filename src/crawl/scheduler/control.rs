@@ -43,6 +43,8 @@ pub struct FrontierView {
     pub dead_letters: usize,
     /// The request rate every host gets unless it has its own (0: no limit).
     pub default_rate: f64,
+    /// The rate of the `requests` queue: every request, whatever its host (0: no limit).
+    pub queue_rate: f64,
     /// The busiest hosts (in flight, then queued), as many as asked for.
     pub hosts: Vec<HostView>,
     /// Hosts the frontier knows.
@@ -58,6 +60,7 @@ impl Handler<Inspect> for Scheduler {
             outstanding: self.outstanding,
             dead_letters: self.dead.len(),
             default_rate: self.frontier.default_rate(),
+            queue_rate: self.frontier.crawl_rate(),
             hosts: if msg.hosts > 0 { self.frontier.hosts_view(msg.hosts) } else { Vec::new() },
             host_count: self.frontier.host_count(),
         })
@@ -86,13 +89,24 @@ impl Handler<Steer> for Scheduler {
                 self.frontier.resume_host(&host);
                 format!("resumed {host}")
             }
-            ControlAction::SetRate { host, rate } => {
-                self.frontier.set_rate(host.as_deref(), rate);
-                match host {
-                    Some(h) => format!("{h}: {rate} requests/s"),
-                    None => format!("every host: {rate} requests/s"),
+            ControlAction::SetRate { host, queue, rate } => match (host, queue) {
+                (Some(_), Some(_)) => return Err("give a host or a queue, not both".into()),
+                (None, Some(queue)) if queue == self.requests.name() => {
+                    self.frontier.set_crawl_rate(rate);
+                    format!("queue {queue}: {rate} requests/s")
                 }
-            }
+                (None, Some(queue)) => {
+                    return Err(format!("queue '{queue}' has no rate: only '{}' does", self.requests.name()))
+                }
+                (Some(h), None) => {
+                    self.frontier.set_rate(Some(&h), rate);
+                    format!("{h}: {rate} requests/s")
+                }
+                (None, None) => {
+                    self.frontier.set_rate(None, rate);
+                    format!("every host: {rate} requests/s")
+                }
+            },
             ControlAction::AddSeeds { urls } => self.add_seeds(&urls, ctx)?,
             ControlAction::RequeueDeadLetters => self.requeue_dead(ctx)?,
             ControlAction::Stop | ControlAction::RestartActor { .. } => {

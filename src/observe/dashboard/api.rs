@@ -166,6 +166,7 @@ pub fn hosts(state: &AppState, view: Option<&FrontierView>) -> Value {
         .collect();
     json!({
         "default_rate": view.map_or(0.0, |v| v.default_rate),
+        "queue_rate": view.map_or(0.0, |v| v.queue_rate),
         "host_count": view.map_or(0, |v| v.host_count),
         "hosts": hosts,
     })
