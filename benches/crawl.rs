@@ -16,6 +16,9 @@
 //! - `ARACHNE_BENCH_CONCURRENCY=64,16`: one crawl per value, in order (`fetch.concurrency`
 //!   and `fetch.per_host.concurrency`); repeat a value to crawl it twice.
 //! - `ARACHNE_BENCH_WRK_SECS=S`: how long wrk runs (default 5; 0 skips it).
+//! - `ARACHNE_BENCH_DASHBOARD=1`: the dashboard's cost. Each concurrency is crawled four
+//!   times, A B A B: A without the dashboard, B with `--dashboard` and a client polling
+//!   `/api/status` and `/metrics` every second; then the means of A and B are compared.
 //!
 //! `cargo test --all-targets` runs this binary too, without `--bench`: then it is a smoke
 //! test (500 pages, concurrency 64, no wrk, the debug binary) that only checks the counts.
@@ -55,6 +58,7 @@ struct Config {
     pages: u32,
     concurrency: Vec<u32>,
     wrk_secs: u32,
+    dashboard: bool,
 }
 
 impl Config {
@@ -66,7 +70,7 @@ impl Config {
             v.trim().parse().map_err(|_| format!("{name}: `{v}` is not a whole number"))
         };
         if !full {
-            return Ok(Config { full, pages: 500, concurrency: vec![64], wrk_secs: 0 });
+            return Ok(Config { full, pages: 500, concurrency: vec![64], wrk_secs: 0, dashboard: false });
         }
         let pages = match env("ARACHNE_BENCH_PAGES") {
             Some(v) => parse("ARACHNE_BENCH_PAGES", &v)?,
@@ -85,7 +89,8 @@ impl Config {
             Some(v) => parse("ARACHNE_BENCH_WRK_SECS", &v)?,
             None => 5,
         };
-        Ok(Config { full, pages, concurrency, wrk_secs })
+        let dashboard = env("ARACHNE_BENCH_DASHBOARD").is_some_and(|v| v != "0");
+        Ok(Config { full, pages, concurrency, wrk_secs, dashboard })
     }
 }
 
@@ -123,15 +128,28 @@ fn run() -> Result<()> {
     };
 
     let mut runs = Vec::new();
+    // A B A B with the dashboard's cost measured; otherwise each concurrency once.
+    let modes: &[bool] = if cfg.dashboard { &[false, true, false, true] } else { &[false] };
     for (i, &concurrency) in cfg.concurrency.iter().enumerate() {
-        // A fresh server for each crawl: its repeat counter must see this crawl only.
-        let server = Sandbox::start(cfg.pages, dir.path())?;
-        let run_dir = dir.path().join(format!("run-{i}"));
-        std::fs::create_dir_all(&run_dir).map_err(|e| format!("creating {}: {e}", run_dir.display()))?;
-        let m = crawl(&server, concurrency, &run_dir)?;
-        check(&m, &truth, &server)?;
-        print_run(&cfg, &m, ceiling);
-        runs.push(m);
+        let mut pair: [Vec<Measured>; 2] = [Vec::new(), Vec::new()];
+        for (j, &dashboard) in modes.iter().enumerate() {
+            // A fresh server for each crawl: its repeat counter must see this crawl only.
+            let server = Sandbox::start(cfg.pages, dir.path())?;
+            let run_dir = dir.path().join(format!("run-{i}-{j}"));
+            std::fs::create_dir_all(&run_dir).map_err(|e| format!("creating {}: {e}", run_dir.display()))?;
+            let m = crawl(&server, concurrency, &run_dir, dashboard)?;
+            check(&m, &truth, &server)?;
+            print_run(&cfg, &m, ceiling);
+            if dashboard {
+                pair[1].push(m);
+            } else {
+                pair[0].push(m);
+            }
+        }
+        if cfg.dashboard {
+            print_dashboard_cost(concurrency, &pair);
+        }
+        runs.extend(pair.into_iter().flatten());
     }
     if cfg.full {
         println!();
@@ -355,6 +373,10 @@ struct Measured {
     server_cpu_s: Option<f64>,
     /// The whole machine's busy CPU during the crawl (every process).
     machine_busy_s: Option<f64>,
+    /// Crawled with the dashboard on (and polled).
+    dashboard: bool,
+    /// Polls of the dashboard answered during the crawl.
+    polls: u64,
 }
 
 impl Measured {
@@ -395,7 +417,58 @@ output:
     )
 }
 
-fn crawl(server: &Sandbox, concurrency: u32, dir: &Path) -> Result<Measured> {
+/// A client of the dashboard on `port`: GETs `/api/status` and `/metrics` every second
+/// until `stop`; returns how many polls were answered.
+fn poll_dashboard(
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut answered = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let started = Instant::now();
+            let ok =
+                ["/api/status", "/metrics"].iter().all(|p| http_get(port, p).is_ok_and(|(s, _)| s == 200));
+            answered += u64::from(ok);
+            while started.elapsed() < Duration::from_secs(1)
+                && !stop.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        answered
+    })
+}
+
+/// The means of the runs without (A) and with (B) the dashboard, and B's cost.
+fn print_dashboard_cost(concurrency: u32, pair: &[Vec<Measured>; 2]) {
+    let mean =
+        |runs: &[Measured], f: fn(&Measured) -> f64| runs.iter().map(f).sum::<f64>() / runs.len() as f64;
+    let (a, b) = (&pair[0], &pair[1]);
+    let rate = (mean(a, Measured::pages_per_s), mean(b, Measured::pages_per_s));
+    let cpu = (
+        mean(a, |m| 1000.0 * m.cpu_s() / m.pages_fetched as f64),
+        mean(b, |m| 1000.0 * m.cpu_s() / m.pages_fetched as f64),
+    );
+    let polls: u64 = b.iter().map(|m| m.polls).sum();
+    println!();
+    println!("dashboard cost, concurrency {concurrency} (A B A B; B polled {polls} times, once a second):");
+    for (label, runs) in [("A without", a), ("B with   ", b)] {
+        let each: Vec<String> = runs.iter().map(|m| format!("{:.0}", m.pages_per_s())).collect();
+        println!("  {label}: pages/s {}", each.join(", "));
+    }
+    println!(
+        "  pages/s: A {:.0}, B {:.0} ({:+.1}%); CPU-s per 1,000 pages: A {:.3}, B {:.3} ({:+.1}%)",
+        rate.0,
+        rate.1,
+        100.0 * (rate.1 / rate.0 - 1.0),
+        cpu.0,
+        cpu.1,
+        100.0 * (cpu.1 / cpu.0 - 1.0)
+    );
+}
+
+fn crawl(server: &Sandbox, concurrency: u32, dir: &Path, dashboard: bool) -> Result<Measured> {
     let spec = dir.join("crawl.yaml");
     let summary_path = dir.join("summary.json");
     let items_path = dir.join("items.jsonl");
@@ -407,18 +480,24 @@ fn crawl(server: &Sandbox, concurrency: u32, dir: &Path) -> Result<Measured> {
     let machine_before = machine_busy_seconds();
 
     let started = Instant::now();
-    let child = Command::new(ARACHNE)
-        .arg("run")
-        .arg(&spec)
-        .arg("--summary-json")
-        .arg(&summary_path)
-        .arg("--quiet")
+    let mut command = Command::new(ARACHNE);
+    command.arg("run").arg(&spec).arg("--summary-json").arg(&summary_path).arg("--quiet");
+    let port = free_port()?;
+    if dashboard {
+        command.args(["--dashboard", &format!("127.0.0.1:{port}")]);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
         .map_err(|e| format!("starting `{ARACHNE} run`: {e}"))?;
-    let (status, usage) = wait4(&child)?;
+    let poller = dashboard.then(|| poll_dashboard(port, stop.clone()));
+    let waited = wait4(&child);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let polls = poller.and_then(|p| p.join().ok()).unwrap_or(0);
+    let (status, usage) = waited?;
     let wall_s = started.elapsed().as_secs_f64();
     let server_cpu_s = server_cpu_before.zip(server.cpu_seconds()).map(|(a, b)| b - a);
     let machine_busy_s = machine_before.zip(machine_busy_seconds()).map(|(a, b)| b - a);
@@ -455,6 +534,8 @@ fn crawl(server: &Sandbox, concurrency: u32, dir: &Path) -> Result<Measured> {
         context_switches: (usage.ru_nvcsw + usage.ru_nivcsw) as u64,
         server_cpu_s,
         machine_busy_s,
+        dashboard,
+        polls,
     })
 }
 
@@ -523,7 +604,13 @@ fn check(m: &Measured, truth: &arachne::sandbox::Truth, server: &Sandbox) -> Res
 
 fn print_run(cfg: &Config, m: &Measured, ceiling: Option<f64>) {
     println!();
-    println!("crawl, concurrency {} (per host {}), {} item pages:", m.concurrency, m.concurrency, cfg.pages);
+    println!(
+        "crawl, concurrency {} (per host {}), {} item pages{}:",
+        m.concurrency,
+        m.concurrency,
+        cfg.pages,
+        if m.dashboard { ", dashboard on and polled every second" } else { "" }
+    );
     println!(
         "  pages fetched {}, items {} (= truth), failed {}; {:.1} MiB of bodies ({:.1} KiB a page)",
         m.pages_fetched,

@@ -51,6 +51,9 @@ trap 'kafka_stop target/kafka-test.env; redis_stop target/redis-test.env' EXIT
 export ARACHNE_TEST_KAFKA="$KAFKA_BOOTSTRAP" ARACHNE_TEST_TANSU="$TANSU"
 echo "$ARACHNE_TEST_KAFKA (pid $KAFKA_PID)"
 
+step "chromium for the dashboard's browser test (scripts/chromium.sh)"
+. scripts/chromium.sh && chromium_install && echo "$ARACHNE_TEST_CHROMIUM"
+
 step "cargo test (unit, integration, doc tests)"
 log=target/test-output.log
 mkdir -p target

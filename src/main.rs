@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use arachne::observe::dashboard::{client, Dashboard, DashboardOptions};
 use arachne::observe::secrets;
+use arachne::observe::{ControlAction, ControlRequest};
 use arachne::runtime::{RunError, Runtime};
 use arachne::sandbox::SandboxOptions;
 use arachne::spec::{self, HumanDuration};
@@ -50,6 +52,34 @@ enum Command {
         /// No progress line.
         #[arg(long, short)]
         quiet: bool,
+        /// Serve the dashboard, JSON API and /metrics here (e.g. `127.0.0.1:9000`); the
+        /// spec's `observe:` gives the token.
+        #[arg(long, value_name = "ADDR")]
+        dashboard: Option<String>,
+    },
+    /// Print a running crawl's status, from its dashboard.
+    Inspect {
+        /// The dashboard, e.g. http://127.0.0.1:9000
+        url: String,
+        /// Print JSON (status, actors, hosts, queues, errors, workers).
+        #[arg(long)]
+        json: bool,
+        /// The dashboard's token (needed when it is not on loopback).
+        #[arg(long, env = "ARACHNE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Steer a running crawl through its dashboard (needs its token).
+    Control {
+        /// The dashboard, e.g. http://127.0.0.1:9000
+        url: String,
+        /// The dashboard's token.
+        #[arg(long, env = "ARACHNE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The worker to act on (an id from `arachne inspect`); `*` for every worker.
+        #[arg(long, global = true)]
+        worker: Option<String>,
+        #[command(subcommand)]
+        action: ControlCommand,
     },
     /// Check a spec: prints `ok`, or every error with file:line:column and a hint.
     Validate {
@@ -71,6 +101,59 @@ enum Command {
         #[arg(long)]
         traps: bool,
     },
+}
+
+/// What `arachne control` can do.
+#[derive(Subcommand, Debug)]
+enum ControlCommand {
+    /// Stop handing out requests (what is in flight finishes).
+    Pause,
+    /// Hand out requests again.
+    Resume,
+    /// Stop gracefully: drain, flush the sinks, exit.
+    Stop,
+    /// Pause one host (`host[:port]`).
+    PauseHost { host: String },
+    /// Resume one host.
+    ResumeHost { host: String },
+    /// Set the request rate (per second, 0 = no limit) of one host, of the `requests`
+    /// queue (the whole crawl), or of every host.
+    Rate {
+        /// Requests per second.
+        rate: f64,
+        /// Only this host.
+        #[arg(long, conflicts_with = "queue")]
+        host: Option<String>,
+        /// The queue (`requests`): every request, whatever its host.
+        #[arg(long)]
+        queue: Option<String>,
+    },
+    /// Add start URLs.
+    Seed {
+        /// Absolute http(s) URLs.
+        #[arg(required = true)]
+        urls: Vec<String>,
+    },
+    /// Queue the dead-lettered requests again.
+    Requeue,
+    /// Restart an actor (`fetcher-0`, `parser-1`, ...).
+    Restart { actor: String },
+}
+
+impl ControlCommand {
+    fn action(self) -> ControlAction {
+        match self {
+            ControlCommand::Pause => ControlAction::Pause,
+            ControlCommand::Resume => ControlAction::Resume,
+            ControlCommand::Stop => ControlAction::Stop,
+            ControlCommand::PauseHost { host } => ControlAction::PauseHost { host },
+            ControlCommand::ResumeHost { host } => ControlAction::ResumeHost { host },
+            ControlCommand::Rate { rate, host, queue } => ControlAction::SetRate { host, queue, rate },
+            ControlCommand::Seed { urls } => ControlAction::AddSeeds { urls },
+            ControlCommand::Requeue => ControlAction::RequeueDeadLetters,
+            ControlCommand::Restart { actor } => ControlAction::RestartActor { actor },
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -99,7 +182,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { spec, summary_json, overrides, state_dir, chaos, stop_after, grace, quiet } => {
+        Command::Run {
+            spec,
+            summary_json,
+            overrides,
+            state_dir,
+            chaos,
+            stop_after,
+            grace,
+            quiet,
+            dashboard,
+        } => {
             let options = RunOptions {
                 summary_json,
                 state_dir,
@@ -107,9 +200,24 @@ fn main() -> ExitCode {
                 stop_after: stop_after.map(|d| d.0),
                 grace: grace.map(|d| d.0),
                 quiet,
+                dashboard,
             };
             run(&spec, &overrides, options)
         }
+        Command::Inspect { url, json, token } => remote(&url, token, |client| async move {
+            let all = client.inspect().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+            } else {
+                print!("{}", client::render_text(&all));
+            }
+            Ok(())
+        }),
+        Command::Control { url, token, worker, action } => remote(&url, token, |client| async move {
+            let answer = client.control(&ControlRequest { action: action.action(), worker }).await?;
+            println!("{}", answer["done"].as_str().unwrap_or("done"));
+            Ok(())
+        }),
         Command::Sandbox { pages, port, traps } => match sandbox(pages, port, traps) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -117,6 +225,29 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+/// Runs `call` against the dashboard at `url`: exit 0, or 1 with the error (a missing or
+/// wrong token included).
+fn remote<F, Fut>(url: &str, token: Option<String>, call: F) -> ExitCode
+where
+    F: FnOnce(client::Client) -> Fut,
+    Fut: std::future::Future<Output = Result<(), client::ClientError>>,
+{
+    let done = client::Client::new(url, token).map_err(anyhow::Error::from).and_then(|client| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")?;
+        runtime.block_on(call(client)).map_err(anyhow::Error::from)
+    });
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -128,10 +259,11 @@ struct RunOptions {
     stop_after: Option<Duration>,
     grace: Option<Duration>,
     quiet: bool,
+    dashboard: Option<String>,
 }
 
 fn run(path: &std::path::Path, overrides: &[String], options: RunOptions) -> ExitCode {
-    let RunOptions { summary_json, state_dir, chaos, stop_after, grace, quiet } = options;
+    let RunOptions { summary_json, state_dir, chaos, stop_after, grace, quiet, dashboard } = options;
     track_secrets(path, overrides);
     let spec = match spec::load_file(path, overrides) {
         Ok(spec) => spec,
@@ -152,6 +284,20 @@ fn run(path: &std::path::Path, overrides: &[String], options: RunOptions) -> Exi
     }
     if let Some(chaos) = chaos {
         builder = builder.chaos(chaos);
+    }
+    if let Some(listen) = dashboard {
+        let bound = DashboardOptions::from_spec(builder.spec().observe.as_ref(), Some(&listen))
+            .and_then(Dashboard::bind);
+        match bound {
+            Ok(d) => {
+                eprintln!("dashboard: {}", d.browser_url());
+                builder = builder.dashboard(d);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     match builder.run() {
         Ok(summary) => {

@@ -169,6 +169,18 @@ async fn open_redis_frontier(spec: &CrawlSpec) -> Result<redis::frontier::RedisF
     Ok(store)
 }
 
+/// Where the workers of a crawl shared through a broker announce themselves and hear
+/// remote control (the dashboard's view of every process); `None` for a local crawl, or
+/// a broker without heartbeats yet (Kafka).
+pub fn worker_registry(
+    spec: &CrawlSpec,
+) -> Result<Option<Arc<dyn crate::observe::WorkerRegistry>>, BridgeError> {
+    match spec.frontier.backend {
+        FrontierBackend::Redis => redis::heartbeat::registry(spec),
+        _ => Ok(None),
+    }
+}
+
 /// A sink with its name (`redis:KEY`, `kafka:TOPIC`).
 pub type NamedSink = (String, Box<dyn ItemSink>);
 

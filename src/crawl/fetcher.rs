@@ -83,8 +83,14 @@ impl FetchShared {
         }
         let conditional =
             self.revisits.as_ref().and_then(|r| r.get(&request.fingerprint).map(|v| v.validators.clone()));
+        let started = std::time::Instant::now();
         let outcome =
             http::fetch(&self.client, &request.url, conditional.as_ref(), &self.spec, &self.stats).await;
+        let failed = matches!(outcome, FetchOutcome::Failed { .. });
+        self.stats.hosts.record(&request.host, started.elapsed(), failed);
+        if let FetchOutcome::Fetched { status, .. } = &outcome {
+            self.stats.status.add(*status);
+        }
         self.scheduler.do_send(FetchFinished { request: request.clone() });
         match outcome {
             FetchOutcome::Fetched { status, html: true, body, validators } => {

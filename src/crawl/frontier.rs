@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashSet;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use regex::RegexSet;
 use texting_robots::Robot;
 use url::Url;
@@ -151,16 +151,48 @@ pub struct Frontier {
     priorities: Option<(RegexSet, Vec<i32>)>,
     admitted: u64,
     queued: usize,
+    /// The rate every host gets unless it has its own (requests/s; 0: no limit).
+    rate: f64,
+    /// Hosts with a rate of their own (set by remote control).
+    host_rates: HashMap<Arc<str>, (f64, Option<DefaultDirectRateLimiter>)>,
+    /// Hosts paused by remote control.
+    paused: HashSet<Arc<str>>,
+    /// The rate of every request, whatever its host (set by remote control; 0: none).
+    crawl_rate: (f64, Option<DefaultDirectRateLimiter>),
+}
+
+/// One host as the dashboard shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostView {
+    /// `host[:port]`.
+    pub host: String,
+    /// Requests waiting.
+    pub queued: usize,
+    /// Requests handed out and not finished.
+    pub in_flight: u32,
+    /// Paused by remote control.
+    pub paused: bool,
+    /// Its request rate (requests/s; 0: no limit).
+    pub rate: f64,
+    /// robots.txt's Crawl-delay, in seconds.
+    pub crawl_delay_s: Option<f64>,
+    /// `unknown`, `fetching` or `known`.
+    pub robots: &'static str,
+}
+
+/// A rate limiter for `rate` requests per second (`None`: no limit).
+fn quota(rate: f64) -> Option<Quota> {
+    (rate > 0.0)
+        .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / rate)))
+        .flatten()
+        .map(|q| q.allow_burst(NonZeroU32::MIN))
 }
 
 impl Frontier {
     /// An empty frontier for a spec (fails on a bad `frontier.priorities` regex).
     pub fn new(spec: &CrawlSpec, scope: Scope) -> Result<Self, regex::Error> {
         let rate = spec.fetch.per_host.rate;
-        let limiter = (rate > 0.0)
-            .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / rate)))
-            .flatten()
-            .map(|q| RateLimiter::dashmap(q.allow_burst(NonZeroU32::MIN)));
+        let limiter = quota(rate).map(RateLimiter::dashmap);
         let rules = &spec.frontier.priorities;
         let priorities = if spec.frontier.order == QueueOrder::Priority && !rules.is_empty() {
             let set = RegexSet::new(rules.iter().map(|r| r.matches.as_str()))?;
@@ -181,7 +213,85 @@ impl Frontier {
             priorities,
             admitted: 0,
             queued: 0,
+            rate,
+            host_rates: HashMap::new(),
+            paused: HashSet::new(),
+            crawl_rate: (0.0, None),
         })
+    }
+
+    /// Sets the rate of every request, whatever its host (requests/s; 0: no limit).
+    pub fn set_crawl_rate(&mut self, rate: f64) {
+        self.crawl_rate = (rate, quota(rate).map(RateLimiter::direct));
+    }
+
+    /// The rate of every request (0: no limit).
+    pub fn crawl_rate(&self) -> f64 {
+        self.crawl_rate.0
+    }
+
+    /// Hands out no request for `host` until [`Frontier::resume_host`].
+    pub fn pause_host(&mut self, host: &str) {
+        self.paused.insert(host.into());
+    }
+
+    /// Hands out requests for `host` again.
+    pub fn resume_host(&mut self, host: &str) {
+        if let Some(host) = self.paused.take(host) {
+            self.schedule(&host);
+        }
+    }
+
+    /// Sets the rate (requests/s, 0: no limit) of `host`, or of every host without a rate
+    /// of its own.
+    pub fn set_rate(&mut self, host: Option<&str>, rate: f64) {
+        match host {
+            Some(host) => {
+                let host: Arc<str> = host.into();
+                self.host_rates.insert(host.clone(), (rate, quota(rate).map(RateLimiter::direct)));
+                self.schedule(&host);
+            }
+            None => {
+                self.rate = rate;
+                self.limiter = quota(rate).map(RateLimiter::dashmap);
+            }
+        }
+    }
+
+    /// The rate every host gets unless it has its own.
+    pub fn default_rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Hosts the frontier knows.
+    pub fn host_count(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// The busiest `limit` hosts (most in flight, then most queued, then by name).
+    pub fn hosts_view(&self, limit: usize) -> Vec<HostView> {
+        let mut hosts: Vec<HostView> = self
+            .hosts
+            .iter()
+            .map(|(host, hq)| HostView {
+                host: host.to_string(),
+                queued: hq.pending.len(),
+                in_flight: hq.in_flight,
+                paused: self.paused.contains(host),
+                rate: self.host_rates.get(host).map_or(self.rate, |(r, _)| *r),
+                crawl_delay_s: hq.crawl_delay.map(|d| d.as_secs_f64()),
+                robots: match hq.robots {
+                    RobotsState::Unknown => "unknown",
+                    RobotsState::Fetching => "fetching",
+                    RobotsState::Known(_) => "known",
+                },
+            })
+            .collect();
+        hosts.sort_by(|a, b| {
+            (b.in_flight, b.queued).cmp(&(a.in_flight, a.queued)).then_with(|| a.host.cmp(&b.host))
+        });
+        hosts.truncate(limit);
+        hosts
     }
 
     /// The shared seen-set (fingerprints of every URL offered and not dropped for depth).
@@ -348,21 +458,31 @@ impl Frontier {
             if hq.pending.is_empty()
                 || hq.in_flight >= self.per_host
                 || !matches!(hq.robots, RobotsState::Known(_))
+                || (!self.paused.is_empty() && self.paused.contains(&host))
             {
                 continue;
             }
             let mut not_before = hq.not_before.filter(|t| *t > now);
             if not_before.is_none() {
-                if let Some(limiter) = &self.limiter {
-                    if let Err(not_until) = limiter.check_key(&host) {
-                        not_before = Some(now + not_until.wait_time_from(DefaultClock::default().now()));
-                    }
+                let checked = match self.host_rates.get(&host) {
+                    Some((_, limiter)) => limiter.as_ref().map(|l| l.check()),
+                    None => self.limiter.as_ref().map(|l| l.check_key(&host)),
+                };
+                if let Some(Err(not_until)) = checked {
+                    not_before = Some(now + not_until.wait_time_from(DefaultClock::default().now()));
                 }
             }
             if let Some(at) = not_before {
                 hq.scheduled = true;
                 self.waiting.push(Reverse((at, host)));
                 continue;
+            }
+            if let Some(Err(not_until)) = self.crawl_rate.1.as_ref().map(|l| l.check()) {
+                // The whole crawl is at its rate: this host keeps its turn (the token its own
+                // limiter gave is spent: a host with its own rate waits a little longer).
+                hq.scheduled = true;
+                self.ready.push_front(host);
+                return Next::WaitUntil(now + not_until.wait_time_from(DefaultClock::default().now()));
             }
             let Some(request) = hq.pending.pop() else { continue };
             hq.in_flight += 1;
@@ -392,6 +512,7 @@ impl Frontier {
             || hq.pending.is_empty()
             || hq.in_flight >= self.per_host
             || !matches!(hq.robots, RobotsState::Known(_))
+            || (!self.paused.is_empty() && self.paused.contains(host))
         {
             return;
         }
@@ -505,6 +626,47 @@ mod tests {
             Next::WaitUntil(at) => assert!(at > now && at <= now + Duration::from_millis(600)),
             other => panic!("expected a wait, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn paused_hosts_and_rates_set_at_run_time() {
+        let s = spec(|s| s.scope.domains = vec!["a.test".into(), "b.test".into()]);
+        let mut f = frontier(&s);
+        for u in ["http://a.test/1", "http://a.test/2", "http://b.test/1"] {
+            f.admit(&url(u), 0, vec![]);
+        }
+        f.pause_host("a.test");
+        let now = Instant::now();
+        let Next::Request(r) = f.next(now) else { panic!("b's request") };
+        assert_eq!(&*r.host, "b.test");
+        assert!(matches!(f.next(now), Next::Idle), "a.test is paused");
+        assert!(f.hosts_view(10).iter().any(|h| h.host == "a.test" && h.paused && h.queued == 2));
+        f.set_rate(Some("a.test"), 1.0);
+        f.resume_host("a.test");
+        let Next::Request(r) = f.next(now) else { panic!("a's request") };
+        f.finished(&r.host);
+        assert!(matches!(f.next(now), Next::WaitUntil(_)), "a.test now waits for its own rate");
+        assert_eq!(f.hosts_view(10).iter().find(|h| h.host == "a.test").map(|h| h.rate), Some(1.0));
+        f.set_rate(None, 3.0);
+        assert_eq!(f.default_rate(), 3.0);
+        assert_eq!(f.hosts_view(10).iter().find(|h| h.host == "b.test").map(|h| h.rate), Some(3.0));
+    }
+
+    #[test]
+    fn a_rate_for_the_whole_crawl() {
+        let s = spec(|s| s.scope.domains = vec!["a.test".into(), "b.test".into()]);
+        let mut f = frontier(&s);
+        for u in ["http://a.test/1", "http://b.test/1"] {
+            f.admit(&url(u), 0, vec![]);
+        }
+        f.set_crawl_rate(1.0);
+        assert_eq!(f.crawl_rate(), 1.0);
+        let now = Instant::now();
+        let Next::Request(first) = f.next(now) else { panic!("a request") };
+        assert!(matches!(f.next(now), Next::WaitUntil(_)), "one request a second in all");
+        f.set_crawl_rate(0.0);
+        let Next::Request(second) = f.next(now) else { panic!("the other request") };
+        assert_ne!(first.host, second.host, "the waiting host kept its turn");
     }
 
     #[test]

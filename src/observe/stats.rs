@@ -8,6 +8,8 @@ use std::time::Duration;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
+use super::live::{HostTable, SinkCounts, StatusCounts};
+
 /// Why a page failed, as counted in the summary's `errors` map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKind {
@@ -85,6 +87,12 @@ pub struct Stats {
     pub queued: AtomicU64,
     /// Gauge: requests handed out and not yet finished.
     pub in_flight: AtomicU64,
+    /// Pages fetched, by HTTP status (for `/metrics`).
+    pub status: StatusCounts,
+    /// Requests, errors and latency per host (bounded).
+    pub hosts: HostTable,
+    /// Items written, per sink.
+    pub sinks: SinkCounts,
     errors: DashMap<ErrorKind, u64>,
 }
 

@@ -12,6 +12,7 @@ use super::run;
 use crate::bus::Bus;
 use crate::crawl::sink::{ItemSink, JsonlSink, StdoutSink};
 use crate::crawl::PageParser;
+use crate::observe::dashboard::Dashboard;
 use crate::observe::Summary;
 use crate::spec::{CrawlSpec, OutputSpec};
 use crate::supervise::{Chaos, Restart, Supervisor};
@@ -49,6 +50,7 @@ impl Runtime {
             bus: Bus::new(),
             state_dir: None,
             chaos: Chaos::default(),
+            dashboard: None,
         }
     }
 }
@@ -79,6 +81,7 @@ pub struct RuntimeBuilder {
     pub(crate) bus: Bus,
     pub(crate) state_dir: Option<PathBuf>,
     pub(crate) chaos: Chaos,
+    pub(crate) dashboard: Option<Dashboard>,
 }
 
 impl RuntimeBuilder {
@@ -179,6 +182,13 @@ impl RuntimeBuilder {
     /// Injects faults (`--chaos`).
     pub fn chaos(mut self, chaos: Chaos) -> Self {
         self.chaos = chaos;
+        self
+    }
+
+    /// Serves this dashboard (web page, JSON API, `/metrics`, remote control) during the
+    /// run. Without it, the spec's `observe:` key starts one.
+    pub fn dashboard(mut self, dashboard: Dashboard) -> Self {
+        self.dashboard = Some(dashboard);
         self
     }
 

@@ -70,6 +70,9 @@ pub enum RunError {
     /// A broker could not be reached or refused us (checked before the crawl starts).
     #[error("broker: {0}")]
     Broker(#[from] crate::bridges::BridgeError),
+    /// The dashboard (`--dashboard`, `observe:`) could not start.
+    #[error(transparent)]
+    Dashboard(#[from] crate::observe::dashboard::DashboardError),
     /// A combination of options this version does not support.
     #[error("{0}")]
     Unsupported(String),

@@ -25,7 +25,8 @@ use crate::crawl::scheduler::{
 use crate::crawl::shared::SharedStore;
 use crate::crawl::sink::{ItemSink, SinkActor, SinkResult};
 use crate::crawl::{http, urls, CrawlRequest, Event, Page, PageItems, PageParser};
-use crate::observe::{Progress, Stats, Summary};
+use crate::observe::dashboard::{Dashboard, DashboardOptions, ObserveParts, Observer};
+use crate::observe::{Controller, Progress, Stats, Summary};
 use crate::sandbox::{SandboxOptions, SandboxServer};
 use crate::spec::{CrawlSpec, QueueOrder};
 use crate::state::{Resume, StateStore};
@@ -210,6 +211,7 @@ impl Run {
 
         let mut sinks_done: Vec<oneshot::Receiver<SinkResult>> = Vec::new();
         for (name, sink) in sinks {
+            let sink = stats.sinks.counted(&name, sink);
             let (tx, rx) = oneshot::channel();
             let subscription = items.subscribe(256, Overflow::Block);
             let acks = scheduler.clone().recipient();
@@ -277,6 +279,7 @@ impl Run {
         }
 
         let _progress = Progress::start(stats.clone(), !builder.progress);
+        let _observer = observe(&mut builder, &spec, &sup, &scheduler, &stats, &events, &requests, &pages)?;
         count_redeliveries(&requests, &pages, &stats, &events);
         if resume.started {
             tracing::info!(
@@ -368,6 +371,43 @@ fn claim_ticks(store: Arc<dyn SharedStore>) -> crate::crawl::clock::ClaimFn {
             })
         })
     })
+}
+
+/// Starts the dashboard (the builder's, or the spec's `observe:`) and, with a shared
+/// frontier, this worker's heartbeat and remote control.
+#[allow(clippy::too_many_arguments)]
+fn observe(
+    builder: &mut RuntimeBuilder,
+    spec: &CrawlSpec,
+    sup: &Supervisor,
+    scheduler: &Addr<Scheduler>,
+    stats: &Arc<Stats>,
+    events: &Topic<Event>,
+    requests: &Queue<CrawlRequest>,
+    pages: &Queue<Page>,
+) -> Result<Observer, RunError> {
+    let dashboard = match (builder.dashboard.take(), &spec.observe) {
+        (Some(d), _) => Some(d),
+        (None, Some(o)) => {
+            let d = Dashboard::bind(DashboardOptions::from_spec(Some(o), None)?)?;
+            tracing::info!("dashboard: {}", d.browser_url());
+            Some(d)
+        }
+        (None, None) => None,
+    };
+    let registry = crate::bridges::worker_registry(spec)?;
+    let controller =
+        Controller::new(scheduler.clone(), sup.children().to_vec(), builder.stop_handle(), events.clone());
+    Ok(Observer::start(ObserveParts {
+        crawl: spec.name.clone(),
+        stats: stats.clone(),
+        events: events.clone(),
+        requests: requests.clone(),
+        pages: pages.clone(),
+        controller,
+        dashboard,
+        registry,
+    })?)
 }
 
 /// Waits until the crawl is done (`Ok(false)`), a stop was asked for (Ctrl-C, SIGTERM,

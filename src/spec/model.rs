@@ -50,6 +50,33 @@ pub struct CrawlSpec {
     /// Restart policy of the actor tree.
     #[serde(default)]
     pub supervision: SupervisionSpec,
+    /// The live dashboard, `/metrics` and remote control (docs/observe.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observe: Option<ObserveSpec>,
+}
+
+/// `observe:` — serve the dashboard, the JSON API and `/metrics` during the run.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveSpec {
+    /// `host:port` to listen on; `127.0.0.1:9000` when absent. Anything but a loopback
+    /// address needs a `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// The bearer token every control action must carry. Put it in `${ENV}`. Never printed
+    /// nor serialised. Without one, the run makes up a random token and prints it.
+    #[serde(default, skip_serializing)]
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for ObserveSpec {
+    /// Hides the token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObserveSpec")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// One entry of `schedules:`: when it fires (exactly one of `every`, `cron`, `solar`) and

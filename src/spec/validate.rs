@@ -358,6 +358,7 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
     }
 
     check_schedules(&mut c, spec);
+    check_observe(&mut c, spec);
 
     // Supervision.
     let sup = &spec.supervision;
@@ -373,6 +374,33 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
     }
 
     c.errors
+}
+
+/// `observe:` — a listen address that parses, and a token wherever it is not loopback.
+fn check_observe(c: &mut Check<'_>, spec: &CrawlSpec) {
+    use Seg::K;
+    let Some(observe) = &spec.observe else { return };
+    if observe.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        c.value(
+            &[K("observe"), K("token")],
+            "observe.token is empty".into(),
+            Some("use a long random value from the environment: `token: \"${ARACHNE_TOKEN}\"`".into()),
+        );
+    }
+    let Some(listen) = &observe.listen else { return };
+    match crate::observe::dashboard::parse_listen(listen) {
+        Err(reason) => c.value(
+            &[K("observe"), K("listen")],
+            format!("observe.listen '{listen}' is not an address to listen on: {reason}"),
+            Some("write `host:port`, e.g. `127.0.0.1:9000`".into()),
+        ),
+        Ok(addr) if !addr.ip().is_loopback() && observe.token.is_none() => c.value(
+            &[K("observe"), K("listen")],
+            format!("observe.listen '{listen}' is not a loopback address, and there is no observe.token"),
+            Some("anyone who reaches it could steer the crawl: add `token: \"${ARACHNE_TOKEN}\"`, or listen on 127.0.0.1".into()),
+        ),
+        Ok(_) => {}
+    }
 }
 
 /// `brokers:` and `bridges:` — a usable Redis URL; each bridge of a supported kind, with

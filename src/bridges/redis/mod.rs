@@ -6,6 +6,7 @@
 //! [`mask_url`].
 
 pub mod frontier;
+pub mod heartbeat;
 mod pubsub;
 mod sink;
 

@@ -13,8 +13,10 @@ use texting_robots::Robot;
 use tokio::sync::mpsc::UnboundedSender;
 use url::Url;
 
+mod control;
 mod remote;
 
+pub use control::{FrontierView, Inspect, Steer};
 pub use remote::SharedFrontier;
 
 use super::frontier::{Admission, Frontier, Next};
@@ -171,6 +173,10 @@ pub struct Scheduler {
     unacked_pages: HashMap<Fingerprint, u32, FingerprintBuildHasher>,
     /// With a shared frontier: its state.
     remote: Option<remote::Remote>,
+    /// Paused by remote control: no request is handed out.
+    paused: bool,
+    /// Dead-lettered requests, for a requeue by remote control.
+    dead: Vec<Arc<CrawlRequest>>,
 }
 
 impl Scheduler {
@@ -198,6 +204,8 @@ impl Scheduler {
             store_error: None,
             unacked_pages: HashMap::default(),
             remote: parts.shared.map(remote::Remote::new),
+            paused: false,
+            dead: Vec::new(),
         }
     }
 
@@ -330,7 +338,7 @@ impl Scheduler {
 
     /// Moves ready requests into the `requests` queue while it has room.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if !self.draining {
+        if !self.draining && !self.paused {
             let now = Instant::now();
             while self.requests.room() > 0 {
                 match self.frontier.next(now) {
@@ -355,6 +363,9 @@ impl Scheduler {
         self.stats.in_flight.store(self.in_progress.len() as u64, Ordering::Relaxed);
         if self.remote.is_some() {
             self.remote_counters();
+            if self.paused && !self.draining {
+                return;
+            }
             if !self.draining {
                 self.remote_refill(ctx);
                 self.remote_poll(ctx);
@@ -532,6 +543,7 @@ impl Handler<DeadLettered> for Scheduler {
             self.remote_done(&msg.request, ctx);
         }
         self.durably_done(msg.request.fingerprint);
+        self.keep_dead(msg.request);
         self.pump(ctx);
     }
 }
