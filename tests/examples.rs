@@ -115,3 +115,8 @@ fn periodic_recrawl() {
 fn custom_actor() {
     run_example("custom_actor");
 }
+
+#[test]
+fn embed_tokio() {
+    run_example("embed_tokio");
+}

@@ -192,10 +192,43 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Runs the crawl to its end on a new actix system (blocking this thread) and returns
-    /// its summary.
+    /// Runs the crawl to its end on a new actix system, blocking this thread, and returns
+    /// its summary. For a plain `fn main`. Inside an async runtime (a `#[tokio::main]` or
+    /// `#[actix::main]` program, an async task) it returns [`RunError::InsideRuntime`]
+    /// instead of blocking that runtime: await [`RuntimeBuilder::run_async`] there.
     pub fn run(self) -> Result<Summary, RunError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(RunError::InsideRuntime);
+        }
         run::run(self)
+    }
+
+    /// Runs the crawl to its end and resolves to its summary, without blocking the caller:
+    /// for async programs (tokio, actix). The actor tree runs on an actix system of its own,
+    /// on a thread of its own (actix's arbiters cannot share the caller's runtime), so the
+    /// future can be awaited on any executor, and dropping it does not stop the crawl (use a
+    /// [`StopHandle`] for that).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let spec = arachne::spec::load_file("crawl.yaml".as_ref(), &[])?;
+    /// let summary = arachne::runtime::Runtime::builder(spec).run_async().await?;
+    /// println!("{} pages", summary.pages_fetched);
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_async(self) -> Result<Summary, RunError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("arachne-runtime".into())
+            .spawn(move || {
+                let _ = tx.send(run::run(self));
+            })
+            .map_err(RunError::System)?;
+        rx.await.unwrap_or_else(|_| {
+            Err(RunError::System(std::io::Error::other(
+                "the runtime's thread ended without a result (it panicked)",
+            )))
+        })
     }
 }
 

@@ -73,6 +73,13 @@ pub enum RunError {
     /// The dashboard (`--dashboard`, `observe:`) could not start.
     #[error(transparent)]
     Dashboard(#[from] crate::observe::dashboard::DashboardError),
+    /// The blocking [`RuntimeBuilder::run`](super::RuntimeBuilder::run) was called inside
+    /// an async runtime, which it would block.
+    #[error(
+        "RuntimeBuilder::run blocks its thread and cannot run inside an async runtime (tokio, actix): \
+         await RuntimeBuilder::run_async() there"
+    )]
+    InsideRuntime,
     /// A combination of options this version does not support.
     #[error("{0}")]
     Unsupported(String),
