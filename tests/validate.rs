@@ -334,6 +334,23 @@ fn kafka_specs_are_checked() {
 }
 
 #[test]
+fn redis_queue_bridges_are_checked() {
+    let redis = "brokers: { redis: { url: \"redis://127.0.0.1:6379/\" } }\n";
+    ok(&format!(
+        "{BASE}{redis}bridges:\n  - {{ kind: redis-queue, topic: jobs, direction: in, channel: \"jobs:requests\", order: priority, lease: 30s }}\n"
+    ));
+    let e =
+        only_error(&format!("{redis}bridges:\n  - {{ kind: redis-queue, topic: jobs, direction: out }}\n"));
+    assert_says(&e, &["(redis-queue) has no `channel`"]);
+    let e = only_error(&format!(
+        "{redis}bridges:\n  - {{ kind: redis-queue, topic: requests, direction: in, channel: k }}\n"
+    ));
+    assert_says(&e, &["'requests' is one of the crawl's own channels"]);
+    let e = only_error("bridges:\n  - { kind: redis-queue, topic: jobs, direction: in, channel: k }\n");
+    assert_says(&e, &["`brokers.redis` is not set"]);
+}
+
+#[test]
 fn unsupported_output_kinds() {
     let e = only_error("output:\n  - jsonl: items.jsonl\n  - amqp: { exchange: items }\n");
     assert_at(&e, 5, 5);

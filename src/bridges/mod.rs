@@ -266,7 +266,11 @@ pub async fn start(
 ) -> Result<StartedBridges, BridgeError> {
     let mut started = StartedBridges::default();
     let counters = &mut started.counters;
-    let redis_bridges: Vec<_> = spec.bridges.iter().filter(|b| b.kind == BridgeKind::RedisPubsub).collect();
+    let redis_bridges: Vec<_> = spec
+        .bridges
+        .iter()
+        .filter(|b| matches!(b.kind, BridgeKind::RedisPubsub | BridgeKind::RedisQueue))
+        .collect();
     if !redis_bridges.is_empty() {
         let broker_spec = spec
             .brokers
@@ -276,13 +280,26 @@ pub async fn start(
         let broker = redis::RedisBroker::from_spec(broker_spec)?;
         broker.check().await?;
         for (i, b) in redis_bridges.into_iter().enumerate() {
-            let bridge = redis::PubSubBridge::from_spec(&broker, b, bus)?;
-            counters.push(bridge.counters());
+            let name = format!("bridge-{i}");
+            let bridge_counters = if b.kind == BridgeKind::RedisQueue {
+                let bridge = redis::RedisQueueBridge::from_spec(&broker, b, bus)?;
+                let c = bridge.counters();
+                sup.start(format!("{name}-{}", bridge.describe()), Restart::Transient, arbiter, move |_| {
+                    bridge
+                });
+                c
+            } else {
+                let bridge = redis::PubSubBridge::from_spec(&broker, b, bus)?;
+                let c = bridge.counters();
+                sup.start(format!("{name}-{}", bridge.describe()), Restart::Transient, arbiter, move |_| {
+                    bridge
+                });
+                c
+            };
+            counters.push(bridge_counters.clone());
             if b.direction == crate::spec::BridgeDirection::Out {
-                started.outbound.push(bridge.counters());
+                started.outbound.push(bridge_counters);
             }
-            let name = format!("bridge-{i}-{}", bridge.describe());
-            sup.start(name, Restart::Transient, arbiter, move |_| bridge);
         }
     }
     let kafka_bridges: Vec<_> = spec.bridges.iter().filter(|b| b.kind == BridgeKind::Kafka).collect();

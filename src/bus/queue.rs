@@ -237,6 +237,11 @@ impl<T: Send + Sync + 'static> Queue<T> {
         self.inner.config.capacity.saturating_sub(self.len())
     }
 
+    /// Whether [`Queue::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed
+    }
+
     /// Calls `hook` for every message dead-lettered from now on, instead of keeping it in
     /// [`Queue::take_dead_letters`].
     pub fn on_dead_letter(&self, hook: impl Fn(DeadLetter<T>) + Send + Sync + 'static) {

@@ -411,6 +411,14 @@ pub struct BridgeSpec {
     /// (no key when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// `redis-queue`: the Redis key's kind, `fifo` (a list, LPUSH + RPOP), `lifo` (a list,
+    /// LPUSH + LPOP) or `priority` (a sorted set scored by `-priority`); `fifo` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<QueueOrder>,
+    /// `redis-queue` `in`: how long an entry is held unacked before any bridge may take it
+    /// back (renewed while held); 60 s when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<HumanDuration>,
     /// `redis-pubsub` `in`: PSUBSCRIBE to `channel` as a glob instead of SUBSCRIBE.
     #[serde(default)]
     pub pattern: bool,
@@ -425,7 +433,7 @@ pub struct BridgeSpec {
 pub enum BridgeKind {
     /// A local topic <-> a Redis pub/sub channel or pattern.
     RedisPubsub,
-    /// A local queue <-> a Redis list or sorted set (not supported yet).
+    /// A local queue <-> a Redis list or sorted set, with a reliable pop.
     RedisQueue,
     /// A local topic <-> a Kafka topic.
     Kafka,

@@ -446,6 +446,10 @@ fn check_brokers(c: &mut Check<'_>, spec: &CrawlSpec) {
             check_kafka_bridge(c, spec, i, b);
             continue;
         }
+        if b.kind == BridgeKind::RedisQueue {
+            check_redis_queue_bridge(c, spec, i, b);
+            continue;
+        }
         if b.kind != BridgeKind::RedisPubsub {
             c.value(
                 &at("kind"),
@@ -566,6 +570,43 @@ fn check_kafka_bridge(c: &mut Check<'_>, spec: &CrawlSpec, i: usize, b: &crate::
     }
     if b.group.is_some() && b.direction == BridgeDirection::Out {
         c.value(&at("group"), format!("bridges[{i}]: `group` applies to inbound kafka bridges only"), None);
+    }
+}
+
+/// A `kind: redis-queue` bridge: a Redis broker, a key (`channel`), a local queue of its
+/// own (not one of the crawl's channels), a lease longer than 0, no pub/sub-only keys.
+fn check_redis_queue_bridge(c: &mut Check<'_>, spec: &CrawlSpec, i: usize, b: &crate::spec::BridgeSpec) {
+    use Seg::{I, K};
+    let at = |k| [K("bridges"), I(i), K(k)];
+    if spec.brokers.redis.is_none() {
+        c.key(
+            &at("kind"),
+            format!("bridges[{i}] is a Redis bridge but `brokers.redis` is not set"),
+            Some("add `brokers: { redis: { url: \"redis://127.0.0.1:6379/\" } }`".into()),
+        );
+    }
+    if b.channel.as_deref().map(str::trim).unwrap_or("").is_empty() {
+        c.key(
+            &[K("bridges"), I(i)],
+            format!("bridges[{i}] (redis-queue) has no `channel`"),
+            Some("add the Redis key of the queue, e.g. `channel: \"jobs:requests\"`".into()),
+        );
+    }
+    let topic = b.topic.trim();
+    if topic.is_empty() {
+        c.value(&at("topic"), format!("bridges[{i}].topic is empty"), None);
+    } else if RESERVED_TOPICS.contains(&topic) || matches!(topic, "requests" | "pages") {
+        c.value(
+            &at("topic"),
+            format!("bridges[{i}]: '{topic}' is one of the crawl's own channels; a redis-queue bridge needs a queue of its own"),
+            Some("e.g. `topic: jobs`".into()),
+        );
+    }
+    if b.pattern {
+        c.value(&at("pattern"), format!("bridges[{i}]: `pattern` is for redis-pubsub bridges"), None);
+    }
+    if b.lease.is_some_and(|l| l.0.is_zero()) {
+        c.value(&at("lease"), format!("bridges[{i}].lease must be longer than 0"), None);
     }
 }
 

@@ -526,6 +526,100 @@ impl RedisFrontier {
         &self.keys
     }
 
+    /// A reliable queue of any payloads at Redis key `key` (a list for `fifo`/`lifo`,
+    /// LPUSH + RPOP / LPOP as scrapy-redis's FifoQueue and LifoQueue; a sorted set scored by
+    /// `-priority` for `priority`), with its leases in `<key>:leases`: what the
+    /// `redis-queue` bridge is built on ([`RedisFrontier::push_raw`],
+    /// [`RedisFrontier::lease_raw`], [`RedisFrontier::ack_raw`], `reap`, [`RedisFrontier::renew_raw`]).
+    pub fn for_queue(broker: &RedisBroker, key: &str, order: QueueOrder, lease: Duration) -> Self {
+        let mut this = Self::new(broker, key, order, Layout::ScrapyRedis, lease);
+        let k = |s: &str| format!("{key}:{s}");
+        this.keys = Arc::new(FrontierKeys {
+            queue: key.to_string(),
+            seen: k("seen"),
+            leases: k("leases"),
+            lease_seq: k("lease_seq"),
+            seq: k("seq"),
+            start_urls: k("start_urls"),
+            items: k("items"),
+        });
+        this
+    }
+
+    /// Pushes payloads (with their priorities, for a sorted set) in one pipeline, no dedup.
+    pub async fn push_raw(&self, entries: &[(Vec<u8>, i32)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (entry, priority) in entries {
+            match self.mode {
+                Mode::List { push_left: true, .. } => {
+                    pipe.cmd("LPUSH").arg(&self.keys.queue).arg(entry).ignore()
+                }
+                Mode::List { push_left: false, .. } => {
+                    pipe.cmd("RPUSH").arg(&self.keys.queue).arg(entry).ignore()
+                }
+                Mode::Zset { .. } => {
+                    pipe.cmd("ZADD").arg(&self.keys.queue).arg(-i64::from(*priority)).arg(entry).ignore()
+                }
+            };
+        }
+        self.query_pipe::<()>(&pipe).await
+    }
+
+    /// Leases up to `max` payloads as they are: `(lease token, payload)`; give the tokens
+    /// back to [`RedisFrontier::ack_raw`] (or let them expire: `reap` puts them back).
+    pub async fn lease_raw(&self, max: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let args = [self.mode.arg().to_string(), max.to_string(), self.lease_ms.to_string()];
+        let tokens: Vec<Vec<u8>> = self
+            .invoke(&self.lease_script, &[&self.keys.queue, &self.keys.leases, &self.keys.lease_seq], &args)
+            .await?;
+        Ok(tokens
+            .into_iter()
+            .map(|token| {
+                let entry = token.splitn(3, |&b| b == b'|').nth(2).map(<[u8]>::to_vec).unwrap_or_default();
+                (token, entry)
+            })
+            .collect())
+    }
+
+    /// Acknowledges raw leases (one `ZREM`); returns how many were still held.
+    pub async fn ack_raw(&self, tokens: &[Vec<u8>]) -> Result<usize> {
+        if tokens.is_empty() {
+            return Ok(0);
+        }
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(&self.keys.leases);
+        for t in tokens {
+            cmd.arg(t);
+        }
+        let n: i64 = self.query(&cmd).await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Extends raw leases still held (see [`RedisFrontier::renew`]).
+    pub async fn renew_raw(&self, tokens: &[Vec<u8>]) -> Result<()> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let (script, leases, lease_ms) = (self.renew_script.clone(), self.keys.leases.clone(), self.lease_ms);
+        let _: Vec<i64> = self
+            .with_retry(|mut conn| {
+                let mut inv = script.prepare_invoke();
+                inv.key(&leases).arg(lease_ms);
+                for t in tokens {
+                    inv.arg(t.as_slice());
+                }
+                async move { inv.invoke_async(&mut conn).await }
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Queues at most `max` requests over the crawl's life, across every process
     /// (`scope.max_pages`); 0 is no limit.
     pub fn with_max_requests(mut self, max: u64) -> Self {

@@ -8,6 +8,7 @@
 pub mod frontier;
 pub mod heartbeat;
 mod pubsub;
+mod queue_bridge;
 mod sink;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use redis::{Client, ErrorKind, IntoConnectionInfo, RedisError};
 
 pub use pubsub::{on_message, ChannelMessage, PubSubBridge, PubSubOptions};
+pub use queue_bridge::{RedisQueueBridge, RedisQueueMessage};
 pub use sink::RedisSink;
 
 pub(crate) use super::counters::Backoff;
