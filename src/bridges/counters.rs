@@ -6,6 +6,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// What a bridge actor runs: a future made anew on each (re)start.
+pub(crate) type Runner = Arc<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// Starts a bridge's `runner` in its actor's context: when it ends (its local channel closed
+/// and drained), the bridge counts as finished and the actor stops.
+pub(crate) fn run_bridge<A>(runner: &Runner, counters: &Arc<BridgeCounters>, ctx: &mut actix::Context<A>)
+where
+    A: actix::Actor<Context = actix::Context<A>>,
+{
+    use actix::{ActorFutureExt, AsyncContext};
+    let counters = counters.clone();
+    let run = actix::fut::wrap_future::<_, A>(runner());
+    ctx.spawn(run.map(move |(), _act, ctx: &mut actix::Context<A>| {
+        counters.set_finished();
+        actix::ActorContext::stop(ctx);
+    }));
+}
+
 /// An inbound bridge's consumer lag per `topic/partition` (messages behind the end),
 /// updated while it runs; shared.
 pub type ConsumerLag = Arc<Mutex<BTreeMap<String, i64>>>;
@@ -40,6 +58,19 @@ impl BridgeCounters {
     /// message sent; inbound, its local topic closed.
     pub fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Acquire)
+    }
+
+    /// Logs what a bridge did, when its actor stops.
+    pub(crate) fn log_stopped(&self, label: &str) {
+        tracing::info!(
+            bridge = %label,
+            forwarded = Self::get(&self.forwarded),
+            undelivered = Self::get(&self.undelivered),
+            disconnects = Self::get(&self.disconnects),
+            reconnects = Self::get(&self.reconnects),
+            health_checks_failed = Self::get(&self.health_checks_failed),
+            "bridge stopped"
+        );
     }
 
     pub(crate) fn set_finished(&self) {

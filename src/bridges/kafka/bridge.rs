@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -17,6 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use super::broker::{KafkaBroker, LinkContext};
+use crate::bridges::counters::{run_bridge, Runner};
 use crate::bridges::{BridgeCounters, BridgeError};
 use crate::bus::{Bus, Firing, Overflow, Subscription, Topic};
 use crate::crawl::{Event, PageItems};
@@ -48,8 +48,6 @@ pub struct KafkaMessage {
 }
 
 use crate::bridges::ConsumerLag as LagMap;
-
-type Runner = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// A `kafka` bridge: an actor (started by the runtime from `bridges:`, or by you with
 /// `RuntimeBuilder::actor`) that runs one direction.
@@ -206,21 +204,11 @@ impl Actor for KafkaBridge {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let run = actix::fut::wrap_future::<_, Self>((self.runner)());
-        ctx.spawn(run.map(|(), act, ctx: &mut Context<Self>| {
-            act.counters.set_finished();
-            ctx.stop();
-        }));
+        run_bridge(&self.runner, &self.counters, ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        let c = &self.counters;
-        tracing::info!(
-            bridge = %self.label,
-            forwarded = BridgeCounters::get(&c.forwarded),
-            undelivered = BridgeCounters::get(&c.undelivered),
-            "bridge stopped"
-        );
+        self.counters.log_stopped(&self.label);
     }
 }
 

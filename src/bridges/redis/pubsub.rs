@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::time::{interval_at, sleep_until, timeout, Instant, MissedTickBehavior};
 
 use super::{Backoff, BridgeCounters, BridgeError, RedisBroker};
+use crate::bridges::counters::{run_bridge, Runner};
 use crate::bus::{Bus, Firing, Overflow, Subscription, Topic};
 use crate::crawl::{Event, PageItems};
 use crate::spec::{BridgeDirection, BridgeSpec};
@@ -79,8 +79,6 @@ impl From<&str> for PubSubOptions {
         Self::channel(channel)
     }
 }
-
-type Runner = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// A `redis-pubsub` bridge, or a per-channel handler: an actor (start it under the
 /// runtime's supervisor with `RuntimeBuilder::actor`, or with `Actor::start`), or a plain
@@ -291,24 +289,11 @@ impl Actor for PubSubBridge {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let run = actix::fut::wrap_future::<_, Self>((self.runner)());
-        ctx.spawn(run.map(|(), act, ctx: &mut Context<Self>| {
-            act.counters.set_finished();
-            ctx.stop();
-        }));
+        run_bridge(&self.runner, &self.counters, ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        let c = &self.counters;
-        tracing::info!(
-            bridge = %self.label,
-            forwarded = BridgeCounters::get(&c.forwarded),
-            undelivered = BridgeCounters::get(&c.undelivered),
-            disconnects = BridgeCounters::get(&c.disconnects),
-            reconnects = BridgeCounters::get(&c.reconnects),
-            health_checks_failed = BridgeCounters::get(&c.health_checks_failed),
-            "bridge stopped"
-        );
+        self.counters.log_stopped(&self.label);
     }
 }
 

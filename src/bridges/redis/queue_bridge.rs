@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::frontier::RedisFrontier;
 use super::{Backoff, BridgeCounters, BridgeError, RedisBroker};
+use crate::bridges::counters::{run_bridge, Runner};
 use crate::bus::{Bus, Queue, QueueConfig};
 use crate::spec::{BridgeDirection, BridgeSpec, QueueOrder};
 
@@ -59,8 +59,6 @@ impl Drop for Receipt {
         }
     }
 }
-
-type Runner = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// A `redis-queue` bridge (see the module documentation): an actor, started by the runtime
 /// from `bridges:`, or by you with `RuntimeBuilder::actor`.
@@ -144,11 +142,7 @@ impl Actor for RedisQueueBridge {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let run = actix::fut::wrap_future::<_, Self>((self.runner)());
-        ctx.spawn(run.map(|(), act, ctx: &mut Context<Self>| {
-            act.counters.set_finished();
-            ctx.stop();
-        }));
+        run_bridge(&self.runner, &self.counters, ctx);
     }
 }
 
