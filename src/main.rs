@@ -91,8 +91,8 @@ enum Command {
     },
     /// Serve the built-in demo site on 127.0.0.1.
     Sandbox {
-        /// Number of item pages.
-        #[arg(long, default_value_t = 500)]
+        /// Number of item pages (1 to 1,000,000, as `sandbox.pages` in a spec).
+        #[arg(long, default_value_t = 500, value_parser = parse_pages)]
         pages: u32,
         /// Port (0 picks a free one).
         #[arg(long, default_value_t = 8000)]
@@ -159,7 +159,13 @@ impl ControlCommand {
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,arachne=info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(secrets::MaskedStderr).init();
+    // Colours only for a terminal: a log captured to a file holds no escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(secrets::MaskedStderr)
+        .with_ansi(ansi)
+        .init();
 
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -177,7 +183,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(errors) => {
-                    eprint!("{}", secrets::mask(&errors.to_string()));
+                    eprintln!("{}", secrets::mask(&errors.to_string()));
                     ExitCode::from(2)
                 }
             }
@@ -268,10 +274,16 @@ fn run(path: &std::path::Path, overrides: &[String], options: RunOptions) -> Exi
     let spec = match spec::load_file(path, overrides) {
         Ok(spec) => spec,
         Err(errors) => {
-            eprint!("{}", secrets::mask(&errors.to_string()));
+            eprintln!("{}", secrets::mask(&errors.to_string()));
             return ExitCode::from(2);
         }
     };
+    if let Some(summary) = &summary_json {
+        if let Err(e) = check_writable(summary, path) {
+            eprintln!("error: --summary-json {}: {e}", summary.display());
+            return ExitCode::from(2);
+        }
+    }
     let mut builder = Runtime::builder(spec).progress(!quiet).handle_ctrl_c(true);
     if let Some(d) = stop_after {
         builder = builder.stop_after(d);
@@ -343,6 +355,33 @@ fn track_secrets(path: &std::path::Path, overrides: &[String]) {
     for o in overrides {
         secrets::register_env_references(o);
     }
+}
+
+/// `--pages`: a number that `sandbox.pages` would accept.
+fn parse_pages(text: &str) -> Result<u32, String> {
+    let pages = text.trim().parse::<u32>().map_err(|e| format!("'{text}' is not a whole number: {e}"))?;
+    arachne::sandbox::check_pages(pages)
+}
+
+/// Whether the summary can be written to `path` (checked before the crawl, so that a long
+/// run does not end without its summary); never the spec itself.
+fn check_writable(path: &std::path::Path, spec: &std::path::Path) -> Result<(), String> {
+    if let (Ok(a), Ok(b)) = (std::fs::canonicalize(path), std::fs::canonicalize(spec)) {
+        if a == b {
+            return Err("that is the spec's own path".into());
+        }
+    }
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| format!("cannot be written: {e}"))?;
+    if !existed {
+        // Written whole at the end of the run; do not leave an empty file if it fails.
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 fn sandbox(pages: u32, port: u16, traps: bool) -> anyhow::Result<()> {

@@ -253,7 +253,7 @@ fn bad_rates() {
 fn sandbox_pages_zero() {
     let e = only_error("sandbox:\n  pages: 0\n");
     assert_at(&e, 4, 10);
-    assert_says(&e, &["sandbox.pages must be at least 1"]);
+    assert_says(&e, &["sandbox.pages: the sandbox has from 1 to 1000000 pages (found 0)"]);
 }
 
 // ---- item rules --------------------------------------------------------------------------

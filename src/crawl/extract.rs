@@ -67,6 +67,92 @@ pub const MAX_URL_LEN: usize = 8 * 1024;
 /// A text field keeps at most this many bytes of text.
 pub const MAX_FIELD_LEN: usize = 1024 * 1024;
 
+/// The longest CSS selector accepted, in bytes.
+pub const MAX_SELECTOR_LEN: usize = 1024;
+/// The deepest nesting of `(...)` and `[...]` in a CSS selector (`:not(:not(...))`).
+pub const MAX_SELECTOR_NESTING: usize = 8;
+/// The most combinator steps in a CSS selector (`div > div > ...`, descendants included).
+pub const MAX_SELECTOR_STEPS: usize = 32;
+
+/// Why a CSS selector is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BadSelector {
+    /// Longer than [`MAX_SELECTOR_LEN`].
+    #[error("longer than {MAX_SELECTOR_LEN} bytes")]
+    TooLong,
+    /// Parentheses or brackets nested deeper than [`MAX_SELECTOR_NESTING`].
+    #[error("parentheses and brackets nested more than {MAX_SELECTOR_NESTING} deep")]
+    TooDeep,
+    /// More than [`MAX_SELECTOR_STEPS`] combinator steps.
+    #[error("more than {MAX_SELECTOR_STEPS} combinator steps")]
+    TooManySteps,
+    /// lol_html cannot parse it, or does not support it.
+    #[error("{0}")]
+    Syntax(#[from] SelectorError),
+}
+
+/// Parses a CSS selector as the extractor runs it, within the bounds above (lol_html's
+/// parser and matcher recurse, so a deeply nested or very long selector would exhaust the
+/// stack). `arachne validate` checks selectors with this same function.
+pub fn parse_selector(css: &str) -> Result<Selector, BadSelector> {
+    if css.len() > MAX_SELECTOR_LEN {
+        return Err(BadSelector::TooLong);
+    }
+    let (nesting, steps) = selector_shape(css);
+    if nesting > MAX_SELECTOR_NESTING {
+        return Err(BadSelector::TooDeep);
+    }
+    if steps > MAX_SELECTOR_STEPS {
+        return Err(BadSelector::TooManySteps);
+    }
+    Ok(css.parse::<Selector>()?)
+}
+
+/// The deepest `(`/`[` nesting of a selector and its number of combinator steps (a `>`,
+/// `+`, `~` or a run of whitespace between two compound selectors), outside quotes.
+fn selector_shape(css: &str) -> (usize, usize) {
+    let (mut depth, mut deepest, mut steps) = (0usize, 0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut after_compound = false;
+    let mut pending = false;
+    for c in css.chars() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' | '[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | ']' => depth = depth.saturating_sub(1),
+            ',' => {
+                after_compound = false;
+                pending = false;
+                continue;
+            }
+            '>' | '+' | '~' if depth == 0 => {
+                pending |= after_compound;
+                continue;
+            }
+            c if c.is_whitespace() => {
+                pending |= after_compound && depth == 0;
+                continue;
+            }
+            _ => {}
+        }
+        if pending {
+            steps += 1;
+            pending = false;
+        }
+        after_compound = true;
+    }
+    (deepest, steps)
+}
+
 /// A `parse:` section that cannot be compiled, naming the bad selector or regex.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
@@ -78,7 +164,7 @@ pub enum ExtractError {
         /// The selector as written.
         selector: String,
         /// Why it was refused.
-        source: SelectorError,
+        source: BadSelector,
     },
     /// An item rule's `match` regex that does not compile.
     #[error("parse.items '{rule}': bad match regex '{regex}': {source}")]
@@ -112,7 +198,7 @@ pub enum ExtractError {
         /// The CSS part of the field's selector.
         selector: String,
         /// Why it was refused.
-        source: SelectorError,
+        source: BadSelector,
     },
 }
 
@@ -177,7 +263,7 @@ impl RuleParser {
             .iter()
             .enumerate()
             .map(|(index, s)| {
-                s.parse::<Selector>().map_err(|source| ExtractError::FollowSelector {
+                parse_selector(s).map_err(|source| ExtractError::FollowSelector {
                     index,
                     selector: s.clone(),
                     source,
@@ -199,7 +285,7 @@ impl RuleParser {
                     selector: raw.clone(),
                     message,
                 })?;
-                let selector = fs.css.parse::<Selector>().map_err(|source| ExtractError::FieldSelector {
+                let selector = parse_selector(&fs.css).map_err(|source| ExtractError::FieldSelector {
                     rule: rule.name.clone(),
                     field: name.clone(),
                     selector: fs.css.clone(),
@@ -210,7 +296,7 @@ impl RuleParser {
             }
             rules.push(Rule { name: rule.name.clone(), matches, fields });
         }
-        let base = "base[href]".parse::<Selector>().map_err(|source| ExtractError::FollowSelector {
+        let base = parse_selector("base[href]").map_err(|source| ExtractError::FollowSelector {
             index: usize::MAX,
             selector: "base[href]".into(),
             source,

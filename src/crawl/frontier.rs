@@ -23,6 +23,10 @@ use super::messages::CrawlRequest;
 use super::urls::{self, Fingerprint, FingerprintBuildHasher};
 use crate::spec::{CrawlSpec, QueueOrder, RobotsPolicy};
 
+/// The slowest `fetch.per_host.rate` there is: one request a day (a slower one is refused
+/// by validation).
+pub const MIN_RATE: f64 = 1.0 / 86_400.0;
+
 /// The most redirect hops one request may follow.
 pub const MAX_REDIRECTS: usize = 10;
 
@@ -181,9 +185,12 @@ pub struct HostView {
 }
 
 /// A rate limiter for `rate` requests per second (`None`: no limit).
+///
+/// Whatever the rate, no panic: one below [`MIN_RATE`] (refused by validation, but the
+/// builder takes any spec) waits a day between requests.
 fn quota(rate: f64) -> Option<Quota> {
-    (rate > 0.0)
-        .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / rate)))
+    (rate > 0.0 && rate.is_finite())
+        .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / rate.max(MIN_RATE))))
         .flatten()
         .map(|q| q.allow_burst(NonZeroU32::MIN))
 }

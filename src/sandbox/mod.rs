@@ -80,6 +80,20 @@ pub const SLOW_PAGE_DELAY: Duration = Duration::from_secs(5);
 /// `max_body` tests use.
 pub const HUGE_PAGE_BYTES: usize = 3 * 1024 * 1024;
 
+/// The most item pages a sandbox serves (its layout is computed up front, so the number
+/// decides its memory).
+pub const MAX_PAGES: u32 = 1_000_000;
+
+/// Checks a number of sandbox pages: the one rule for `sandbox.pages` in a spec and for
+/// `arachne sandbox --pages`.
+pub fn check_pages(pages: u32) -> Result<u32, String> {
+    if (1..=MAX_PAGES).contains(&pages) {
+        Ok(pages)
+    } else {
+        Err(format!("the sandbox has from 1 to {MAX_PAGES} pages (found {pages})"))
+    }
+}
+
 /// Options of the sandbox site.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SandboxOptions {

@@ -93,6 +93,20 @@ impl de::Error for DeError {
     }
 }
 
+/// The keys a spec must have at its top level.
+const REQUIRED_TOP_LEVEL: [&str; 2] = ["name", "seeds"];
+
+/// One error for each required top-level key absent from `root` (serde stops at the first
+/// one; this reports them all, with the same message and place).
+pub(crate) fn missing_top_level(root: &Node, origin: &str) -> Vec<SpecError> {
+    let Kind::Map(entries) = &root.kind else { return Vec::new() };
+    REQUIRED_TOP_LEVEL
+        .iter()
+        .filter(|k| !entries.iter().any(|e| e.key == **k))
+        .map(|k| root.src.error(origin, format!("missing required key '{k}'"), missing_hint(k)))
+        .collect()
+}
+
 fn missing_hint(field: &str) -> Option<String> {
     Some(
         match field {
@@ -238,6 +252,11 @@ impl<'a> NodeDe<'a> {
 
 /// The known word nearest to `word`, if it is near enough to be a typo.
 pub(crate) fn nearest<'c>(word: &str, known: &[&'c str]) -> Option<&'c str> {
+    // The edit distance costs length × length: a huge word is no typo of a known one.
+    let longest = known.iter().map(|k| k.len()).max().unwrap_or(0);
+    if word.len() > 2 * longest + 8 {
+        return None;
+    }
     let w = word.to_ascii_lowercase();
     known
         .iter()

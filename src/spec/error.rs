@@ -6,7 +6,7 @@ use std::fmt;
 ///
 /// Displays as `file:line:column: message`, then `  hint: ...` on the next line when there
 /// is a hint. Errors from a `--set` override have the override as `origin` and no line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 #[error("{}", render(self))]
 pub struct SpecError {
     /// The spec file's name as given, or `--set KEY=VALUE` for an override.
@@ -59,9 +59,11 @@ impl SpecErrors {
 
     /// Sorts errors by their place: file errors by line and column, then override errors
     /// in the order the overrides were given.
-    pub(crate) fn sorted(mut errors: Vec<SpecError>) -> Self {
+    /// Repeated errors are reported once.
+    pub(crate) fn sorted(errors: Vec<SpecError>) -> Self {
+        let mut seen = std::collections::HashSet::with_capacity(errors.len());
+        let mut errors: Vec<SpecError> = errors.into_iter().filter(|e| seen.insert(e.clone())).collect();
         errors.sort_by_key(|e| (e.line.is_none(), e.line, e.column));
-        errors.dedup();
         Self(errors)
     }
 }

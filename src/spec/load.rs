@@ -1,6 +1,7 @@
 //! Loading a spec: YAML text -> positioned tree -> `--set` overrides -> `${ENV}` ->
 //! [`CrawlSpec`] -> semantic checks, with every error located.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -13,6 +14,10 @@ use super::{overrides, validate};
 
 /// How many values that stop deserializing are reported before giving up.
 const MAX_PASSES: usize = 32;
+/// The largest spec file read, in bytes.
+pub const MAX_SPEC_BYTES: u64 = 64 * 1024 * 1024;
+/// At most this many errors are reported; a last line says how many more there were.
+pub const MAX_REPORTED_ERRORS: usize = 100;
 
 /// Reads the spec at `path`, applies the `--set KEY=VALUE` `overrides` in order, substitutes
 /// `${ENV}` variables and checks everything.
@@ -20,24 +25,55 @@ const MAX_PASSES: usize = 32;
 /// Errors in the file are reported as `path:line:column`; an unreadable file is one error.
 pub fn load_file(path: &Path, overrides: &[String]) -> Result<CrawlSpec, SpecErrors> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        SpecError::new(origin.clone(), format!("cannot read the spec: {e}"))
-            .with_hint("check the path given to arachne")
+    let text = read_spec(path).map_err(|e| match e {
+        ReadError::Io(e) => SpecError::new(origin.clone(), format!("cannot read the spec: {e}"))
+            .with_hint("check the path given to arachne"),
+        ReadError::TooLarge => SpecError::new(
+            origin.clone(),
+            format!("the spec is larger than {} MiB", MAX_SPEC_BYTES / (1024 * 1024)),
+        ),
+        ReadError::NotUtf8(at) => SpecError::new(
+            origin.clone(),
+            format!("the spec is not UTF-8 text (invalid byte at offset {at})"),
+        )
+        .with_hint("save the file as UTF-8"),
     })?;
-    load_str(&text, &origin, overrides)
+    load_with_env(&text, &origin, overrides, &|var| std::env::var(var).ok(), Some(path))
+}
+
+/// Why a spec file could not be read as text.
+enum ReadError {
+    Io(std::io::Error),
+    TooLarge,
+    /// The byte offset of the first invalid byte.
+    NotUtf8(usize),
+}
+
+/// The file's text, at most [`MAX_SPEC_BYTES`] of it.
+fn read_spec(path: &Path) -> Result<String, ReadError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(ReadError::Io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes).map_err(ReadError::Io)?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        return Err(ReadError::TooLarge);
+    }
+    String::from_utf8(bytes).map_err(|e| ReadError::NotUtf8(e.utf8_error().valid_up_to()))
 }
 
 /// Like [`load_file`], from YAML text; `origin` is printed as the file name in errors.
 pub fn load_str(text: &str, origin: &str, overrides: &[String]) -> Result<CrawlSpec, SpecErrors> {
-    load_with_env(text, origin, overrides, &|var| std::env::var(var).ok())
+    load_with_env(text, origin, overrides, &|var| std::env::var(var).ok(), None)
 }
 
-/// [`load_str`] with the environment given as a function (for tests).
+/// [`load_str`] with the environment given as a function (for tests), and the spec file's
+/// path when it came from one (an output may not overwrite it).
 pub(crate) fn load_with_env(
     text: &str,
     origin: &str,
     overrides: &[String],
     env: &dyn Fn(&str) -> Option<String>,
+    spec_path: Option<&Path>,
 ) -> Result<CrawlSpec, SpecErrors> {
     let mut root = tree::parse(text, origin)?;
     let mut errors = Vec::new();
@@ -50,6 +86,7 @@ pub(crate) fn load_with_env(
 
     let mut env_errors = Vec::new();
     tree::substitute_env(&mut root, origin, env, &mut env_errors);
+    errors.extend(super::de::missing_top_level(&root, origin));
 
     // Deserialize; a value that stops serde (a bad duration, say) is recorded and removed
     // from the tree, and the rest is deserialized again, so that one run reports them all.
@@ -59,15 +96,11 @@ pub(crate) fn load_with_env(
     for _ in 0..MAX_PASSES {
         let ctx = Ctx::new(origin);
         let result = CrawlSpec::deserialize(NodeDe::root(&root, &ctx));
-        for e in ctx.errors.take() {
-            if !errors.contains(&e) {
-                errors.push(e);
-            }
-        }
+        errors.extend(ctx.errors.take());
         masked.append(&mut ctx.masked.borrow_mut());
         match result {
             Ok(mut s) => {
-                later.extend(validate::check(&s, &root, origin));
+                later.extend(validate::check(&s, &root, origin, spec_path));
                 clamp_per_host(&mut s, &root);
                 spec = Some(s);
                 break;
@@ -85,22 +118,41 @@ pub(crate) fn load_with_env(
         }
     }
     // Errors where a bad value was replaced by a placeholder are consequences of it.
-    later.retain(|e| {
-        !masked.iter().any(|m: &SpecError| m.origin == e.origin && m.line == e.line && m.column == e.column)
-    });
+    let masked: HashSet<Place<'_>> = masked.iter().map(place).collect();
+    later.retain(|e| !masked.contains(&place(e)));
     errors.append(&mut later);
 
     // An unset variable leaves `${VAR}` in place, which may fail again later at the same
     // spot: report only the variable.
-    errors.retain(|e| {
-        !env_errors.iter().any(|v| v.origin == e.origin && v.line == e.line && v.column == e.column)
-    });
+    let unset: HashSet<Place<'_>> = env_errors.iter().map(place).collect();
+    errors.retain(|e| !unset.contains(&place(e)));
     errors.append(&mut env_errors);
 
     match spec {
         Some(spec) if errors.is_empty() => Ok(spec),
-        _ => Err(SpecErrors::sorted(errors)),
+        _ => Err(capped(SpecErrors::sorted(errors))),
     }
+}
+
+/// Where an error points: its origin, line and column.
+type Place<'e> = (&'e str, Option<usize>, Option<usize>);
+
+fn place(e: &SpecError) -> Place<'_> {
+    (e.origin.as_str(), e.line, e.column)
+}
+
+/// The first [`MAX_REPORTED_ERRORS`] errors, and one more saying how many were left out.
+fn capped(mut errors: SpecErrors) -> SpecErrors {
+    let total = errors.0.len();
+    if total > MAX_REPORTED_ERRORS {
+        let origin = errors.0[0].origin.clone();
+        errors.0.truncate(MAX_REPORTED_ERRORS);
+        errors.0.push(
+            SpecError::new(origin, format!("... and {} more errors", total - MAX_REPORTED_ERRORS))
+                .with_hint("fix the errors above and validate again"),
+        );
+    }
+    errors
 }
 
 /// `fetch.per_host.concurrency` left at its default never exceeds `fetch.concurrency`
@@ -119,7 +171,7 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<CrawlSpec, SpecErrors> {
-        load_with_env(text, "t.yaml", &[], &|v| (v == "SECRET_UA").then(|| "hunter2".to_string()))
+        load_with_env(text, "t.yaml", &[], &|v| (v == "SECRET_UA").then(|| "hunter2".to_string()), None)
     }
 
     #[test]

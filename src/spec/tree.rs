@@ -286,9 +286,23 @@ fn is_yaml_float(s: &str) -> bool {
     mantissa_ok && exp_ok
 }
 
+/// The most that aliases (`*name`) may add to a spec, in [`weight`] units (a node or a byte
+/// of text each): a 1 KB "billion laughs" would otherwise expand to gigabytes.
+pub(crate) const MAX_ALIAS_EXPANSION: usize = 1_000_000;
+
+/// A node's size for the alias budget: one per node, plus the bytes of its text and keys.
+fn weight(node: &Node) -> usize {
+    1 + match &node.kind {
+        Kind::Scalar { text, .. } => text.len(),
+        Kind::Seq(items) => items.iter().map(weight).sum(),
+        Kind::Map(entries) => entries.iter().map(|e| e.key.len() + weight(&e.value)).sum(),
+    }
+}
+
 /// Reads `text` into a tree. An empty document is an empty mapping at 1:1.
 pub(crate) fn parse(text: &str, origin: &str) -> Result<Node, SpecError> {
-    let mut reader = Reader { parser: Parser::new_from_str(text), anchors: HashMap::new(), origin };
+    let mut reader =
+        Reader { parser: Parser::new_from_str(text), anchors: HashMap::new(), origin, expanded: 0 };
     let mut root = None;
     loop {
         let (event, span) = reader.next()?;
@@ -321,8 +335,11 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Node, SpecError> {
 
 struct Reader<'a> {
     parser: Parser<'a, serde_saphyr::granit_parser::StrInput<'a>>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes and their [`weight`].
+    anchors: HashMap<usize, (Node, usize)>,
     origin: &'a str,
+    /// What aliases have added so far, in [`weight`] units.
+    expanded: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -362,7 +379,7 @@ impl<'a> Reader<'a> {
         src.error(self.origin, format!("YAML syntax error: {message}"), None)
     }
 
-    /// Builds the node that starts with `event`.
+    /// Builds the node that starts with `event` (the parser limits the nesting).
     fn node(&mut self, event: Event<'a>, span: Span) -> Result<Node, SpecError> {
         let src = Src::from_span(&span);
         let (node, anchor) = match event {
@@ -384,6 +401,7 @@ impl<'a> Reader<'a> {
             }
             Event::MappingStart(_, anchor, _) => {
                 let mut entries: Vec<Entry> = Vec::new();
+                let mut keys: HashMap<String, usize> = HashMap::new();
                 loop {
                     let (event, span) = self.next()?;
                     if matches!(event, Event::MappingEnd) {
@@ -401,24 +419,18 @@ impl<'a> Reader<'a> {
                             ))
                         }
                     };
-                    if let Some(first) = entries.iter().find(|e| e.key == key) {
-                        let hint = first.key_src.line().map(|l| format!("first given at line {l}"));
+                    if let Some(&first) = keys.get(&key) {
+                        let hint = entries[first].key_src.line().map(|l| format!("first given at line {l}"));
                         return Err(key_src.error(self.origin, format!("duplicate key '{key}'"), hint));
                     }
+                    keys.insert(key.clone(), entries.len());
                     let (event, span) = self.next()?;
                     let value = self.node(event, span)?;
                     entries.push(Entry { key, key_src, value });
                 }
                 (Node { kind: Kind::Map(entries), src, raw: None }, anchor)
             }
-            Event::Alias(id) => {
-                let node = self
-                    .anchors
-                    .get(&id)
-                    .cloned()
-                    .ok_or_else(|| src.error(self.origin, "alias to an unknown anchor", None))?;
-                return Ok(node);
-            }
+            Event::Alias(id) => return self.alias(id, &src),
             Event::UnresolvedAlias(name) => {
                 return Err(src.error(
                     self.origin,
@@ -429,9 +441,26 @@ impl<'a> Reader<'a> {
             _ => return Err(src.error(self.origin, "YAML syntax error: unexpected token", None)),
         };
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), weight(&node)));
         }
         Ok(node)
+    }
+
+    /// A copy of the anchored node `id`, within [`MAX_ALIAS_EXPANSION`].
+    fn alias(&mut self, id: usize, src: &Src) -> Result<Node, SpecError> {
+        let (node, size) = self
+            .anchors
+            .get(&id)
+            .ok_or_else(|| src.error(self.origin, "alias to an unknown anchor", None))?;
+        self.expanded = self.expanded.saturating_add(*size);
+        if self.expanded > MAX_ALIAS_EXPANSION {
+            return Err(src.error(
+                self.origin,
+                format!("aliases expand the spec past {MAX_ALIAS_EXPANSION} nodes and bytes"),
+                Some("write the values out, or use fewer aliases to large anchors".into()),
+            ));
+        }
+        Ok(node.clone())
     }
 }
 

@@ -3,6 +3,7 @@
 //! problems are reported at once; each is located through the YAML tree by key path.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use super::error::SpecError;
 use super::model::{BridgeDirection, BridgeKind, CrawlSpec, FieldSelector, FrontierBackend, OutputSpec};
@@ -44,8 +45,23 @@ impl Check<'_> {
         }
     }
 
+    /// A list of regexes that the run compiles into one [`regex::RegexSet`] (when each one
+    /// compiles alone: otherwise that one is reported).
+    fn regex_set(&mut self, path: &[Seg<'_>], what: &str, patterns: &[String]) {
+        if patterns.len() < 2 || patterns.iter().any(|p| regex::Regex::new(p).is_err()) {
+            return;
+        }
+        if let Err(e) = regex::RegexSet::new(patterns) {
+            self.value(
+                path,
+                format!("bad regexes in {what}: together, {}", regex_reason(&e)),
+                Some("split or shorten the patterns".into()),
+            );
+        }
+    }
+
     fn selector(&mut self, path: &[Seg<'_>], what: &str, css: &str) {
-        if let Err(e) = css.parse::<lol_html::Selector>() {
+        if let Err(e) = crate::crawl::extract::parse_selector(css) {
             let reason = e.to_string();
             let reason = reason.trim_end_matches('.');
             let mut chars = reason.chars();
@@ -55,10 +71,26 @@ impl Check<'_> {
             };
             self.value(
                 path,
-                format!("bad CSS selector '{css}' in {what}: {reason}"),
+                format!("bad CSS selector '{}' in {what}: {reason}", shorten(css)),
                 Some("use a CSS selector the streaming extractor (lol_html) accepts, e.g. `a[href]`, `h1`, `div.price > span`".into()),
             );
         }
+    }
+}
+
+/// Whether two paths name one existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// `text`, cut to its first 80 characters (with `...`) for a message.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
     }
 }
 
@@ -73,7 +105,8 @@ fn regex_reason(e: &regex::Error) -> String {
 }
 
 /// Runs every check on `spec`, which was deserialized from `root`.
-pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecError> {
+/// `spec_path` is the spec file, which no output may overwrite.
+pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str, spec_path: Option<&Path>) -> Vec<SpecError> {
     use Seg::{I, K};
     let mut c = Check { root, origin, errors: Vec::new() };
 
@@ -86,8 +119,8 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
     }
 
     if let Some(sandbox) = &spec.sandbox {
-        if sandbox.pages == 0 {
-            c.value(&[K("sandbox"), K("pages")], "sandbox.pages must be at least 1".into(), None);
+        if let Err(reason) = crate::sandbox::check_pages(sandbox.pages) {
+            c.value(&[K("sandbox"), K("pages")], format!("sandbox.pages: {reason}"), None);
         }
     }
 
@@ -147,6 +180,15 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
         let path = [K("frontier"), K("priorities"), I(i), K("match")];
         c.regex(&path, &format!("frontier.priorities[{i}].match"), &rule.matches);
     }
+    // The run compiles each list into one set: patterns fine alone may be too large together.
+    let priorities: Vec<String> = spec.frontier.priorities.iter().map(|r| r.matches.clone()).collect();
+    for (path, what, patterns) in [
+        ([K("scope"), K("include")], "scope.include", &spec.scope.include),
+        ([K("scope"), K("exclude")], "scope.exclude", &spec.scope.exclude),
+        ([K("frontier"), K("priorities")], "frontier.priorities", &priorities),
+    ] {
+        c.regex_set(&path, what, patterns);
+    }
 
     // Fetch.
     let fetch = &spec.fetch;
@@ -181,6 +223,22 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
                 per_host.rate
             ),
             Some("0 means no limit".into()),
+        );
+    } else if per_host.rate > 0.0 && per_host.rate < crate::crawl::frontier::MIN_RATE {
+        c.value(
+            &[K("fetch"), K("per_host"), K("rate")],
+            format!("fetch.per_host.rate {} is less than one request a day", per_host.rate),
+            Some(format!(
+                "0 means no limit; the slowest rate is {:.8} (one a day)",
+                crate::crawl::frontier::MIN_RATE
+            )),
+        );
+    }
+    if let Err(e) = reqwest::header::HeaderValue::from_str(&fetch.user_agent) {
+        c.value(
+            &[K("fetch"), K("user_agent")],
+            format!("fetch.user_agent is not a usable HTTP header value: {e}"),
+            Some("printable ASCII, no line breaks".into()),
         );
     }
     if fetch.timeout.0.is_zero() {
@@ -242,6 +300,12 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str) -> Vec<SpecErro
                     &[K("output"), I(i), K("jsonl")],
                     format!("output[{i}].jsonl: the file path is empty"),
                     Some("e.g. `- jsonl: items.jsonl`".into()),
+                );
+            } else if spec_path.is_some_and(|spec| same_file(path, spec)) {
+                c.value(
+                    &[K("output"), I(i), K("jsonl")],
+                    format!("output[{i}].jsonl is the spec file itself: the run would overwrite it"),
+                    Some("write the items to another file, e.g. `- jsonl: items.jsonl`".into()),
                 );
             }
         }

@@ -1,0 +1,290 @@
+//! Hostile input (issue 11): specs, selectors, robots.txt, bodies, charsets, ports and
+//! addresses that used to crash the process, exhaust its memory or break a promise. Each
+//! test here failed before its fix.
+
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use arachne::spec::{load_file, load_str, CrawlSpec, SpecError, SpecErrors};
+
+const BASE: &str = "name: x\nseeds: [\"https://example.com/\"]\n";
+
+fn arachne() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_arachne"))
+}
+
+fn errors_of(yaml: &str) -> Vec<SpecError> {
+    match load_str(yaml, "crawl.yaml", &[]) {
+        Ok(spec) => panic!("expected errors, got {spec:?}"),
+        Err(SpecErrors(errors)) => errors,
+    }
+}
+
+fn only_error(rest: &str) -> SpecError {
+    let errors = errors_of(&format!("{BASE}{rest}"));
+    assert_eq!(errors.len(), 1, "expected one error, got: {}", SpecErrors(errors.clone()));
+    errors.into_iter().next().expect("one error")
+}
+
+fn at(e: &SpecError) -> (Option<usize>, Option<usize>) {
+    (e.line, e.column)
+}
+
+/// Runs `f` on another thread and waits at most `limit` for it: the old, quadratic code
+/// took minutes where the new one takes well under a second, so the bound is generous.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).expect("finished in time")
+}
+
+// ---- 1. YAML aliases and nesting ---------------------------------------------------------
+
+#[test]
+fn billion_laughs_is_refused_at_the_alias() {
+    let mut yaml = String::from(BASE);
+    yaml.push_str("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..10 {
+        let prev = format!("*l{}", i - 1);
+        yaml.push_str(&format!("l{i}: &l{i} [{}]\n", vec![prev; 10].join(", ")));
+    }
+    let errors = within(Duration::from_secs(30), move || errors_of(&yaml));
+    let e = errors.iter().find(|e| e.message.contains("aliases expand")).expect("alias error");
+    // The first alias past the budget: on line 8 (l5), at one of its aliases.
+    assert_eq!(e.line, Some(8), "{e}");
+    assert!(e.column.is_some_and(|c| c > 9), "{e}");
+}
+
+#[test]
+fn small_aliases_still_work() {
+    let spec = load_str(
+        &format!("{BASE}parse:\n  items:\n    - &r {{ name: a, match: x, fields: {{ t: h1 }} }}\n"),
+        "crawl.yaml",
+        &[],
+    )
+    .expect("loads");
+    assert_eq!(spec.parse.items.len(), 1);
+}
+
+// ---- 3. CSS selectors --------------------------------------------------------------------
+
+#[test]
+fn deeply_nested_selector_is_refused_with_a_place() {
+    let css = format!("{}a{}", ":not(".repeat(10_000), ")".repeat(10_000));
+    let e = only_error(&format!("parse:\n  follow: [\"{css}\"]\n"));
+    assert_eq!(at(&e), (Some(4), Some(12)));
+    assert!(e.message.contains("bad CSS selector"), "{e}");
+    assert!(e.message.len() < 400, "the selector is shortened in the message: {e}");
+}
+
+#[test]
+fn long_selector_chains_are_refused_by_validate_and_by_the_extractor() {
+    let chain = vec!["div"; 5_000].join(" > ");
+    let e = only_error(&format!(
+        "parse:\n  items:\n    - name: a\n      match: x\n      fields: {{ t: \"{chain}\" }}\n"
+    ));
+    assert_eq!(at(&e), (Some(7), Some(20)));
+    assert!(e.message.contains("longer than 1024 bytes"), "{e}");
+    let err = arachne::crawl::extract::parse_selector(&chain).expect_err("refused");
+    assert!(matches!(err, arachne::crawl::extract::BadSelector::TooLong));
+    for short in [vec!["div"; 40].join(" > "), vec!["p"; 40].join(" "), vec!["a"; 40].join("+")] {
+        let err = arachne::crawl::extract::parse_selector(&short).expect_err("refused");
+        assert!(matches!(err, arachne::crawl::extract::BadSelector::TooManySteps), "{short}");
+        let e = only_error(&format!("parse:\n  follow: [\"{short}\"]\n"));
+        assert!(e.message.contains("more than 32 combinator steps"), "{e}");
+    }
+}
+
+#[test]
+fn selectors_at_the_limits_run_on_a_deep_page() {
+    use arachne::crawl::extract::{parse_selector, RuleParser, MAX_SELECTOR_NESTING, MAX_SELECTOR_STEPS};
+    let chain = vec!["div"; MAX_SELECTOR_STEPS + 1].join(" > ");
+    let nested = format!("{}p{}", ":not(".repeat(MAX_SELECTOR_NESTING), ")".repeat(MAX_SELECTOR_NESTING));
+    for css in [&chain, &nested] {
+        if let Err(e) = parse_selector(css) {
+            // lol_html may not support the form, but it never exceeds our bounds.
+            assert!(matches!(e, arachne::crawl::extract::BadSelector::Syntax(_)), "{css}: {e}");
+        }
+    }
+    let yaml = format!(
+        "{BASE}parse:\n  items:\n    - name: a\n      match: .\n      fields: {{ t: \"{chain}\" }}\n"
+    );
+    let spec = load_str(&yaml, "crawl.yaml", &[]).expect("a chain at the limit is valid");
+    let parser = RuleParser::new(&spec.parse).expect("compiles");
+    let html = format!("{}x{}", "<div>".repeat(2_000), "</div>".repeat(2_000));
+    let url = url::Url::parse("http://h/").expect("url");
+    let out = parser.extract(&url, &html);
+    assert_eq!(out.items.len(), 1);
+    assert_eq!(out.items[0].fields["t"], "x");
+}
+
+// ---- 5. rates ------------------------------------------------------------------------------
+
+#[test]
+fn tiny_rates_are_refused_by_validate_and_never_panic_the_frontier() {
+    let e = only_error("fetch: { per_host: { rate: 1e-20 } }\n");
+    assert_eq!(at(&e), (Some(3), Some(28)));
+    assert!(e.message.contains("less than one request a day"), "{e}");
+    // The library takes any spec: the frontier must not panic on it either.
+    let mut spec: CrawlSpec = load_str(BASE, "crawl.yaml", &[]).expect("loads");
+    let seeds = [url::Url::parse("https://example.com/").expect("url")];
+    for rate in [1e-20, 1e-300, f64::MIN_POSITIVE, 1.0 / 86_400.0, 1e300, f64::INFINITY, f64::NAN] {
+        spec.fetch.per_host.rate = rate;
+        let scope = arachne::crawl::frontier::Scope::new(&spec, &seeds).expect("scope");
+        assert!(arachne::crawl::frontier::Frontier::new(&spec, scope).is_ok(), "rate {rate}");
+    }
+    load_str(&format!("{BASE}fetch: {{ per_host: {{ rate: 0.0001 }} }}\n"), "crawl.yaml", &[]).expect("ok");
+}
+
+// ---- 6. large mappings ---------------------------------------------------------------------
+
+#[test]
+fn forty_thousand_fields_validate_quickly() {
+    let mut yaml = format!("{BASE}parse:\n  items:\n    - name: a\n      match: x\n      fields:\n");
+    for i in 0..40_000 {
+        yaml.push_str(&format!("        f{i}: h1\n"));
+    }
+    let spec = within(Duration::from_secs(30), move || load_str(&yaml, "crawl.yaml", &[]));
+    assert_eq!(spec.expect("loads").parse.items[0].fields.len(), 40_000);
+}
+
+#[test]
+fn a_hundred_thousand_unknown_keys_give_a_capped_report_quickly() {
+    let mut yaml = String::from(BASE);
+    for i in 0..100_000 {
+        yaml.push_str(&format!("k{i}: {i}\n"));
+    }
+    yaml.push_str("k5: dup\n");
+    let errors = within(Duration::from_secs(30), move || errors_of(&yaml));
+    // The duplicate key ends the reading at once.
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].message.contains("duplicate key 'k5'"));
+
+    let mut yaml = String::from(BASE);
+    for i in 0..100_000 {
+        yaml.push_str(&format!("k{i}: {i}\n"));
+    }
+    let errors = within(Duration::from_secs(30), move || errors_of(&yaml));
+    assert_eq!(errors.len(), 101);
+    assert!(errors[0].message.contains("unknown key 'k0'"), "{}", errors[0]);
+    assert_eq!(errors[100].message, "... and 99900 more errors");
+}
+
+// ---- 7. validate makes every check run makes -----------------------------------------------
+
+#[test]
+fn regex_lists_too_large_together_are_reported_with_a_place() {
+    let (a, b) = ("a".repeat(200_000), "b".repeat(200_000));
+    let e = only_error(&format!("scope:\n  include:\n    - \"{a}\"\n    - \"{b}\"\n"));
+    assert_eq!(at(&e), (Some(5), Some(5)));
+    assert!(e.message.contains("bad regexes in scope.include: together"), "{e}");
+}
+
+#[test]
+fn an_unusable_user_agent_is_a_spec_error() {
+    let e = only_error("fetch: { user_agent: \"bot\\nX-Evil: 1\" }\n");
+    assert_eq!(at(&e), (Some(3), Some(22)));
+    assert!(e.message.contains("fetch.user_agent"), "{e}");
+}
+
+#[test]
+fn output_over_the_spec_itself_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("crawl.yaml");
+    std::fs::write(&path, format!("{BASE}output:\n  - jsonl: {}\n", path.display())).expect("write");
+    let errors = load_file(&path, &[]).expect_err("refused").0;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].message.contains("is the spec file itself"), "{}", errors[0]);
+    assert_eq!(at(&errors[0]), (Some(4), Some(12)));
+}
+
+// ---- 8. sandbox pages: one rule for the spec and the command -------------------------------
+
+#[test]
+fn sandbox_pages_have_one_upper_bound() {
+    let e = only_error("sandbox: { pages: 4294967295 }\n");
+    assert!(e.message.contains("from 1 to 1000000 pages"), "{e}");
+    let e = only_error("sandbox: { pages: 0 }\n");
+    assert!(e.message.contains("from 1 to 1000000 pages"), "{e}");
+    for pages in ["0", "1000001"] {
+        let out = arachne().args(["sandbox", "--port", "0", "--pages", pages]).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "--pages {pages}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("from 1 to 1000000 pages"));
+    }
+}
+
+// ---- smaller ones: what the command prints -------------------------------------------------
+
+#[test]
+fn an_empty_spec_reports_every_missing_key() {
+    let errors = errors_of("");
+    let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages, ["missing required key 'name'", "missing required key 'seeds'"]);
+}
+
+#[test]
+fn a_spec_that_is_not_utf8_is_not_blamed_on_its_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("crawl.yaml");
+    std::fs::write(&path, b"name: caf\xe9\n").expect("write");
+    let errors = load_file(&path, &[]).expect_err("not UTF-8").0;
+    assert!(errors[0].message.contains("not UTF-8"), "{}", errors[0]);
+    assert!(!errors[0].hint.as_deref().unwrap_or("").contains("check the path"));
+}
+
+#[test]
+fn errors_end_with_a_newline_and_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("crawl.yaml");
+    std::fs::write(&path, "name: x\n").expect("write");
+    for cmd in ["validate", "run"] {
+        let out = arachne().arg(cmd).arg(&path).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.ends_with('\n'), "{cmd}: {stderr:?}");
+    }
+    // A run that logs (a warning for an unreachable robots.txt) to a pipe: no ANSI escapes.
+    std::fs::write(
+        &path,
+        "name: x\nseeds: [\"http://127.0.0.1:9/\"]\nfetch: { retries: 0, timeout: 2s }\noutput: []\n",
+    )
+    .expect("write");
+    let out = arachne().arg("run").arg(&path).arg("--quiet").output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
+
+#[test]
+fn summary_json_is_checked_before_the_crawl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("crawl.yaml");
+    std::fs::write(&path, "name: x\nsandbox: { pages: 5 }\nseeds: [\"{sandbox}/\"]\noutput: []\n")
+        .expect("write");
+    let bad = dir.path().join("no/such/dir/summary.json");
+    let out = arachne()
+        .arg("run")
+        .arg(&path)
+        .arg("--quiet")
+        .arg("--summary-json")
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--summary-json") && !stderr.contains("done:"), "{stderr}");
+    let out = arachne()
+        .arg("run")
+        .arg(&path)
+        .arg("--quiet")
+        .arg("--summary-json")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec's own path"));
+    assert!(std::fs::read_to_string(&path).expect("spec kept").starts_with("name: x"));
+}
