@@ -288,3 +288,146 @@ fn summary_json_is_checked_before_the_crawl() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("spec's own path"));
     assert!(std::fs::read_to_string(&path).expect("spec kept").starts_with("name: x"));
 }
+
+// ---- a tiny hostile HTTP server --------------------------------------------------------
+
+/// Serves raw answers on 127.0.0.1 from a thread: `answer(path)` gives the bytes written back
+/// for a request of `path` (the connection is closed after each). Serves at most `max`
+/// connections; returns the port.
+fn serve_raw(max: usize, answer: impl Fn(&str) -> Vec<u8> + Send + 'static) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(max) {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            for _ in 0..200 {
+                let mut header = String::new();
+                if reader.read_line(&mut header).map_or(true, |n| n == 0) || header == "\r\n" {
+                    break;
+                }
+            }
+            let _ = stream.write_all(&answer(&path));
+            let _ = stream.flush();
+        }
+    });
+    port
+}
+
+fn html(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Runs `arachne run` on `spec` in a fresh directory: (exit code, summary, items, stderr).
+fn run_spec(spec: &str) -> (i32, serde_json::Value, Vec<serde_json::Value>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("crawl.yaml");
+    std::fs::write(&path, spec).expect("write spec");
+    let summary = dir.path().join("summary.json");
+    let out = arachne()
+        .arg("run")
+        .arg(&path)
+        .arg("--quiet")
+        .arg("--summary-json")
+        .arg(&summary)
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    let summary =
+        std::fs::read(&summary).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let items = std::fs::read_to_string(dir.path().join("items.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("whole JSON lines"))
+        .collect();
+    (out.status.code().unwrap_or(-1), summary, items, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+const ITEMS: &str = "parse:\n  items:\n    - name: t\n      match: .\n      fields: { title: h1 }\noutput:\n  - jsonl: items.jsonl\n";
+
+// ---- 4. Content-Length does not decide an allocation; errors classified ---------------------
+
+#[test]
+fn a_huge_content_length_is_not_an_allocation_and_a_short_body_is_truncated() {
+    let port = serve_raw(8, |_| {
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000000000\r\n\r\n<h1>hi</h1>"
+            .to_vec()
+    });
+    let spec = format!(
+        "name: x\nseeds: [\"http://127.0.0.1:{port}/\"]\nfetch: {{ max_body: 200GiB, retries: 1, robots_txt: ignore }}\n{ITEMS}"
+    );
+    let (code, summary, _, stderr) = run_spec(&spec);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(summary["errors"]["truncated"], 1, "{summary}");
+    assert_eq!(summary["retries"], 1, "truncated bodies are retried: {summary}");
+    let detail = summary["error_details"]["truncated"].as_str().expect("a detail");
+    assert!(detail.contains("cut short"), "{detail}");
+}
+
+#[test]
+fn garbage_and_oversized_heads_are_bad_responses() {
+    let port = serve_raw(8, |path| match path {
+        "/" => html("<a href=/garbage>g</a><a href=/headers>h</a>"),
+        "/garbage" => b"SSH-2.0-OpenSSH_9.6\r\n\r\n".to_vec(),
+        _ => {
+            let mut head = String::from("HTTP/1.1 200 OK\r\n");
+            for i in 0..500 {
+                head.push_str(&format!("X-H{i}: v\r\n"));
+            }
+            head.push_str("Content-Length: 0\r\n\r\n");
+            head.into_bytes()
+        }
+    });
+    let spec = format!(
+        "name: x\nseeds: [\"http://127.0.0.1:{port}/\"]\nfetch: {{ retries: 0, robots_txt: ignore }}\noutput: []\n"
+    );
+    let (code, summary, _, stderr) = run_spec(&spec);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(summary["errors"]["bad_response"], 2, "{summary}");
+    assert!(summary["errors"].get("connect").is_none(), "{summary}");
+    assert!(summary["error_details"]["bad_response"].as_str().is_some_and(|d| !d.is_empty()));
+}
+
+// ---- 13. a meta-declared UTF-16 is UTF-8 ---------------------------------------------------
+
+#[test]
+fn meta_utf16_on_an_ascii_page_decodes_as_utf8() {
+    use arachne::crawl::http::decode;
+    let page = "<meta charset=\"utf-16\"><h1>Caf\u{e9}</h1><a href=\"/next\">n</a>";
+    assert_eq!(decode(page.as_bytes().to_vec(), Some("text/html")), page);
+    let page = "<meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-16LE\"><p>x</p>";
+    assert_eq!(decode(page.as_bytes().to_vec(), None), page);
+    // x-user-defined in a meta is windows-1252.
+    assert_eq!(
+        decode(b"<meta charset=x-user-defined><p>\x80</p>".to_vec(), None),
+        "<meta charset=x-user-defined><p>\u{20ac}</p>"
+    );
+    // A BOM wins over the Content-Type.
+    assert_eq!(
+        decode(b"\xef\xbb\xbf<p>\xc3\xa9</p>".to_vec(), Some("text/html; charset=iso-8859-1")),
+        "<p>\u{e9}</p>"
+    );
+    // "charset=" in text, not in a meta tag, declares nothing.
+    assert_eq!(decode(b"<p>charset=utf-16</p>\xc3\xa9".to_vec(), None), "<p>charset=utf-16</p>\u{e9}");
+
+    let port = serve_raw(8, |path| match path {
+        "/" => html("<meta charset=\"utf-16\"><h1>first</h1><a href=\"/2\">next</a>"),
+        _ => html("<h1>second</h1>"),
+    });
+    let spec =
+        format!("name: x\nseeds: [\"http://127.0.0.1:{port}/\"]\nfetch: {{ robots_txt: ignore }}\n{ITEMS}");
+    let (code, _, items, stderr) = run_spec(&spec);
+    assert_eq!(code, 0, "{stderr}");
+    let mut titles: Vec<&str> = items.iter().filter_map(|i| i["title"].as_str()).collect();
+    titles.sort();
+    assert_eq!(titles, ["first", "second"]);
+}

@@ -127,7 +127,7 @@ impl FetchShared {
             }
             FetchOutcome::Failed { kind, detail } => {
                 tracing::debug!(url = %request.url, %kind, "{detail}");
-                self.stats.failed(kind);
+                self.stats.failed(kind, &detail);
                 self.events.publish_now(Event::PageFailed {
                     url: request.url.to_string(),
                     kind: kind.to_string(),

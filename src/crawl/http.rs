@@ -19,6 +19,8 @@ use crate::spec::FetchSpec;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The first backoff; each retry doubles it, with ±50 % jitter.
 const BASE_BACKOFF: Duration = Duration::from_millis(100);
+/// The body buffer's first capacity; it grows as bytes arrive, up to `max_body`.
+const INITIAL_BODY_CAPACITY: usize = 16 * 1024;
 
 /// What one fetch (after its retries) came to.
 #[derive(Debug)]
@@ -98,7 +100,7 @@ pub async fn fetch(
         let (outcome, retry_after) = fetch_once(client, url, conditional, spec, stats).await;
         let retryable = match &outcome {
             FetchOutcome::Failed { kind, .. } => match kind {
-                ErrorKind::Timeout | ErrorKind::Connect => true,
+                ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Truncated => true,
                 ErrorKind::HttpStatus(code) => *code >= 500 || *code == 429,
                 _ => false,
             },
@@ -161,7 +163,8 @@ async fn fetch_once(
         etag: text(ETAG).map(str::to_string),
         last_modified: text(LAST_MODIFIED).map(str::to_string),
     };
-    let mut body = Vec::with_capacity(response.content_length().unwrap_or(16 * 1024).min(max) as usize);
+    // The buffer grows as bytes arrive: a Content-Length is a claim, not a size to reserve.
+    let mut body = Vec::with_capacity(INITIAL_BODY_CAPACITY.min(max as usize));
     let mut response = response;
     loop {
         match response.chunk().await {
@@ -172,7 +175,7 @@ async fn fetch_once(
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => break,
-            Err(e) => return (failed_from(&e), None),
+            Err(e) => return (body_failed(&e, body.len()), None),
         }
     }
     stats.bytes.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -188,15 +191,43 @@ fn too_large(len: u64, max: u64) -> FetchOutcome {
     }
 }
 
+/// A request that failed before its body: classified by what happened.
 fn failed_from(e: &reqwest::Error) -> FetchOutcome {
     let kind = if e.is_timeout() {
         ErrorKind::Timeout
+    } else if let Some(h) = hyper_cause(e).filter(|h| h.is_parse() || h.is_parse_too_large()) {
+        tracing::trace!("bad response: {h}");
+        ErrorKind::BadResponse
+    } else if hyper_cause(e).is_some_and(hyper::Error::is_incomplete_message) {
+        ErrorKind::Truncated
     } else if e.is_connect() || e.is_request() || e.is_body() {
         ErrorKind::Connect
     } else {
         ErrorKind::Other
     };
-    // reqwest's Display hides the cause; the chain says what happened.
+    FetchOutcome::Failed { kind, detail: error_chain(e) }
+}
+
+/// A body that broke off after `read` bytes: `truncated` (retried), unless it timed out.
+fn body_failed(e: &reqwest::Error, read: usize) -> FetchOutcome {
+    let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Truncated };
+    FetchOutcome::Failed { kind, detail: format!("body cut short after {read} bytes: {}", error_chain(e)) }
+}
+
+/// The hyper error under a reqwest error, if any.
+fn hyper_cause(e: &reqwest::Error) -> Option<&hyper::Error> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return Some(h);
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// reqwest's Display hides the cause; the chain says what happened.
+fn error_chain(e: &reqwest::Error) -> String {
     let mut detail = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -204,7 +235,7 @@ fn failed_from(e: &reqwest::Error) -> FetchOutcome {
         detail.push_str(&s.to_string());
         source = s.source();
     }
-    FetchOutcome::Failed { kind, detail }
+    detail
 }
 
 fn redirect(url: &Url, headers: &HeaderMap) -> FetchOutcome {
@@ -242,14 +273,19 @@ fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
     }
 }
 
-/// Decodes a body to UTF-8: the Content-Type charset, else a BOM, else a `<meta>` charset
-/// in the first 1024 bytes, else UTF-8 (invalid bytes become U+FFFD).
+/// Decodes a body to UTF-8 by the HTML standard's encoding sniffing, in its order: a BOM,
+/// else the Content-Type charset, else a `<meta>` charset in the first 1024 bytes (where
+/// UTF-16 means UTF-8: an ASCII-compatible prescan cannot have read UTF-16, and
+/// `x-user-defined` means windows-1252), else UTF-8 (invalid bytes become U+FFFD).
 pub fn decode(body: Vec<u8>, content_type: Option<&str>) -> String {
-    let declared = content_type
-        .and_then(|ct| charset_param(ct))
-        .and_then(|label| Encoding::for_label(label.as_bytes()))
-        .or_else(|| Encoding::for_bom(&body).map(|(enc, _)| enc))
-        .or_else(|| meta_charset(&body[..body.len().min(1024)]));
+    let declared = Encoding::for_bom(&body)
+        .map(|(enc, _)| enc)
+        .or_else(|| {
+            content_type
+                .and_then(|ct| charset_param(ct))
+                .and_then(|label| Encoding::for_label(label.as_bytes()))
+        })
+        .or_else(|| meta_charset(&body[..body.len().min(1024)]).map(meta_declared));
     match declared {
         Some(enc) if enc != encoding_rs::UTF_8 => enc.decode(&body).0.into_owned(),
         _ => match String::from_utf8(body) {
@@ -266,10 +302,35 @@ fn charset_param(content_type: &str) -> Option<&str> {
     })
 }
 
+/// What a `<meta>` declaration of `enc` stands for (HTML standard, "prescan a byte stream").
+fn meta_declared(enc: &'static Encoding) -> &'static Encoding {
+    if enc == encoding_rs::UTF_16BE || enc == encoding_rs::UTF_16LE {
+        encoding_rs::UTF_8
+    } else if enc == encoding_rs::X_USER_DEFINED {
+        encoding_rs::WINDOWS_1252
+    } else {
+        enc
+    }
+}
+
+/// The first `charset=` inside a `<meta ...>` tag of `head`.
 fn meta_charset(head: &[u8]) -> Option<&'static Encoding> {
     let lower: Vec<u8> = head.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(start) = lower[from..].windows(5).position(|w| w == b"<meta").map(|i| from + i + 5) {
+        let end = lower[start..].iter().position(|&b| b == b'>').map_or(lower.len(), |i| start + i);
+        if let Some(enc) = charset_in(&head[start..end], &lower[start..end]) {
+            return Some(enc);
+        }
+        from = end;
+    }
+    None
+}
+
+/// The encoding named after `charset=` in one tag (`tag` and its lowercase copy `lower`).
+fn charset_in(tag: &[u8], lower: &[u8]) -> Option<&'static Encoding> {
     let at = lower.windows(8).position(|w| w == b"charset=")? + 8;
-    let rest = &head[at..];
+    let rest = &tag[at..];
     let rest = rest.strip_prefix(b"\"").or_else(|| rest.strip_prefix(b"'")).unwrap_or(rest);
     let end =
         rest.iter().position(|b| matches!(b, b'"' | b'\'' | b';' | b'>' | b' ' | b'/')).unwrap_or(rest.len());

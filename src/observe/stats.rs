@@ -27,6 +27,10 @@ pub enum ErrorKind {
     TooManyRedirects,
     /// A redirect without a usable Location.
     BadRedirect,
+    /// The server's answer was not HTTP (garbage, a head too large or with too many headers).
+    BadResponse,
+    /// The body ended before its announced length, or the connection broke while it came.
+    Truncated,
     /// Anything else the HTTP client reported.
     Other,
 }
@@ -41,6 +45,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::RedirectLoop => f.write_str("redirect_loop"),
             ErrorKind::TooManyRedirects => f.write_str("too_many_redirects"),
             ErrorKind::BadRedirect => f.write_str("bad_redirect"),
+            ErrorKind::BadResponse => f.write_str("bad_response"),
+            ErrorKind::Truncated => f.write_str("truncated"),
             ErrorKind::Other => f.write_str("other"),
         }
     }
@@ -94,7 +100,12 @@ pub struct Stats {
     /// Items written, per sink.
     pub sinks: SinkCounts,
     errors: DashMap<ErrorKind, u64>,
+    /// The first detail of each kind of error.
+    error_details: DashMap<ErrorKind, String>,
 }
+
+/// The longest error detail kept for the summary, in bytes.
+const MAX_DETAIL_LEN: usize = 300;
 
 impl Stats {
     /// Adds one to a counter.
@@ -102,10 +113,23 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a failed page under its kind.
-    pub fn failed(&self, kind: ErrorKind) {
+    /// Counts a failed page under its kind; the first `detail` of each kind is kept for the
+    /// summary's `error_details`.
+    pub fn failed(&self, kind: ErrorKind, detail: &str) {
         Self::incr(&self.pages_failed);
         *self.errors.entry(kind).or_insert(0) += 1;
+        self.error_details.entry(kind).or_insert_with(|| {
+            let mut end = detail.len().min(MAX_DETAIL_LEN);
+            while !detail.is_char_boundary(end) {
+                end -= 1;
+            }
+            detail[..end].to_string()
+        });
+    }
+
+    /// The first detail of each kind of error.
+    pub fn error_details(&self) -> BTreeMap<String, String> {
+        self.error_details.iter().map(|e| (e.key().to_string(), e.value().clone())).collect()
     }
 
     /// The error counts by kind.
@@ -138,6 +162,7 @@ impl Stats {
             released: get(&self.released),
             errors: self.errors(),
             consumer_lag: BTreeMap::new(),
+            error_details: self.error_details(),
             elapsed_s,
             pages_per_s: if elapsed_s > 0.0 { pages_fetched as f64 / elapsed_s } else { 0.0 },
         }
@@ -188,6 +213,9 @@ pub struct Summary {
     /// behind the end of the partition); absent without such bridges.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub consumer_lag: BTreeMap<String, i64>,
+    /// For each kind of error, what the first one said (e.g. `connect`: "connection refused").
+    #[serde(default)]
+    pub error_details: BTreeMap<String, String>,
     /// Wall-clock seconds of the run.
     pub elapsed_s: f64,
     /// `pages_fetched / elapsed_s`.

@@ -313,7 +313,7 @@ impl Scheduler {
     }
 
     fn failed(&self, url: &Url, kind: ErrorKind, detail: &str) {
-        self.stats.failed(kind);
+        self.stats.failed(kind, &format!("{url}: {detail}"));
         self.events.publish_now(Event::PageFailed {
             url: url.to_string(),
             kind: kind.to_string(),
