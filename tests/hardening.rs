@@ -431,3 +431,99 @@ fn meta_utf16_on_an_ascii_page_decodes_as_utf8() {
     titles.sort();
     assert_eq!(titles, ["first", "second"]);
 }
+
+// ---- 2 and 12. robots.txt: streamed with a cap, redirects followed ---------------------------
+
+fn plain(body: &str) -> Vec<u8> {
+    format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+        .into_bytes()
+}
+
+const TWO_LINKS: &str = "<h1>home</h1><a href=\"/private/x\">p</a><a href=\"/ok\">o</a>";
+
+fn fetched_titles(items: &[serde_json::Value]) -> Vec<String> {
+    let mut titles: Vec<String> =
+        items.iter().filter_map(|i| i["title"].as_str().map(str::to_string)).collect();
+    titles.sort();
+    titles
+}
+
+#[test]
+fn robots_redirects_are_followed() {
+    let port = serve_raw(16, |path| match path {
+        "/robots.txt" => b"HTTP/1.1 301 Moved\r\nLocation: /r1\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        "/r1" => b"HTTP/1.1 302 Found\r\nLocation: /real-robots.txt\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        "/real-robots.txt" => plain("User-agent: *\nDisallow: /private/\n"),
+        "/" => html(TWO_LINKS),
+        "/ok" => html("<h1>ok</h1>"),
+        _ => html("<h1>private</h1>"),
+    });
+    let spec = format!("name: x\nseeds: [\"http://127.0.0.1:{port}/\"]\n{ITEMS}");
+    let (code, summary, items, stderr) = run_spec(&spec);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(fetched_titles(&items), ["home", "ok"], "{summary}");
+    assert_eq!(summary["robots_blocked"], 1, "{summary}");
+}
+
+#[test]
+fn robots_redirect_chains_past_five_allow_everything() {
+    let port = serve_raw(32, |path| match path {
+        p if p == "/robots.txt" || p.starts_with("/hop") => {
+            let n: u32 = p.trim_start_matches("/hop").parse().unwrap_or(0);
+            format!("HTTP/1.1 301 Moved\r\nLocation: /hop{}\r\nContent-Length: 0\r\n\r\n", n + 1).into_bytes()
+        }
+        "/" => html(TWO_LINKS),
+        "/ok" => html("<h1>ok</h1>"),
+        _ => html("<h1>private</h1>"),
+    });
+    let spec = format!("name: x\nseeds: [\"http://127.0.0.1:{port}/\"]\n{ITEMS}");
+    let (code, summary, items, stderr) = run_spec(&spec);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(fetched_titles(&items), ["home", "ok", "private"], "{summary}");
+    assert!(stderr.contains("redirected more than 5 times"), "{stderr}");
+}
+
+#[test]
+fn an_endless_robots_txt_is_read_up_to_its_cap() {
+    use std::io::{Read, Write};
+    // robots.txt: its rules, then comments without end (chunked, never finished).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if request.starts_with("GET /robots.txt") {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n",
+                );
+                let rules = "User-agent: *\nDisallow: /private/\n";
+                let _ = stream.write_all(format!("{:x}\r\n{rules}\r\n", rules.len()).as_bytes());
+                let comment = format!("# {}\n", "x".repeat(1021));
+                let chunk = format!("{:x}\r\n{comment}\r\n", comment.len());
+                // At most 64 MiB, until the crawler hangs up (it should after 512 KiB).
+                for _ in 0..65_536 {
+                    if stream.write_all(chunk.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+                continue;
+            }
+            let answer = if request.starts_with("GET / ") {
+                html(TWO_LINKS)
+            } else if request.starts_with("GET /ok") {
+                html("<h1>ok</h1>")
+            } else {
+                html("<h1>private</h1>")
+            };
+            let _ = stream.write_all(&answer);
+        }
+    });
+    let spec = format!("name: x\nseeds: [\"http://127.0.0.1:{port}/\"]\nfetch: {{ timeout: 10s }}\n{ITEMS}");
+    let (code, summary, items, stderr) = run_spec(&spec);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(fetched_titles(&items), ["home", "ok"], "{summary}");
+    assert!(stderr.contains("larger than 524288 bytes"), "{stderr}");
+}

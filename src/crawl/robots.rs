@@ -1,11 +1,15 @@
 //! robots.txt: fetched once per host, parsed with texting_robots.
 
-use reqwest::Client;
+use reqwest::header::LOCATION;
+use reqwest::{Client, Response};
 use texting_robots::Robot;
 use url::Url;
 
-/// The largest robots.txt we read (Google reads 500 KiB).
-const MAX_ROBOTS_BYTES: usize = 512 * 1024;
+/// The most of a robots.txt we read, after decompression (RFC 9309 asks for at least
+/// 500 KiB; Google reads 500 KiB). A longer file is cut here and its first part is used.
+pub const MAX_ROBOTS_BYTES: usize = 512 * 1024;
+/// The most redirects followed to reach a robots.txt (RFC 9309: at least five).
+pub const MAX_ROBOTS_REDIRECTS: usize = 5;
 
 /// The product token robots.txt groups are matched against: `arachne/0.1` → `arachne`.
 pub fn agent_token(user_agent: &str) -> &str {
@@ -14,21 +18,19 @@ pub fn agent_token(user_agent: &str) -> &str {
 
 /// Fetches and parses `scheme://host[:port]/robots.txt` for the host of `url`.
 ///
-/// A 2xx answer is parsed; 4xx means no rules (allow everything); a 5xx or a network error
-/// also allows everything, with a warning (a dead robots.txt should not silently end a
-/// crawl; Google instead assumes "disallow all" for a while — we chose to keep going).
+/// Redirects are followed, up to [`MAX_ROBOTS_REDIRECTS`] and to http(s) URLs only (to
+/// other hosts too, as RFC 9309 says; the rules found apply to the host of `url`); more
+/// than that counts as unavailable. The body is streamed and at most [`MAX_ROBOTS_BYTES`]
+/// of it (decompressed) is read. A 2xx answer is parsed; 4xx means no rules (allow
+/// everything); a 5xx or a network error also allows everything, with a warning (a dead
+/// robots.txt should not silently end a crawl; Google instead assumes "disallow all" for a
+/// while — we chose to keep going).
 pub async fn load(client: &Client, url: &Url, user_agent: &str) -> Option<Robot> {
     let mut robots_url = url.clone();
     robots_url.set_path("/robots.txt");
     robots_url.set_query(None);
     robots_url.set_fragment(None);
-    let response = match client.get(robots_url.clone()).send().await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(url = %robots_url, "robots.txt unreachable, allowing everything: {e}");
-            return None;
-        }
-    };
+    let response = follow(client, robots_url.clone()).await?;
     let status = response.status();
     if !status.is_success() {
         if status.is_server_error() {
@@ -36,21 +38,80 @@ pub async fn load(client: &Client, url: &Url, user_agent: &str) -> Option<Robot>
         }
         return None;
     }
-    let body = match response.bytes().await {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(url = %robots_url, "robots.txt body failed, allowing everything: {e}");
-            return None;
-        }
-    };
-    let body = &body[..body.len().min(MAX_ROBOTS_BYTES)];
-    match Robot::new(agent_token(user_agent), body) {
+    let body = read_capped(response, MAX_ROBOTS_BYTES, &robots_url).await?;
+    match Robot::new(agent_token(user_agent), &body) {
         Ok(robot) => Some(robot),
         Err(e) => {
             tracing::warn!(url = %robots_url, "robots.txt unparsable, allowing everything: {e}");
             None
         }
     }
+}
+
+/// The answer for `url` after its redirects; `None` (allow everything, with a warning)
+/// when unreachable, or redirected too often or to a URL that is not http(s).
+async fn follow(client: &Client, mut url: Url) -> Option<Response> {
+    for _ in 0..=MAX_ROBOTS_REDIRECTS {
+        let response = match client.get(url.clone()).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(%url, "robots.txt unreachable, allowing everything: {e}");
+                return None;
+            }
+        };
+        if !response.status().is_redirection() {
+            return Some(response);
+        }
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|loc| url.join(loc.trim()).ok())
+            .filter(|next| matches!(next.scheme(), "http" | "https"));
+        match location {
+            Some(next) => {
+                tracing::debug!(from = %url, to = %next, "robots.txt redirected");
+                url = next;
+            }
+            None => {
+                tracing::warn!(%url, "robots.txt redirects without a usable Location, allowing everything");
+                return None;
+            }
+        }
+    }
+    tracing::warn!(%url, "robots.txt redirected more than {MAX_ROBOTS_REDIRECTS} times, allowing everything");
+    None
+}
+
+/// At most `cap` bytes of the (decoded) body; what was read before an error is kept.
+async fn read_capped(mut response: Response, cap: usize, url: &Url) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    while body.len() < cap {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = cap - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) => return Some(body),
+            Err(e) if body.is_empty() => {
+                tracing::warn!(%url, "robots.txt body failed, allowing everything: {e}");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(%url, "robots.txt body broke off after {} bytes, using them: {e}", body.len());
+                return Some(cut_at_line(body));
+            }
+        }
+    }
+    tracing::warn!(%url, "robots.txt is larger than {cap} bytes, using its first {cap}");
+    Some(cut_at_line(body))
+}
+
+/// `body` up to its last line break: a rule cut in half is not read as a shorter rule.
+fn cut_at_line(mut body: Vec<u8>) -> Vec<u8> {
+    let end = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    body.truncate(end);
+    body
 }
 
 #[cfg(test)]
