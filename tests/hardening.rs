@@ -527,3 +527,133 @@ fn an_endless_robots_txt_is_read_up_to_its_cap() {
     assert_eq!(fetched_titles(&items), ["home", "ok"], "{summary}");
     assert!(stderr.contains("larger than 524288 bytes"), "{stderr}");
 }
+
+// ---- 14. scope includes the port -----------------------------------------------------------
+
+/// A server that counts its requests and answers each with a small page.
+fn counting_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    let port = serve_raw(16, move |_| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        html("<h1>other port</h1>")
+    });
+    (port, hits)
+}
+
+#[test]
+fn links_to_another_port_of_the_host_are_out_of_scope() {
+    let (other, hits) = counting_server();
+    let port = serve_raw(16, move |path| match path {
+        "/" => html(&format!("<h1>home</h1><a href=\"http://127.0.0.1:{other}/x\">x</a>")),
+        _ => html("<h1>?</h1>"),
+    });
+    let spec =
+        format!("name: x\nseeds: [\"http://127.0.0.1:{port}/\"]\nfetch: {{ robots_txt: ignore }}\n{ITEMS}");
+    let (code, summary, items, stderr) = run_spec(&spec);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(fetched_titles(&items), ["home"]);
+    assert_eq!(summary["out_of_scope"], 1, "{summary}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // scope.ports lists the ports that may be fetched.
+    let spec = format!(
+        "name: x\nseeds: [\"http://127.0.0.1:{port}/\"]\nscope: {{ ports: [{port}, {other}] }}\nfetch: {{ robots_txt: ignore }}\n{ITEMS}"
+    );
+    let (code, _, items, stderr) = run_spec(&spec);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(fetched_titles(&items), ["home", "other port"]);
+}
+
+#[test]
+fn default_ports_stay_in_scope_and_listed_ports_replace_them() {
+    use arachne::crawl::frontier::Scope;
+    let url = |s: &str| url::Url::parse(s).expect("url");
+    let spec = load_str(BASE, "crawl.yaml", &[]).expect("loads");
+    let seeds = [url("https://example.com/")];
+    let scope = Scope::new(&spec, &seeds).expect("scope");
+    assert!(scope.allows(&url("http://example.com/a")));
+    assert!(scope.allows(&url("https://www.example.com:443/a")));
+    assert!(!scope.allows(&url("http://example.com:6379/")));
+    let spec = load_str(&format!("{BASE}scope: {{ ports: [8443] }}\n"), "crawl.yaml", &[]).expect("loads");
+    let scope = Scope::new(&spec, &seeds).expect("scope");
+    assert!(scope.allows(&url("https://example.com:8443/")));
+    assert!(!scope.allows(&url("https://example.com/")));
+}
+
+// ---- 15. the SSRF guard --------------------------------------------------------------------
+
+#[test]
+fn a_public_crawl_never_reaches_private_addresses() {
+    use arachne::crawl::frontier::{Admission, Frontier, Scope};
+    use arachne::crawl::guard::AddressGuard;
+    use arachne::crawl::http::{build_client, fetch, FetchOutcome};
+    use arachne::observe::{ErrorKind, Stats};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let url = |s: &str| url::Url::parse(s).expect("url");
+    let port = serve_raw(16, |_| html("<h1>secret</h1>"));
+    let local = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    let spec = load_str(
+        &format!("name: x\nseeds: [\"http://www.public.test/\"]\nscope: {{ domains: [public.test], ports: [80, {port}] }}\n"),
+        "crawl.yaml",
+        &[],
+    )
+    .expect("loads");
+    let seeds = [url("http://www.public.test/")];
+
+    // A link or a redirect to a literal non-public address is out of scope.
+    let guard = AddressGuard::new(&seeds, false).with_override("evil.public.test", &local);
+    let mut frontier = Frontier::new(&spec, Scope::with_guard(&spec, &seeds, guard.clone()).expect("scope"))
+        .expect("frontier");
+    for link in [
+        format!("http://127.0.0.1:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://[::1]/".to_string(),
+        "http://localhost/".to_string(),
+    ] {
+        let mut spec2 = spec.clone();
+        spec2.scope.domains.push(url(&link).host_str().expect("host").trim_matches(['[', ']']).to_string());
+        let mut f = Frontier::new(&spec2, Scope::with_guard(&spec2, &seeds, guard.clone()).expect("scope"))
+            .expect("frontier");
+        assert_eq!(f.admit(&url(&link), 1, Vec::new()), Admission::OutOfScope, "{link}");
+    }
+    assert!(matches!(
+        frontier.admit(&url("http://www.public.test/a"), 1, Vec::new()),
+        Admission::Queued { .. }
+    ));
+
+    // A public-looking name that resolves to 127.0.0.1 is never connected to.
+    let runtime = tokio::runtime::Runtime::new().expect("tokio");
+    let stats = Stats::default();
+    let target = url(&format!("http://evil.public.test:{port}/"));
+    let client = build_client(&spec.fetch, &guard).expect("client");
+    let outcome = runtime.block_on(fetch(&client, &target, None, &spec.fetch, &stats));
+    assert!(matches!(outcome, FetchOutcome::Failed { kind: ErrorKind::BlockedAddress, .. }), "{outcome:?}");
+
+    // scope.allow_private: true says so explicitly.
+    let open = AddressGuard::new(&seeds, true).with_override("evil.public.test", &local);
+    let client = build_client(&spec.fetch, &open).expect("client");
+    let outcome = runtime.block_on(fetch(&client, &target, None, &spec.fetch, &stats));
+    assert!(matches!(outcome, FetchOutcome::Fetched { .. }), "{outcome:?}");
+
+    // A crawl whose seed is on a private address (an intranet name) keeps working.
+    let intranet = [url(&format!("http://wiki.corp.test:{port}/"))];
+    let guard = AddressGuard::new(&intranet, false).with_override("wiki.corp.test", &local);
+    assert!(!guard.private_ok());
+    let client = build_client(&spec.fetch, &guard).expect("client");
+    let outcome = runtime.block_on(fetch(&client, &intranet[0], None, &spec.fetch, &stats));
+    assert!(matches!(outcome, FetchOutcome::Fetched { .. }), "{outcome:?}");
+    assert!(guard.private_ok());
+}
+
+#[test]
+fn allow_private_and_ports_are_spec_keys() {
+    let spec =
+        load_str(&format!("{BASE}scope: {{ allow_private: true, ports: [80, 8080] }}\n"), "crawl.yaml", &[])
+            .expect("loads");
+    assert!(spec.scope.allow_private);
+    assert_eq!(spec.scope.ports, [80, 8080]);
+    let e = only_error("scope: { ports: [70000] }\n");
+    assert!(e.message.contains("scope.ports[0]"), "{e}");
+}

@@ -19,6 +19,7 @@ use texting_robots::Robot;
 use url::Url;
 
 use super::backlog::Backlog;
+use super::guard::AddressGuard;
 use super::messages::CrawlRequest;
 use super::urls::{self, Fingerprint, FingerprintBuildHasher};
 use crate::spec::{CrawlSpec, QueueOrder, RobotsPolicy};
@@ -63,46 +64,31 @@ pub enum Next {
     Idle,
 }
 
-/// The compiled `scope:` of a spec.
-#[derive(Debug)]
-pub struct Scope {
+/// Which origins a crawl may visit: hosts (the seeds' or `scope.domains`, with their
+/// subdomains), ports, and addresses ([`AddressGuard`]). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Origins {
     domains: HashSet<String>,
     /// The domains are the seeds' hosts (the spec names none): start URLs add theirs.
     implicit: bool,
-    include: Option<RegexSet>,
-    exclude: Option<RegexSet>,
-    max_depth: u32,
-    max_pages: u64,
+    ports: Ports,
+    guard: AddressGuard,
 }
 
-impl Scope {
-    /// Compiles the scope; `seeds` give the domains when the spec names none.
-    pub fn new(spec: &CrawlSpec, seeds: &[Url]) -> Result<Self, regex::Error> {
-        let domains: HashSet<String> = if spec.scope.domains.is_empty() {
-            seeds.iter().filter_map(|u| u.host_str().map(str::to_ascii_lowercase)).collect()
-        } else {
-            spec.scope.domains.iter().map(|d| d.trim().to_ascii_lowercase()).collect()
-        };
-        let set = |v: &Vec<String>| -> Result<Option<RegexSet>, regex::Error> {
-            if v.is_empty() {
-                Ok(None)
-            } else {
-                RegexSet::new(v).map(Some)
-            }
-        };
-        Ok(Self {
-            domains,
-            implicit: spec.scope.domains.is_empty(),
-            include: set(&spec.scope.include)?,
-            exclude: set(&spec.scope.exclude)?,
-            max_depth: spec.scope.max_depth,
-            max_pages: spec.scope.max_pages,
-        })
-    }
+/// The ports of a crawl's origins.
+#[derive(Debug, Clone)]
+enum Ports {
+    /// `scope.ports` absent or empty: a URL on its scheme's default port, or on a port one
+    /// of the seeds names.
+    Seeds(HashSet<u16>),
+    /// `scope.ports`: exactly these (a URL's port, or its scheme's default).
+    Listed(HashSet<u16>),
+}
 
-    /// Whether a URL may be crawled at all (scheme, domain, include/exclude, binary files).
+impl Origins {
+    /// Whether `url` is http(s) on an allowed host, port and address.
     pub fn allows(&self, url: &Url) -> bool {
-        if !matches!(url.scheme(), "http" | "https") || urls::has_binary_extension(url) {
+        if !matches!(url.scheme(), "http" | "https") {
             return false;
         }
         let host_ok = url.host_str().is_some_and(|h| {
@@ -113,9 +99,79 @@ impl Scope {
                         && h.as_bytes()[h.len() - d.len() - 1] == b'.'
                 })
         });
-        host_ok
+        let port_ok = match &self.ports {
+            Ports::Seeds(ports) => url.port().is_none_or(|p| ports.contains(&p)),
+            Ports::Listed(ports) => url.port_or_known_default().is_some_and(|p| ports.contains(&p)),
+        };
+        let address_ok = self.guard.allows_url(url);
+        if host_ok && port_ok && !address_ok {
+            tracing::debug!(%url, "not requested: a non-public address in a crawl of public hosts");
+        }
+        host_ok && port_ok && address_ok
+    }
+
+    /// The crawl's address guard (also the HTTP client's DNS resolver).
+    pub fn guard(&self) -> &AddressGuard {
+        &self.guard
+    }
+}
+
+/// The compiled `scope:` of a spec.
+#[derive(Debug)]
+pub struct Scope {
+    origins: Origins,
+    include: Option<RegexSet>,
+    exclude: Option<RegexSet>,
+    max_depth: u32,
+    max_pages: u64,
+}
+
+impl Scope {
+    /// Compiles the scope; `seeds` give the domains when the spec names none, and the
+    /// ports when it names no `scope.ports`.
+    pub fn new(spec: &CrawlSpec, seeds: &[Url]) -> Result<Self, regex::Error> {
+        Self::with_guard(spec, seeds, AddressGuard::new(seeds, spec.scope.allow_private))
+    }
+
+    /// [`Scope::new`] with a given address guard (one with resolver overrides, in tests).
+    pub fn with_guard(spec: &CrawlSpec, seeds: &[Url], guard: AddressGuard) -> Result<Self, regex::Error> {
+        let domains: HashSet<String> = if spec.scope.domains.is_empty() {
+            seeds.iter().filter_map(|u| u.host_str().map(str::to_ascii_lowercase)).collect()
+        } else {
+            spec.scope.domains.iter().map(|d| d.trim().to_ascii_lowercase()).collect()
+        };
+        let ports = if spec.scope.ports.is_empty() {
+            Ports::Seeds(seeds.iter().filter_map(Url::port).collect())
+        } else {
+            Ports::Listed(spec.scope.ports.iter().copied().collect())
+        };
+        let set = |v: &Vec<String>| -> Result<Option<RegexSet>, regex::Error> {
+            if v.is_empty() {
+                Ok(None)
+            } else {
+                RegexSet::new(v).map(Some)
+            }
+        };
+        Ok(Self {
+            origins: Origins { domains, implicit: spec.scope.domains.is_empty(), ports, guard },
+            include: set(&spec.scope.include)?,
+            exclude: set(&spec.scope.exclude)?,
+            max_depth: spec.scope.max_depth,
+            max_pages: spec.scope.max_pages,
+        })
+    }
+
+    /// Whether a URL may be crawled at all (scheme, origin, include/exclude, binary files).
+    pub fn allows(&self, url: &Url) -> bool {
+        !urls::has_binary_extension(url)
+            && self.origins.allows(url)
             && self.include.as_ref().is_none_or(|re| re.is_match(url.as_str()))
             && !self.exclude.as_ref().is_some_and(|re| re.is_match(url.as_str()))
+    }
+
+    /// The origins part of the scope (for robots.txt redirects, and the address guard).
+    pub fn origins(&self) -> &Origins {
+        &self.origins
     }
 }
 
@@ -301,6 +357,11 @@ impl Frontier {
         hosts
     }
 
+    /// The compiled scope.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
     /// The shared seen-set (fingerprints of every URL offered and not dropped for depth).
     pub fn seen(&self) -> &Arc<DashSet<Fingerprint, FingerprintBuildHasher>> {
         &self.seen
@@ -309,8 +370,12 @@ impl Frontier {
     /// A start URL arrived (from a broker): when the scope's domains are the seeds' hosts,
     /// its host joins them.
     pub fn add_start(&mut self, url: &Url) {
-        if let (true, Some(host)) = (self.scope.implicit, url.host_str()) {
-            self.scope.domains.insert(host.to_ascii_lowercase());
+        let origins = &mut self.scope.origins;
+        if let (true, Some(host)) = (origins.implicit, url.host_str()) {
+            origins.domains.insert(host.to_ascii_lowercase());
+        }
+        if let (Ports::Seeds(ports), Some(port)) = (&mut origins.ports, url.port()) {
+            ports.insert(port);
         }
     }
 

@@ -1,6 +1,7 @@
 //! One HTTP fetch with retries, a body cap, redirects handed back to the frontier, and
 //! charset decoding. The [`Fetcher`](super::fetcher::Fetcher) actor runs these.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use encoding_rs::Encoding;
@@ -11,6 +12,7 @@ use reqwest::header::{
 use reqwest::{Client, StatusCode};
 use url::Url;
 
+use super::guard::{AddressGuard, BlockedAddress};
 use super::urls;
 use crate::observe::{ErrorKind, Stats};
 use crate::spec::FetchSpec;
@@ -70,9 +72,11 @@ impl Validators {
 }
 
 /// Builds the pooled HTTP client for a crawl: rustls, keep-alive, decompression, no
-/// automatic redirects (the frontier sees each hop, so scope, robots and dedup apply).
-pub fn build_client(spec: &FetchSpec) -> Result<Client, reqwest::Error> {
+/// automatic redirects (the frontier sees each hop, so scope, robots and dedup apply), and
+/// `guard` as its DNS resolver (no connection to a non-public address in a public crawl).
+pub fn build_client(spec: &FetchSpec, guard: &AddressGuard) -> Result<Client, reqwest::Error> {
     Client::builder()
+        .dns_resolver(Arc::new(guard.clone()))
         .user_agent(spec.user_agent.clone())
         .timeout(spec.timeout.0)
         .connect_timeout(spec.timeout.0.min(Duration::from_secs(10)))
@@ -195,6 +199,8 @@ fn too_large(len: u64, max: u64) -> FetchOutcome {
 fn failed_from(e: &reqwest::Error) -> FetchOutcome {
     let kind = if e.is_timeout() {
         ErrorKind::Timeout
+    } else if caused_by::<BlockedAddress>(e) {
+        ErrorKind::BlockedAddress
     } else if let Some(h) = hyper_cause(e).filter(|h| h.is_parse() || h.is_parse_too_large()) {
         tracing::trace!("bad response: {h}");
         ErrorKind::BadResponse
@@ -214,16 +220,25 @@ fn body_failed(e: &reqwest::Error, read: usize) -> FetchOutcome {
     FetchOutcome::Failed { kind, detail: format!("body cut short after {read} bytes: {}", error_chain(e)) }
 }
 
-/// The hyper error under a reqwest error, if any.
-fn hyper_cause(e: &reqwest::Error) -> Option<&hyper::Error> {
+/// The first error of type `E` in the causes of `e`, if any.
+fn cause<E: std::error::Error + 'static>(e: &reqwest::Error) -> Option<&E> {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            return Some(h);
+        if let Some(found) = s.downcast_ref::<E>() {
+            return Some(found);
         }
         source = s.source();
     }
     None
+}
+
+fn caused_by<E: std::error::Error + 'static>(e: &reqwest::Error) -> bool {
+    cause::<E>(e).is_some()
+}
+
+/// The hyper error under a reqwest error, if any.
+fn hyper_cause(e: &reqwest::Error) -> Option<&hyper::Error> {
+    cause::<hyper::Error>(e)
 }
 
 /// reqwest's Display hides the cause; the chain says what happened.

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod extract;
 pub mod fetcher;
 pub mod frontier;
+pub mod guard;
 pub mod http;
 pub mod messages;
 pub mod parser;

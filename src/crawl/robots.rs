@@ -5,6 +5,8 @@ use reqwest::{Client, Response};
 use texting_robots::Robot;
 use url::Url;
 
+use super::frontier::Origins;
+
 /// The most of a robots.txt we read, after decompression (RFC 9309 asks for at least
 /// 500 KiB; Google reads 500 KiB). A longer file is cut here and its first part is used.
 pub const MAX_ROBOTS_BYTES: usize = 512 * 1024;
@@ -18,19 +20,19 @@ pub fn agent_token(user_agent: &str) -> &str {
 
 /// Fetches and parses `scheme://host[:port]/robots.txt` for the host of `url`.
 ///
-/// Redirects are followed, up to [`MAX_ROBOTS_REDIRECTS`] and to http(s) URLs only (to
-/// other hosts too, as RFC 9309 says; the rules found apply to the host of `url`); more
-/// than that counts as unavailable. The body is streamed and at most [`MAX_ROBOTS_BYTES`]
+/// Redirects are followed, up to [`MAX_ROBOTS_REDIRECTS`] (RFC 9309), within the crawl's
+/// `origins` (its hosts, ports and addresses: a robots.txt redirect is no way around the
+/// scope or the address guard); more hops, or a hop out of scope, count as unavailable. The body is streamed and at most [`MAX_ROBOTS_BYTES`]
 /// of it (decompressed) is read. A 2xx answer is parsed; 4xx means no rules (allow
 /// everything); a 5xx or a network error also allows everything, with a warning (a dead
 /// robots.txt should not silently end a crawl; Google instead assumes "disallow all" for a
 /// while — we chose to keep going).
-pub async fn load(client: &Client, url: &Url, user_agent: &str) -> Option<Robot> {
+pub async fn load(client: &Client, url: &Url, user_agent: &str, origins: &Origins) -> Option<Robot> {
     let mut robots_url = url.clone();
     robots_url.set_path("/robots.txt");
     robots_url.set_query(None);
     robots_url.set_fragment(None);
-    let response = follow(client, robots_url.clone()).await?;
+    let response = follow(client, robots_url.clone(), origins).await?;
     let status = response.status();
     if !status.is_success() {
         if status.is_server_error() {
@@ -50,7 +52,7 @@ pub async fn load(client: &Client, url: &Url, user_agent: &str) -> Option<Robot>
 
 /// The answer for `url` after its redirects; `None` (allow everything, with a warning)
 /// when unreachable, or redirected too often or to a URL that is not http(s).
-async fn follow(client: &Client, mut url: Url) -> Option<Response> {
+async fn follow(client: &Client, mut url: Url, origins: &Origins) -> Option<Response> {
     for _ in 0..=MAX_ROBOTS_REDIRECTS {
         let response = match client.get(url.clone()).send().await {
             Ok(r) => r,
@@ -69,9 +71,13 @@ async fn follow(client: &Client, mut url: Url) -> Option<Response> {
             .and_then(|loc| url.join(loc.trim()).ok())
             .filter(|next| matches!(next.scheme(), "http" | "https"));
         match location {
-            Some(next) => {
+            Some(next) if origins.allows(&next) => {
                 tracing::debug!(from = %url, to = %next, "robots.txt redirected");
                 url = next;
+            }
+            Some(next) => {
+                tracing::warn!(%url, to = %next, "robots.txt redirects out of the crawl's scope, allowing everything");
+                return None;
             }
             None => {
                 tracing::warn!(%url, "robots.txt redirects without a usable Location, allowing everything");

@@ -31,6 +31,8 @@ pub enum ErrorKind {
     BadResponse,
     /// The body ended before its announced length, or the connection broke while it came.
     Truncated,
+    /// A name that resolves only to non-public addresses, in a crawl of public hosts.
+    BlockedAddress,
     /// Anything else the HTTP client reported.
     Other,
 }
@@ -47,6 +49,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BadRedirect => f.write_str("bad_redirect"),
             ErrorKind::BadResponse => f.write_str("bad_response"),
             ErrorKind::Truncated => f.write_str("truncated"),
+            ErrorKind::BlockedAddress => f.write_str("blocked_address"),
             ErrorKind::Other => f.write_str("other"),
         }
     }

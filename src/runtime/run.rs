@@ -53,7 +53,7 @@ pub(super) fn run(builder: RuntimeBuilder) -> Result<Summary, RunError> {
         Some(p) => p,
         None => Arc::new(SpecParser::new(&spec.parse)?),
     };
-    let client = http::build_client(&spec.fetch)?;
+    let client = http::build_client(&spec.fetch, scope.origins().guard())?;
     let mut sinks = Vec::new();
     if builder.spec_outputs {
         sinks = open_outputs(&spec, resume.started.then_some(&resume.sink_positions))?;

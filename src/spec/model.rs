@@ -202,6 +202,13 @@ pub struct ScopeSpec {
     /// URL regexes never followed.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Ports that may be fetched; empty means the scheme's default port and the seeds' ports.
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// Allow loopback, private and link-local addresses in a crawl of public seeds (a crawl
+    /// whose seeds are on such addresses allows them anyway).
+    #[serde(default)]
+    pub allow_private: bool,
 }
 
 /// `fetch:` — the HTTP side.
@@ -654,6 +661,8 @@ impl Default for ScopeSpec {
             max_pages: 0,
             include: Vec::new(),
             exclude: Vec::new(),
+            ports: Vec::new(),
+            allow_private: false,
         }
     }
 }

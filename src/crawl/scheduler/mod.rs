@@ -329,8 +329,9 @@ impl Scheduler {
     fn fetch_robots(&mut self, host: Arc<str>, url: Url, ctx: &mut Context<Self>) {
         let client = self.client.clone();
         let agent = self.user_agent.clone();
+        let origins = self.frontier.scope().origins().clone();
         ctx.spawn(
-            async move { robots::load(&client, &url, &agent).await }
+            async move { robots::load(&client, &url, &agent, &origins).await }
                 .into_actor(self)
                 .map(move |robot, _, ctx| ctx.notify(RobotsLoaded { host, robot })),
         );
