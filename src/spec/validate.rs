@@ -694,6 +694,7 @@ fn check_schedules(c: &mut Check<'_>, spec: &CrawlSpec) {
 
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (i, s) in spec.schedules.iter().enumerate() {
+        let before = c.errors.len();
         let at = |k| [K("schedules"), I(i), K(k)];
         let entry = [K("schedules"), I(i)];
         let label = if s.name.trim().is_empty() {
@@ -834,6 +835,12 @@ fn check_schedules(c: &mut Check<'_>, spec: &CrawlSpec) {
                         RESERVED_TOPICS.join(", ")
                     )),
                 );
+            }
+        }
+        // What the Clock builds at run time: anything the checks above missed is found here.
+        if c.errors.len() == before && !misspelt {
+            if let Err(e) = crate::bus::Schedule::from_spec(s, chrono::Utc::now()) {
+                c.key(&entry, format!("{label}: {e}"), None);
             }
         }
     }
