@@ -12,6 +12,9 @@
 //! private crawl and is not guarded: a seed host that is a non-public literal or
 //! `localhost` says so at the start, and a seed name that resolves to a non-public address
 //! says so when it is first resolved. `scope.allow_private: true` turns the guard off.
+//!
+//! Behind a proxy (`HTTPS_PROXY`, ...), the proxy resolves the page's name, so only the
+//! literal check applies; the proxy's own name may resolve to a private address.
 
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -39,6 +42,9 @@ struct Inner {
     private_ok: AtomicBool,
     /// The seeds' host names, lowercased: a non-public answer for one makes the crawl private.
     seed_hosts: HashSet<String>,
+    /// The hosts of the proxies in the environment (`HTTPS_PROXY`, ...): often on a private
+    /// address, and reached in place of the page's host.
+    proxies: HashSet<String>,
     /// Fixed answers for names (tests, or an operator pinning a name).
     overrides: HashMap<String, Vec<IpAddr>>,
 }
@@ -57,6 +63,7 @@ impl AddressGuard {
             inner: Arc::new(Inner {
                 private_ok: AtomicBool::new(allow_private || private_seed),
                 seed_hosts,
+                proxies: proxy_hosts(),
                 overrides: HashMap::new(),
             }),
         }
@@ -97,7 +104,7 @@ impl AddressGuard {
             Some(ips) => ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect(),
             None => tokio::net::lookup_host((name, 0)).await?.collect(),
         };
-        if self.private_ok() {
+        if self.private_ok() || self.inner.proxies.contains(&lower) {
             return Ok(all);
         }
         if self.inner.seed_hosts.contains(&lower) && all.iter().any(|a| !is_public(a.ip())) {
@@ -124,6 +131,18 @@ impl Resolve for AddressGuard {
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }
+}
+
+/// The hosts of the proxies reqwest takes from the environment.
+fn proxy_hosts() -> HashSet<String> {
+    ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .filter_map(|value| {
+            let value = if value.contains("://") { value } else { format!("http://{value}") };
+            Url::parse(&value).ok()?.host_str().map(str::to_ascii_lowercase)
+        })
+        .collect()
 }
 
 fn is_localhost(host: &str) -> bool {
