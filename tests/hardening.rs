@@ -15,16 +15,15 @@ fn arachne() -> Command {
 }
 
 fn errors_of(yaml: &str) -> Vec<SpecError> {
-    match load_str(yaml, "crawl.yaml", &[]) {
-        Ok(spec) => panic!("expected errors, got {spec:?}"),
-        Err(SpecErrors(errors)) => errors,
-    }
+    load_str(yaml, "crawl.yaml", &[]).expect_err("the spec has errors").0
 }
 
+/// The only error of `BASE` followed by `rest`.
 fn only_error(rest: &str) -> SpecError {
-    let errors = errors_of(&format!("{BASE}{rest}"));
-    assert_eq!(errors.len(), 1, "expected one error, got: {}", SpecErrors(errors.clone()));
-    errors.into_iter().next().expect("one error")
+    match errors_of(&format!("{BASE}{rest}")).as_slice() {
+        [e] => e.clone(),
+        more => panic!("expected one error, got: {}", SpecErrors(more.to_vec())),
+    }
 }
 
 fn at(e: &SpecError) -> (Option<usize>, Option<usize>) {
@@ -448,38 +447,52 @@ fn fetched_titles(items: &[serde_json::Value]) -> Vec<String> {
     titles
 }
 
-#[test]
-fn robots_redirects_are_followed() {
-    let port = serve_raw(16, |path| match path {
-        "/robots.txt" => b"HTTP/1.1 301 Moved\r\nLocation: /r1\r\nContent-Length: 0\r\n\r\n".to_vec(),
-        "/r1" => b"HTTP/1.1 302 Found\r\nLocation: /real-robots.txt\r\nContent-Length: 0\r\n\r\n".to_vec(),
-        "/real-robots.txt" => plain("User-agent: *\nDisallow: /private/\n"),
+/// A site whose `/` links to `/private/x` and `/ok`; `other` answers the other paths
+/// (robots.txt and its redirects), or a 404.
+fn two_link_site(other: impl Fn(&str) -> Option<Vec<u8>> + Send + 'static) -> u16 {
+    serve_raw(32, move |path| match path {
         "/" => html(TWO_LINKS),
         "/ok" => html("<h1>ok</h1>"),
-        _ => html("<h1>private</h1>"),
-    });
-    let spec = format!("name: x\nseeds: [\"http://127.0.0.1:{port}/\"]\n{ITEMS}");
+        "/private/x" => html("<h1>private</h1>"),
+        path => {
+            other(path).unwrap_or_else(|| b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec())
+        }
+    })
+}
+
+/// Crawls the site on `port`, obeying robots.txt: the titles found, the summary, stderr.
+fn crawl_site(port: u16) -> (Vec<String>, serde_json::Value, String) {
+    let spec = format!("name: x\nseeds: [\"http://127.0.0.1:{port}/\"]\nfetch: {{ timeout: 10s }}\n{ITEMS}");
     let (code, summary, items, stderr) = run_spec(&spec);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(fetched_titles(&items), ["home", "ok"], "{summary}");
+    (fetched_titles(&items), summary, stderr)
+}
+
+fn redirect_to(location: &str) -> Vec<u8> {
+    format!("HTTP/1.1 301 Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n").into_bytes()
+}
+
+#[test]
+fn robots_redirects_are_followed() {
+    let port = two_link_site(|path| match path {
+        "/robots.txt" => Some(redirect_to("/r1")),
+        "/r1" => Some(redirect_to("/real-robots.txt")),
+        "/real-robots.txt" => Some(plain("User-agent: *\nDisallow: /private/\n")),
+        _ => None,
+    });
+    let (titles, summary, _) = crawl_site(port);
+    assert_eq!(titles, ["home", "ok"], "{summary}");
     assert_eq!(summary["robots_blocked"], 1, "{summary}");
 }
 
 #[test]
 fn robots_redirect_chains_past_five_allow_everything() {
-    let port = serve_raw(32, |path| match path {
-        p if p == "/robots.txt" || p.starts_with("/hop") => {
-            let n: u32 = p.trim_start_matches("/hop").parse().unwrap_or(0);
-            format!("HTTP/1.1 301 Moved\r\nLocation: /hop{}\r\nContent-Length: 0\r\n\r\n", n + 1).into_bytes()
-        }
-        "/" => html(TWO_LINKS),
-        "/ok" => html("<h1>ok</h1>"),
-        _ => html("<h1>private</h1>"),
+    let port = two_link_site(|path| {
+        let hop: u32 = path.strip_prefix("/hop").map_or(Some(0), |n| n.parse().ok())?;
+        Some(redirect_to(&format!("/hop{}", hop + 1)))
     });
-    let spec = format!("name: x\nseeds: [\"http://127.0.0.1:{port}/\"]\n{ITEMS}");
-    let (code, summary, items, stderr) = run_spec(&spec);
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(fetched_titles(&items), ["home", "ok", "private"], "{summary}");
+    let (titles, summary, stderr) = crawl_site(port);
+    assert_eq!(titles, ["home", "ok", "private"], "{summary}");
     assert!(stderr.contains("redirected more than 5 times"), "{stderr}");
 }
 
@@ -521,10 +534,8 @@ fn an_endless_robots_txt_is_read_up_to_its_cap() {
             let _ = stream.write_all(&answer);
         }
     });
-    let spec = format!("name: x\nseeds: [\"http://127.0.0.1:{port}/\"]\nfetch: {{ timeout: 10s }}\n{ITEMS}");
-    let (code, summary, items, stderr) = run_spec(&spec);
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(fetched_titles(&items), ["home", "ok"], "{summary}");
+    let (titles, summary, stderr) = crawl_site(port);
+    assert_eq!(titles, ["home", "ok"], "{summary}");
     assert!(stderr.contains("larger than 524288 bytes"), "{stderr}");
 }
 
