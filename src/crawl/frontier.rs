@@ -368,7 +368,8 @@ impl Frontier {
     }
 
     /// A start URL arrived (from a broker): when the scope's domains are the seeds' hosts,
-    /// its host joins them.
+    /// its host joins them; its port joins the seeds' ports, and the address guard counts
+    /// it as a seed.
     pub fn add_start(&mut self, url: &Url) {
         let origins = &mut self.scope.origins;
         if let (true, Some(host)) = (origins.implicit, url.host_str()) {
@@ -377,6 +378,7 @@ impl Frontier {
         if let (Ports::Seeds(ports), Some(port)) = (&mut origins.ports, url.port()) {
             ports.insert(port);
         }
+        origins.guard.add_seed(url);
     }
 
     /// Forgets what was seen (and the `max_pages` count): the start of a re-crawl.

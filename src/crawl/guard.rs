@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
@@ -41,7 +41,7 @@ struct Inner {
     /// Non-public addresses may be reached (allowed by the spec, or a seed is on one).
     private_ok: AtomicBool,
     /// The seeds' host names, lowercased: a non-public answer for one makes the crawl private.
-    seed_hosts: HashSet<String>,
+    seed_hosts: RwLock<HashSet<String>>,
     /// The hosts of the proxies in the environment (`HTTPS_PROXY`, ...): often on a private
     /// address, and reached in place of the page's host.
     proxies: HashSet<String>,
@@ -52,20 +52,31 @@ struct Inner {
 impl AddressGuard {
     /// The guard of a crawl from `seeds`; `allow_private` (`scope.allow_private`) turns it off.
     pub fn new(seeds: &[Url], allow_private: bool) -> Self {
-        let private_seed = seeds.iter().any(|u| match u.host() {
+        let guard = Self {
+            inner: Arc::new(Inner {
+                private_ok: AtomicBool::new(allow_private),
+                seed_hosts: RwLock::default(),
+                proxies: proxy_hosts(),
+                overrides: HashMap::new(),
+            }),
+        };
+        seeds.iter().for_each(|seed| guard.add_seed(seed));
+        guard
+    }
+
+    /// A start URL (a seed, or one that arrived through a broker): on a non-public literal
+    /// address or `localhost`, the crawl is private; a name is trusted to resolve to one.
+    pub fn add_seed(&self, url: &Url) {
+        let private = match url.host() {
             Some(Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
             Some(Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
             Some(Host::Domain(d)) => is_localhost(d),
             None => false,
-        });
-        let seed_hosts = seeds.iter().filter_map(|u| u.host_str()).map(str::to_ascii_lowercase).collect();
-        Self {
-            inner: Arc::new(Inner {
-                private_ok: AtomicBool::new(allow_private || private_seed),
-                seed_hosts,
-                proxies: proxy_hosts(),
-                overrides: HashMap::new(),
-            }),
+        };
+        if private {
+            self.inner.private_ok.store(true, Ordering::Relaxed);
+        } else if let (Some(host), Ok(mut hosts)) = (url.host_str(), self.inner.seed_hosts.write()) {
+            hosts.insert(host.to_ascii_lowercase());
         }
     }
 
@@ -107,7 +118,8 @@ impl AddressGuard {
         if self.private_ok() || self.inner.proxies.contains(&lower) {
             return Ok(all);
         }
-        if self.inner.seed_hosts.contains(&lower) && all.iter().any(|a| !is_public(a.ip())) {
+        let seed = self.inner.seed_hosts.read().is_ok_and(|hosts| hosts.contains(&lower));
+        if seed && all.iter().any(|a| !is_public(a.ip())) {
             tracing::info!(
                 host = name,
                 "a seed is on a non-public address: private addresses allowed in this crawl"
@@ -257,5 +269,10 @@ mod tests {
         assert!(private.allows_url(&url("http://10.0.0.1/")));
         let allowed = AddressGuard::new(&[url("https://example.com/")], true);
         assert!(allowed.allows_url(&url("http://127.0.0.1/")));
+        // Start URLs from a broker count as seeds.
+        let fed = AddressGuard::new(&[], false);
+        assert!(!fed.allows_url(&url("http://127.0.0.1:8000/")));
+        fed.add_seed(&url("http://127.0.0.1:8000/"));
+        assert!(fed.allows_url(&url("http://127.0.0.1:8000/")));
     }
 }
