@@ -372,9 +372,10 @@ const ITEMS: &str = "parse:\n  items:\n    - name: t\n      match: .\n      fiel
 
 #[test]
 fn a_huge_content_length_is_not_an_allocation_and_a_short_body_is_truncated() {
-    let port = serve_raw(8, |_| {
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000000000\r\n\r\n<h1>hi</h1>"
-            .to_vec()
+    let port = serve_raw(8, |path| match path {
+        "/" => html("<h1>home</h1><a href=/big>big</a>"),
+        _ => b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000000000\r\n\r\n<h1>hi</h1>"
+            .to_vec(),
     });
     let spec = format!(
         "name: x\nseeds: [\"http://127.0.0.1:{port}/\"]\nfetch: {{ max_body: 200GiB, retries: 1, robots_txt: ignore }}\n{ITEMS}"
