@@ -231,6 +231,10 @@ fn needs_percent_normalization(s: &str) -> bool {
 
 /// `s` with escapes of unreserved bytes decoded and other escapes' hex uppercased, or
 /// `None` when nothing changes.
+///
+/// An escape right after a `%` that starts no escape (`%%33`, `%3%30`) is kept as it is:
+/// decoding it would complete a new escape, and a second pass would decode that one
+/// (normalising would not be idempotent).
 fn normalize_percent(s: &str) -> Option<String> {
     if !needs_percent_normalization(s) {
         return None;
@@ -243,18 +247,16 @@ fn normalize_percent(s: &str) -> Option<String> {
         if b[i] == b'%' {
             if let (Some(&h), Some(&l)) = (b.get(i + 1), b.get(i + 2)) {
                 if let (Some(hv), Some(lv)) = (hex_value(h), hex_value(l)) {
+                    out.push_str(&s[last..i]);
                     let v = hv * 16 + lv;
-                    if is_unreserved(v) {
-                        out.push_str(&s[last..i]);
+                    if is_unreserved(v) && !ends_in_partial_escape(&out) {
                         out.push(char::from(v));
-                        last = i + 3;
-                    } else if h.is_ascii_lowercase() || l.is_ascii_lowercase() {
-                        out.push_str(&s[last..i]);
+                    } else {
                         out.push('%');
                         out.push(char::from(h.to_ascii_uppercase()));
                         out.push(char::from(l.to_ascii_uppercase()));
-                        last = i + 3;
                     }
+                    last = i + 3;
                     i += 3;
                     continue;
                 }
@@ -263,7 +265,17 @@ fn normalize_percent(s: &str) -> Option<String> {
         i += 1;
     }
     out.push_str(&s[last..]);
-    Some(out)
+    (out != s).then_some(out)
+}
+
+/// Whether `out` ends with a `%`, or a `%` and one hex digit: a character added after it
+/// could complete an escape that was not there.
+fn ends_in_partial_escape(out: &str) -> bool {
+    match out.as_bytes() {
+        [.., b'%'] => true,
+        [.., b'%', d] => hex_value(*d).is_some(),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -397,7 +409,10 @@ mod tests {
                 let _ = host_key(&u);
             }
         }
-        assert_eq!(norm("http://h/%%%41"), "http://h/%%A");
+        // An escape after a lone '%' is kept: decoding it could make a new escape.
+        assert_eq!(norm("http://h/%%%41"), "http://h/%%%41");
+        assert_eq!(norm("http://a/?%%330"), "http://a/?%%330");
+        assert_eq!(norm("http://a/%3%330%7e"), "http://a/%3%330~");
         assert_eq!(norm("http://h/?%e2%82"), "http://h/?%E2%82");
     }
 }
