@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, the API docs, unit and integration tests, doc
 # tests, and the examples. The brokers the suites need (redis-server, a Kafka-protocol
-# broker) are installed and started here, on 127.0.0.1 only, and stopped on exit.
+# broker, rabbitmq-server) are installed and started here, on 127.0.0.1 only, and stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +53,13 @@ echo "$ARACHNE_TEST_KAFKA (pid $KAFKA_PID)"
 
 step "chromium for the dashboard's browser test (scripts/chromium.sh)"
 . scripts/chromium.sh && chromium_install && echo "$ARACHNE_TEST_CHROMIUM"
+step "rabbitmq-server on 127.0.0.1, own epmd and private dirs (scripts/amqp.sh)"
+# tests/amqp.rs reads the URL (and starts nodes of its own for the restart test).
+. scripts/amqp.sh
+amqp_start target/amqp-test.env
+trap 'amqp_stop target/amqp-test.env; kafka_stop target/kafka-test.env; redis_stop target/redis-test.env' EXIT
+export ARACHNE_TEST_AMQP="$AMQP_URL"
+echo "amqp://guest:***@127.0.0.1:$AMQP_PORT/%2f (pid $AMQP_PID)"
 
 step "cargo test (unit, integration, doc tests)"
 log=target/test-output.log

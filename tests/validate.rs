@@ -276,23 +276,53 @@ fn duplicate_item_names_and_rules_without_fields() {
 #[test]
 fn not_supported_yet() {
     let errors = errors_of(&format!(
-        "{BASE}frontier: {{ backend: amqp }}\nbrokers:\n  redis: {{ url: \"redis://localhost\" }}\n  amqp: {{ url: \"amqp://k\" }}\nbridges:\n  - {{ kind: amqp, topic: events, direction: out }}\nschedules:\n  - {{ name: refresh, every: 6h, action: reseed }}\n"
+        "{BASE}frontier: {{ backend: amqp }}\nbrokers:\n  redis: {{ url: \"redis://localhost\" }}\n  amqp: {{ url: \"amqp://k\" }}\nbridges:\n  - {{ kind: redis-queue, topic: events, direction: out }}\nschedules:\n  - {{ name: refresh, every: 6h, action: reseed }}\n"
     ));
     let places: Vec<_> = errors.iter().map(|e| (e.line, e.column)).collect();
-    assert_eq!(
-        places,
-        vec![(Some(3), Some(22)), (Some(6), Some(3)), (Some(8), Some(13))],
-        "{}",
-        SpecErrors(errors.clone())
-    );
-    for e in &errors {
-        assert_says(e, &["not supported yet in this version of arachne"]);
-    }
-    assert_says(&errors[0], &["frontier.backend 'amqp'"]);
-    assert_says(&errors[1], &["'brokers.amqp'"]);
-    assert_says(&errors[2], &["kind 'amqp'"]);
+    assert_eq!(places, vec![(Some(8), Some(13))], "{}", SpecErrors(errors.clone()));
+    assert_says(&errors[0], &["kind 'redis-queue'", "not supported yet in this version of arachne"]);
     // Empty ones are fine, as in the design's example.
     ok(&format!("{BASE}brokers: {{}}\nbridges: []\nschedules: []\nfrontier: {{ backend: local }}\n"));
+}
+
+#[test]
+fn amqp_specs_are_checked() {
+    let errors = errors_of("frontier: { backend: amqp }\n");
+    assert_eq!(errors.len(), 2, "{}", SpecErrors(errors.clone()));
+    assert_at(&errors[0], 3, 22);
+    assert_says(&errors[0], &["needs an AMQP broker"]);
+    assert_says(&errors[1], &["seen-set in Redis", "`brokers.redis` is not set"]);
+    let e = only_error("brokers: { amqp: { url: \"redis://h\" } }\n");
+    assert_at(&e, 3, 25);
+    assert_says(&e, &["brokers.amqp.url", "amqp://"]);
+    let e = only_error("brokers: { amqp: { url: \"amqp://h\", heartbet: 5s } }\n");
+    assert_says(&e, &["unknown key 'heartbet' in brokers.amqp"]);
+    assert!(e.hint.as_deref().is_some_and(|h| h.contains("did you mean 'heartbeat'")), "{e}");
+    let e = only_error(
+        "frontier: { backend: amqp, order: lifo }\nbrokers: { amqp: { url: \"amqp://h\" }, redis: { url: \"redis://h\" } }\n",
+    );
+    assert_says(&e, &["'lifo' is not possible with `backend: amqp`"]);
+    let e = only_error("output:\n  - amqp: { exchange: items }\n");
+    assert_says(&e, &["`brokers.amqp` is not set"]);
+    let e = only_error(concat!(
+        "brokers:\n  amqp:\n    url: \"amqp://h\"\n    topology:\n      exchanges: [ { name: h, type: headers } ]\n",
+        "      queues: [ { name: q } ]\n      bindings: [ { exchange: h, queue: q } ]\n",
+    ));
+    assert_says(&e, &["headers exchange 'h' has no `headers`"]);
+    let e = only_error(
+        "brokers: { amqp: { url: \"amqp://h\", topology: { exchanges: [ { name: h, type: fnout } ] } } }\n",
+    );
+    assert_says(&e, &["unknown"]);
+    // A whole AMQP setup, waiting for start URLs (no seeds); the password from ${ENV}.
+    ok(concat!(
+        "name: x\nseeds: []\nfrontier: { backend: amqp, order: priority, amqp: { queue: x.q } }\n",
+        "brokers:\n  redis: { url: \"redis://127.0.0.1:6379/\" }\n",
+        "  amqp:\n    url: \"amqps://app:secret@127.0.0.1:5671/%2f\"\n    heartbeat: 10s\n    prefetch: 32\n",
+        "    ca_file: ca.pem\n    topology:\n      exchanges: [ { name: ev, type: topic, durable: true } ]\n",
+        "      queues: [ { name: ev.all, type: quorum, dead_letter_exchange: dlx, message_ttl: 1h } ]\n",
+        "      bindings: [ { exchange: ev, queue: ev.all, routing_key: \"crawl.#\" } ]\n",
+        "output:\n  - amqp: { exchange: ev, routing_key: \"item.{host}\", headers: { rule: product } }\n",
+    ));
 }
 
 #[test]
@@ -352,9 +382,10 @@ fn redis_queue_bridges_are_checked() {
 
 #[test]
 fn unsupported_output_kinds() {
-    let e = only_error("output:\n  - jsonl: items.jsonl\n  - amqp: { exchange: items }\n");
+    let e = only_error("output:\n  - jsonl: items.jsonl\n  - amq: { exchange: items }\n");
     assert_at(&e, 5, 5);
-    assert_says(&e, &["output 'amqp' is not supported yet"]);
+    assert_says(&e, &["unknown"]);
+    assert!(e.hint.as_deref().is_some_and(|h| h.contains("did you mean 'amqp'")), "{e}");
     let e = only_error("output:\n  - jsonl\n");
     assert_at(&e, 4, 5);
     assert_says(&e, &["'jsonl' needs a value"]);

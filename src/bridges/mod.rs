@@ -1,5 +1,5 @@
 //! Bridges: everything that talks to an external broker, one folder per broker
-//! (`redis/`, `kafka/`), and the one place that builds them from the spec (this file), as
+//! (`redis/`, `kafka/`, `amqp/`), and the one place that builds them from the spec (this file), as
 //! Vector builds its components from their configs. The rest of the tree sees only the
 //! broker seam's interfaces: a [`SharedStore`] for a shared frontier, an
 //! [`ItemSink`] for an output, and supervised actors for `bridges:` entries.
@@ -11,6 +11,7 @@
 //! Every broker is checked (connected, logged in) before the crawl starts, so a wrong
 //! address or password is a clear error and nothing is crawled.
 
+pub mod amqp;
 mod counters;
 pub mod kafka;
 pub mod redis;
@@ -86,6 +87,16 @@ pub enum BridgeError {
         /// The error.
         reason: String,
     },
+    /// Any other error from an AMQP broker or client (lapin's words, which carry the
+    /// broker's reply: `PRECONDITION_FAILED - inequivalent arg 'x-max-priority' for queue
+    /// ...`).
+    #[error("AMQP at {url}: {reason}")]
+    Amqp {
+        /// The URL, password masked.
+        url: String,
+        /// The error.
+        reason: String,
+    },
     /// A bridge, output or frontier that needs `brokers.<broker>`, which is not set.
     #[error("`brokers.{broker}` is not set, but {user} needs it")]
     NoBroker {
@@ -140,9 +151,7 @@ pub async fn open_frontier(
         FrontierBackend::Local => Ok(None),
         FrontierBackend::Redis => Ok(Some(Arc::new(open_redis_frontier(spec).await?))),
         FrontierBackend::Kafka => Ok(Some(Arc::new(kafka::KafkaFrontier::open(spec).await?))),
-        FrontierBackend::Amqp => {
-            Err(BridgeError::Unsupported("frontier.backend 'amqp' is not supported yet".into()))
-        }
+        FrontierBackend::Amqp => Ok(Some(Arc::new(amqp::AmqpFrontier::open(spec).await?))),
     }
 }
 
@@ -208,6 +217,13 @@ pub fn open_output(spec: &CrawlSpec, output: &OutputSpec) -> Result<Option<Named
         OutputSpec::Kafka(out) => {
             let name = format!("kafka:{}", out.topic);
             match kafka::KafkaSink::open(spec, out) {
+                Ok(sink) => Ok(Some((name, Box::new(sink)))),
+                Err(error) => Err(OutputError { name, error }),
+            }
+        }
+        OutputSpec::Amqp(out) => {
+            let name = format!("amqp:{}", out.exchange);
+            match amqp::AmqpSink::open(spec, out) {
                 Ok(sink) => Ok(Some((name, Box::new(sink)))),
                 Err(error) => Err(OutputError { name, error }),
             }

@@ -234,13 +234,6 @@ impl<'a> NodeDe<'a> {
 
     fn unknown(&self, word: &str, src: &Src, choices: &[&str], what: &str) -> DeError {
         let list = choices.join(", ");
-        if self.path.starts_with("output") && ["amqp"].contains(&word) {
-            return self.located(src.error(
-                self.ctx.origin,
-                format!("output '{word}' is not supported yet in this version of arachne"),
-                Some(format!("use one of: {list}")),
-            ));
-        }
         let hint = match nearest(word, choices) {
             Some(near) => format!("did you mean '{near}'? (one of: {list})"),
             None => format!("use one of: {list}"),

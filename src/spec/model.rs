@@ -38,7 +38,7 @@ pub struct CrawlSpec {
     /// Where the frontier lives and in which order it hands out requests.
     #[serde(default)]
     pub frontier: FrontierSpec,
-    /// Broker connection settings: `redis`, `kafka` (AMQP is not supported yet).
+    /// Broker connection settings: `redis`, `kafka`, `amqp`.
     #[serde(default)]
     pub brokers: BrokersSpec,
     /// Bridges between local topics and brokers (`redis-pubsub` for now; docs/redis.md).
@@ -330,6 +330,9 @@ pub enum OutputSpec {
     /// `- kafka: { topic, key, compression }`: each item produced to a Kafka topic
     /// (docs/kafka.md).
     Kafka(crate::bridges::kafka::KafkaOutputSpec),
+    /// `- amqp: { exchange, routing_key, headers }`: each item published persistent to a
+    /// RabbitMQ exchange, with confirms (docs/amqp.md).
+    Amqp(crate::bridges::amqp::AmqpOutputSpec),
 }
 
 /// `output: - redis: {...}` — items pushed to a Redis list of `brokers.redis`.
@@ -351,9 +354,10 @@ pub struct BrokersSpec {
     /// `kafka: { bootstrap: ..., client: {...}, security: {...} }` (docs/kafka.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<crate::bridges::kafka::KafkaBrokerSpec>,
-    /// AMQP settings (not supported yet).
+    /// `amqp: { url, heartbeat, prefetch, connect_timeout, ca_file, topology }`
+    /// (docs/amqp.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amqp: Option<serde_json::Value>,
+    pub amqp: Option<crate::bridges::amqp::AmqpBrokerSpec>,
 }
 
 impl BrokersSpec {
@@ -492,6 +496,9 @@ pub struct FrontierSpec {
     /// With `backend: kafka`: topics, partitions, key and group (docs/kafka.md).
     #[serde(default)]
     pub kafka: crate::bridges::kafka::KafkaFrontierSpec,
+    /// With `backend: amqp`: the queues (docs/amqp.md).
+    #[serde(default)]
+    pub amqp: crate::bridges::amqp::AmqpFrontierSpec,
 }
 
 /// How a shared frontier remembers what it has seen.
@@ -557,6 +564,7 @@ impl Default for FrontierSpec {
             dedup: Dedup::Set,
             bloom: BloomSpec::default(),
             kafka: Default::default(),
+            amqp: Default::default(),
         }
     }
 }
@@ -583,7 +591,7 @@ pub enum FrontierBackend {
     Redis,
     /// A Kafka topic, consumed by every process of the crawl as one consumer group.
     Kafka,
-    /// A RabbitMQ queue (not supported yet).
+    /// A durable RabbitMQ queue, consumed by every process of the crawl (docs/amqp.md).
     Amqp,
 }
 

@@ -325,6 +325,22 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str, spec_path: Opti
                 );
             }
         }
+        if let OutputSpec::Amqp(amqp) = out {
+            if spec.brokers.amqp.is_none() {
+                c.key(
+                    &[K("output"), I(i), K("amqp")],
+                    format!("output[{i}] writes to AMQP but `brokers.amqp` is not set"),
+                    Some(AMQP_HINT.into()),
+                );
+            }
+            if amqp.exchange.is_empty() && amqp.routing_key.trim().is_empty() {
+                c.value(
+                    &[K("output"), I(i), K("amqp"), K("routing_key")],
+                    format!("output[{i}].amqp: the default exchange (`exchange: \"\"`) needs a routing key, the queue's name"),
+                    Some("e.g. `routing_key: items`, or name an exchange".into()),
+                );
+            }
+        }
         if let OutputSpec::Kafka(kafka) = out {
             if kafka.topic.trim().is_empty() {
                 c.value(
@@ -345,14 +361,37 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str, spec_path: Opti
 
     check_brokers(&mut c, spec);
 
-    // Not supported yet.
-    let not_yet = "is not supported yet in this version of arachne";
     if spec.frontier.backend == FrontierBackend::Amqp {
-        c.value(
-            &[K("frontier"), K("backend")],
-            format!("frontier.backend '{}' {not_yet}", spec.frontier.backend.name()),
-            Some("use `backend: local` (the default), `redis` or `kafka`".into()),
-        );
+        if spec.brokers.amqp.is_none() {
+            c.value(
+                &[K("frontier"), K("backend")],
+                "frontier.backend 'amqp' needs an AMQP broker".into(),
+                Some(AMQP_HINT.into()),
+            );
+        }
+        if spec.brokers.redis.is_none() {
+            c.value(
+                &[K("frontier"), K("backend")],
+                "frontier.backend 'amqp' keeps its shared seen-set in Redis (RabbitMQ has no set), but `brokers.redis` is not set".into(),
+                Some("add `brokers: { redis: { url: \"redis://127.0.0.1:6379/\" } }` (docs/amqp.md, \"Dedup\")".into()),
+            );
+        }
+        if spec.frontier.order == crate::spec::QueueOrder::Lifo {
+            c.value(
+                &[K("frontier"), K("order")],
+                "frontier.order 'lifo' is not possible with `backend: amqp`: a RabbitMQ queue is first in, first out".into(),
+                Some("use `fifo`, or `priority` (the queue gets `x-max-priority`)".into()),
+            );
+        }
+        if spec.frontier.order == crate::spec::QueueOrder::Priority
+            && spec.frontier.amqp.kind == crate::bridges::amqp::QueueType::Quorum
+        {
+            c.value(
+                &[K("frontier"), K("amqp"), K("type")],
+                "frontier.amqp.type 'quorum' cannot keep `order: priority` (RabbitMQ 3.x quorum queues have no x-max-priority)".into(),
+                Some("use `type: classic` (the default) with priorities".into()),
+            );
+        }
     }
     if spec.frontier.backend == FrontierBackend::Kafka && spec.brokers.kafka.is_none() {
         c.value(
@@ -411,16 +450,6 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str, spec_path: Opti
             );
         }
     }
-    for broker in ["amqp"] {
-        if c.present(&[K("brokers"), K(broker)]) {
-            c.key(
-                &[K("brokers"), K(broker)],
-                format!("'brokers.{broker}' {not_yet}"),
-                Some("only `brokers.redis` and `brokers.kafka` are supported for now: remove it".into()),
-            );
-        }
-    }
-
     check_schedules(&mut c, spec);
     check_observe(&mut c, spec);
 
@@ -502,6 +531,9 @@ fn check_brokers(c: &mut Check<'_>, spec: &CrawlSpec) {
                 None,
             );
         }
+    }
+    if let Some(amqp) = &spec.brokers.amqp {
+        check_amqp_broker(c, amqp);
     }
     let mut inbound: HashMap<&str, usize> = HashMap::new();
     for (i, b) in spec.bridges.iter().enumerate() {
@@ -671,6 +703,69 @@ fn check_redis_queue_bridge(c: &mut Check<'_>, spec: &CrawlSpec, i: usize, b: &c
     }
     if b.lease.is_some_and(|l| l.0.is_zero()) {
         c.value(&at("lease"), format!("bridges[{i}].lease must be longer than 0"), None);
+    }
+}
+
+/// How to set `brokers.amqp`.
+const AMQP_HINT: &str = "add `brokers: { amqp: { url: \"amqp://127.0.0.1:5672/%2f\" } }` (docs/amqp.md)";
+
+/// `brokers.amqp`: a usable URL, timeouts, and a topology whose bindings name declared (or
+/// at least named) exchanges with the keys their type reads.
+fn check_amqp_broker(c: &mut Check<'_>, amqp: &crate::bridges::amqp::AmqpBrokerSpec) {
+    use crate::bridges::amqp::ExchangeType;
+    use Seg::{I, K};
+    if let Err(reason) = crate::bridges::amqp::check_url(&amqp.url) {
+        c.value(
+            &[K("brokers"), K("amqp"), K("url")],
+            format!("brokers.amqp.url is not a usable AMQP URL: {reason}"),
+            Some("e.g. `amqp://127.0.0.1:5672/%2f`, `amqps://app:${AMQP_PASSWORD}@host:5671/crawl`".into()),
+        );
+    }
+    for key in ["connect_timeout", "heartbeat"] {
+        let zero =
+            if key == "heartbeat" { amqp.heartbeat.0.is_zero() } else { amqp.connect_timeout.0.is_zero() };
+        if zero {
+            c.value(
+                &[K("brokers"), K("amqp"), K(key)],
+                format!("brokers.amqp.{key} must be longer than 0"),
+                None,
+            );
+        }
+    }
+    if amqp.prefetch == Some(0) {
+        c.value(
+            &[K("brokers"), K("amqp"), K("prefetch")],
+            "brokers.amqp.prefetch must be at least 1 (0 would mean unlimited)".into(),
+            Some("leave it out to use the fetch concurrency".into()),
+        );
+    }
+    let topology = &amqp.topology;
+    for (i, q) in topology.queues.iter().enumerate() {
+        if q.kind == crate::bridges::amqp::QueueType::Quorum && (q.exclusive || !q.durable) {
+            c.value(
+                &[K("brokers"), K("amqp"), K("topology"), K("queues"), I(i)],
+                format!("queue '{}': a quorum queue is always durable and never exclusive", q.name),
+                Some("use `type: classic` for an exclusive or transient queue".into()),
+            );
+        }
+    }
+    for (i, b) in topology.bindings.iter().enumerate() {
+        let at = [K("brokers"), K("amqp"), K("topology"), K("bindings"), I(i)];
+        let kind = topology.exchanges.iter().find(|x| x.name == b.exchange).map(|x| x.kind);
+        if kind == Some(ExchangeType::Headers) && b.headers.is_empty() {
+            c.value(
+                &at,
+                format!("binding to headers exchange '{}' has no `headers`", b.exchange),
+                Some("e.g. `headers: { kind: pdf }, match: all`".into()),
+            );
+        }
+        if kind.is_some_and(|k| k != ExchangeType::Headers) && !b.headers.is_empty() {
+            c.value(
+                &at,
+                format!("binding to exchange '{}': `headers` apply to headers exchanges only", b.exchange),
+                Some("a direct or topic exchange routes on `routing_key`".into()),
+            );
+        }
     }
 }
 

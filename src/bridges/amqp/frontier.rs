@@ -1,0 +1,602 @@
+//! `frontier: { backend: amqp }`: the crawl's requests as persistent messages on a durable
+//! RabbitMQ queue (`<name>.requests`), shared by every process of the crawl.
+//!
+//! - **admit**: each link new to the shared seen-set (a Redis set, `brokers.redis`:
+//!   RabbitMQ has none) is published persistent on a confirm channel; `admit` returns when
+//!   the broker confirmed every message.
+//! - **lease**: one consumer per process with manual acks and `basic.qos` = the fetch
+//!   concurrency (or `brokers.amqp.prefetch`); deliveries wait in a local buffer until the
+//!   scheduler leases them. A token is the consumer channel's epoch and the delivery tag.
+//! - **ack**: `basic.ack` of the delivery, only when the request is fully done. A process
+//!   that dies (or loses its connection) leaves its unacked messages to the broker, which
+//!   delivers them again to the others: no lease expires, [`SharedStore::lease_duration`] is
+//!   `None`.
+//! - **pending**: a process that holds nothing closes its consumer channel (so its buffered
+//!   deliveries go back to the queue), then reads the queue's ready messages and consumers
+//!   with a passive `queue.declare`. A consumer is open exactly while its process holds or
+//!   may get work, and the broker requeues a closed channel's messages in the same step as it
+//!   drops its consumer, so "no message ready and no consumer" means nothing is queued or
+//!   held anywhere. A process reopens its consumer when it sees ready messages.
+//! - **reconnect**: any failed call drops the connection; the next call connects again
+//!   with backoff, declares the topology and the queues again and resumes consuming.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use serde::{Deserialize, Serialize};
+
+use super::broker::AmqpBroker;
+use super::config::{QueueSpec, QueueType};
+use super::topology;
+use crate::bridges::counters::Backoff;
+use crate::bridges::BridgeError;
+use crate::crawl::shared::{
+    parse_start_url, Admit, LeaseToken, Leased, Pending, SharedStore, StoreError, StoreResult,
+};
+use crate::spec::{CrawlSpec, QueueOrder};
+use crate::state::PendingRequest;
+
+/// The `x-max-priority` of the requests queue with `order: priority`: rule priorities are
+/// clamped to 0..=this (RabbitMQ advises at most 10 levels).
+pub const MAX_PRIORITY: u8 = 10;
+
+/// How long `lease` waits for a delivery when the buffer is empty and the consumer is open.
+const LEASE_WAIT: Duration = Duration::from_millis(50);
+
+/// How long one call keeps trying to reconnect before it gives up (the next call tries again).
+const RECONNECT_FOR: Duration = Duration::from_secs(60);
+
+/// A request as a message body.
+#[derive(Debug, Serialize, Deserialize)]
+struct Message {
+    #[serde(flatten)]
+    request: PendingRequest,
+    #[serde(default)]
+    priority: i32,
+}
+
+/// A delivery waiting to be leased.
+struct Buffered {
+    epoch: u64,
+    tag: u64,
+    redelivered: bool,
+    request: PendingRequest,
+    priority: i32,
+}
+
+/// The connection and its long-lived channels.
+struct Link {
+    generation: u64,
+    connection: Connection,
+    publish: Channel,
+    control: Channel,
+}
+
+#[derive(Default)]
+struct State {
+    /// The current consumer channel's epoch; deliveries and tokens of older epochs are
+    /// void (the broker took their messages back).
+    epoch: u64,
+    /// The consumer channel, while consuming.
+    consumer: Option<Channel>,
+    /// Whether this process wants a consumer (it is not idle).
+    wanted: bool,
+    buffer: VecDeque<Buffered>,
+    /// Leases held: (epoch, tag) -> redelivered.
+    held: HashMap<(u64, u64), bool>,
+}
+
+struct Inner {
+    broker: AmqpBroker,
+    queue: QueueSpec,
+    start_queue: String,
+    prefetch: u16,
+    priorities: bool,
+    seen: ::redis::aio::ConnectionManager,
+    seen_key: String,
+    redis_url: String,
+    link: tokio::sync::Mutex<Option<Link>>,
+    generations: AtomicU64,
+    state: Mutex<State>,
+    delivered: tokio::sync::Notify,
+    reconnects: AtomicU64,
+}
+
+/// A frontier kept in a RabbitMQ queue (see the module documentation). Cheap to clone.
+#[derive(Clone)]
+pub struct AmqpFrontier {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AmqpFrontier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpFrontier").field("queue", &self.inner.queue.name).finish()
+    }
+}
+
+/// The requests queue of crawl `name`.
+pub fn requests_queue(spec: &CrawlSpec) -> String {
+    spec.frontier.amqp.queue.clone().unwrap_or_else(|| format!("{}.requests", spec.name))
+}
+
+/// The start URLs queue of crawl `name`.
+pub fn start_queue(spec: &CrawlSpec) -> String {
+    spec.frontier.amqp.start_queue.clone().unwrap_or_else(|| format!("{}.start_urls", spec.name))
+}
+
+/// The Redis key of the seen-set of crawl `name`.
+pub fn seen_key(name: &str) -> String {
+    format!("arachne:{name}:amqp:seen")
+}
+
+impl AmqpFrontier {
+    /// Connects to `brokers.amqp` and `brokers.redis` (the seen-set), declares the topology
+    /// and the frontier's queues, and starts consuming: a wrong address, login or a
+    /// conflicting declaration is an error here, before the crawl.
+    pub async fn open(spec: &CrawlSpec) -> Result<Self, BridgeError> {
+        let broker = AmqpBroker::from_spec(spec, "the frontier")?;
+        let redis_spec = spec.brokers.redis.as_ref().ok_or_else(|| BridgeError::NoBroker {
+            broker: "redis",
+            user: "`frontier.backend: amqp` (its shared seen-set)".into(),
+        })?;
+        let redis = crate::bridges::redis::RedisBroker::from_spec(redis_spec)?;
+        redis.check().await?;
+        let seen = ::redis::aio::ConnectionManager::new(redis.client().clone())
+            .await
+            .map_err(|e| redis.error(&e))?;
+        let priorities = spec.frontier.order == QueueOrder::Priority;
+        let queue = QueueSpec {
+            name: requests_queue(spec),
+            durable: true,
+            exclusive: false,
+            auto_delete: false,
+            kind: spec.frontier.amqp.kind,
+            max_priority: priorities.then_some(MAX_PRIORITY),
+            dead_letter_exchange: None,
+            dead_letter_routing_key: None,
+            message_ttl: None,
+            arguments: Default::default(),
+        };
+        let prefetch =
+            broker.spec().prefetch.unwrap_or(spec.fetch.concurrency.clamp(1, u16::MAX as u32) as u16);
+        let inner = Inner {
+            broker,
+            queue,
+            start_queue: start_queue(spec),
+            prefetch,
+            priorities,
+            seen,
+            seen_key: seen_key(&spec.name),
+            redis_url: redis.masked_url().to_string(),
+            link: tokio::sync::Mutex::new(None),
+            generations: AtomicU64::new(0),
+            state: Mutex::new(State { wanted: true, ..State::default() }),
+            delivered: tokio::sync::Notify::new(),
+            reconnects: AtomicU64::new(0),
+        };
+        let frontier = Self { inner: Arc::new(inner) };
+        {
+            let mut link = frontier.inner.link.lock().await;
+            *link = Some(frontier.connect().await?);
+        }
+        tracing::info!(frontier = %frontier.describe(), "shared frontier in RabbitMQ");
+        Ok(frontier)
+    }
+
+    /// Connects, declares, opens the publish (confirm) and control channels and, when
+    /// wanted, the consumer.
+    async fn connect(&self) -> Result<Link, BridgeError> {
+        let inner = &self.inner;
+        let broker = &inner.broker;
+        let connection = broker.connect(&format!("frontier {}", inner.queue.name)).await?;
+        let control = connection.create_channel().await.map_err(|e| broker.error(&e))?;
+        topology::declare(&control, broker, &broker.spec().topology).await?;
+        topology::declare_queue(&control, broker, &inner.queue).await?;
+        let start = QueueSpec {
+            name: inner.start_queue.clone(),
+            kind: QueueType::Classic,
+            max_priority: None,
+            ..inner.queue.clone()
+        };
+        topology::declare_queue(&control, broker, &start).await?;
+        let publish = connection.create_channel().await.map_err(|e| broker.error(&e))?;
+        publish.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| broker.error(&e))?;
+        let generation = inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let link = Link { generation, connection, publish, control };
+        let wanted = {
+            let mut state = self.state();
+            // Whatever this process held came back to the queue with the old connection.
+            state.epoch += 1;
+            state.consumer = None;
+            state.buffer.clear();
+            state.held.clear();
+            state.wanted
+        };
+        if wanted {
+            self.start_consumer(&link).await?;
+        }
+        Ok(link)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a consumer channel with the prefetch and starts buffering its deliveries.
+    async fn start_consumer(&self, link: &Link) -> Result<(), BridgeError> {
+        let broker = &self.inner.broker;
+        let channel = link.connection.create_channel().await.map_err(|e| broker.error(&e))?;
+        channel
+            .basic_qos(self.inner.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| broker.error(&e))?;
+        let mut consumer = channel
+            .basic_consume(
+                self.inner.queue.name.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| broker.error(&e))?;
+        let epoch = {
+            let mut state = self.state();
+            state.epoch += 1;
+            state.consumer = Some(channel.clone());
+            state.wanted = true;
+            state.epoch
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            while let Some(delivery) = consumer.next().await {
+                let delivery = match delivery {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::debug!("amqp frontier: the consumer stopped: {e}");
+                        break;
+                    }
+                };
+                let tag = delivery.delivery_tag;
+                match serde_json::from_slice::<Message>(&delivery.data) {
+                    Ok(message) => {
+                        let mut state = this.state();
+                        if state.epoch == epoch {
+                            state.buffer.push_back(Buffered {
+                                epoch,
+                                tag,
+                                redelivered: delivery.redelivered,
+                                request: message.request,
+                                priority: message.priority,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("amqp frontier: dropping a message that is not a request: {e}");
+                        let _ = channel.basic_ack(tag, BasicAckOptions::default()).await;
+                    }
+                }
+                this.inner.delivered.notify_waiters();
+            }
+        });
+        Ok(())
+    }
+
+    /// The live connection's channels, reconnecting (with backoff, for up to a minute) when
+    /// there is none.
+    async fn link(&self) -> StoreResult<(u64, Channel, Channel)> {
+        let mut guard = self.inner.link.lock().await;
+        if let Some(link) = guard.as_ref() {
+            if link.connection.status().connected()
+                && link.publish.status().connected()
+                && link.control.status().connected()
+            {
+                return Ok((link.generation, link.publish.clone(), link.control.clone()));
+            }
+            tracing::warn!(broker = %self.inner.broker.masked_url(), "amqp frontier: the connection is down; reconnecting");
+            *guard = None;
+        }
+        let mut backoff = Backoff::new();
+        let deadline = tokio::time::Instant::now() + RECONNECT_FOR;
+        loop {
+            match self.connect().await {
+                Ok(link) => {
+                    self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(broker = %self.inner.broker.masked_url(), "amqp frontier: reconnected, topology declared, consuming again");
+                    let channels = (link.generation, link.publish.clone(), link.control.clone());
+                    *guard = Some(link);
+                    return Ok(channels);
+                }
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    let wait = backoff.next_wait();
+                    tracing::warn!("amqp frontier: reconnecting failed ({e}); next try in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(StoreError::new(e)),
+            }
+        }
+    }
+
+    /// A call on connection `generation` failed: drop it so the next call reconnects.
+    async fn failed(&self, generation: u64, e: &lapin::Error) -> StoreError {
+        let mut guard = self.inner.link.lock().await;
+        if guard.as_ref().is_some_and(|l| l.generation == generation) {
+            if let Some(link) = guard.take() {
+                let _ = link.connection.close(320, "arachne: reconnecting".into()).await;
+            }
+        }
+        StoreError::new(self.inner.broker.error(e))
+    }
+
+    async fn admit_batch(&self, batch: Vec<Admit>) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // The shared seen-set first: SADD answers 1 for a fingerprint no process had.
+        let mut pipe = ::redis::pipe();
+        for (fp, _, _) in &batch {
+            pipe.cmd("SADD").arg(&self.inner.seen_key).arg(format!("{:032x}", fp.0));
+        }
+        let mut seen = self.inner.seen.clone();
+        let added: Vec<i64> = pipe.query_async(&mut seen).await.map_err(|e| {
+            StoreError::new(BridgeError::Redis { url: self.inner.redis_url.clone(), reason: e.to_string() })
+        })?;
+        // A process that died between the SADD and the broker's confirm left links marked
+        // seen but not queued; its request comes back redelivered, and while this process
+        // holds such a request it publishes its links even when seen (duplicates over losses).
+        let force = self.state().held.values().any(|redelivered| *redelivered);
+        let new: Vec<_> =
+            batch.into_iter().zip(added).filter(|(_, a)| *a == 1 || force).map(|(admit, _)| admit).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let (generation, publish, _) = self.link().await?;
+        let mut confirms = Vec::with_capacity(new.len());
+        for (_, request, priority) in new {
+            let body = serde_json::to_vec(&Message { request, priority }).map_err(StoreError::new)?;
+            let mut properties = BasicProperties::default().with_delivery_mode(2);
+            if self.inner.priorities {
+                properties = properties.with_priority(priority.clamp(0, i32::from(MAX_PRIORITY)) as u8);
+            }
+            let sent = publish
+                .basic_publish(
+                    "".into(),
+                    self.inner.queue.name.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    properties,
+                )
+                .await;
+            match sent {
+                Ok(confirm) => confirms.push(confirm),
+                Err(e) => return Err(self.failed(generation, &e).await),
+            }
+        }
+        for confirm in confirms {
+            match confirm.await {
+                Ok(Confirmation::Ack(_)) => {}
+                Ok(other) => {
+                    return Err(StoreError::new(BridgeError::Amqp {
+                        url: self.inner.broker.masked_url().to_string(),
+                        reason: format!("the broker did not confirm a request: {other:?}"),
+                    }))
+                }
+                Err(e) => return Err(self.failed(generation, &e).await),
+            }
+        }
+        Ok(())
+    }
+
+    async fn lease_some(&self, max: usize) -> StoreResult<Vec<Leased>> {
+        let _ = self.link().await?;
+        let notified = self.inner.delivered.notified();
+        let wait = {
+            let state = self.state();
+            state.buffer.is_empty() && state.consumer.is_some()
+        };
+        if wait {
+            let _ = tokio::time::timeout(LEASE_WAIT, notified).await;
+        }
+        let mut state = self.state();
+        let mut leased = Vec::new();
+        while leased.len() < max {
+            let Some(b) = state.buffer.pop_front() else { break };
+            if b.epoch != state.epoch {
+                continue;
+            }
+            state.held.insert((b.epoch, b.tag), b.redelivered);
+            leased.push(Leased {
+                token: LeaseToken::new(format!("{}:{}", b.epoch, b.tag)),
+                request: b.request,
+                priority: b.priority,
+            });
+        }
+        Ok(leased)
+    }
+
+    async fn ack_tokens(&self, tokens: Vec<LeaseToken>) -> StoreResult<()> {
+        let (channel, acks) = {
+            let mut state = self.state();
+            let mut acks = Vec::new();
+            for token in &tokens {
+                let Some((epoch, tag)) = parse_token(token) else { continue };
+                state.held.remove(&(epoch, tag));
+                if epoch == state.epoch {
+                    acks.push(tag);
+                }
+            }
+            (state.consumer.clone(), acks)
+        };
+        // A token of an older epoch: its message went back to the queue with its channel.
+        let Some(channel) = channel else { return Ok(()) };
+        for tag in acks {
+            if let Err(e) = channel.basic_ack(tag, BasicAckOptions::default()).await {
+                tracing::warn!("amqp frontier: ack failed ({e}); the broker delivers the request again");
+                let generation = self.inner.link.lock().await.as_ref().map(|l| l.generation).unwrap_or(0);
+                return Err(self.failed(generation, &e).await);
+            }
+        }
+        Ok(())
+    }
+
+    async fn take_starts(&self, max: usize) -> StoreResult<Vec<String>> {
+        let (generation, _, control) = self.link().await?;
+        let mut urls = Vec::new();
+        while urls.len() < max {
+            let got = control
+                .basic_get(self.inner.start_queue.as_str().into(), BasicGetOptions { no_ack: true })
+                .await;
+            match got {
+                Ok(Some(message)) => {
+                    if let Some(url) = parse_start_url(&String::from_utf8_lossy(&message.delivery.data)) {
+                        urls.push(url);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(self.failed(generation, &e).await),
+            }
+        }
+        Ok(urls)
+    }
+
+    async fn pending_now(&self) -> StoreResult<Pending> {
+        let (generation, _, control) = self.link().await?;
+        // Idle here (nothing held, nothing buffered): close the consumer, so that "no
+        // consumer" on the queue means "nobody holds anything".
+        let (held, buffered, closing) = {
+            let mut state = self.state();
+            let held = state.held.len() as u64;
+            let buffered = state.buffer.len() as u64;
+            let closing = if held == 0 && buffered == 0 {
+                state.wanted = false;
+                state.epoch += 1;
+                state.consumer.take()
+            } else {
+                None
+            };
+            (held, buffered, closing)
+        };
+        if let Some(channel) = closing {
+            if let Err(e) = channel.close(200, "arachne: idle".into()).await {
+                return Err(self.failed(generation, &e).await);
+            }
+        }
+        let queue = match topology::inspect_queue(&control, &self.inner.broker, &self.inner.queue.name).await
+        {
+            Ok(q) => q,
+            Err(e) => {
+                self.inner.link.lock().await.take();
+                return Err(StoreError::new(e));
+            }
+        };
+        let ready = u64::from(queue.message_count());
+        let consumers = u64::from(queue.consumer_count());
+        if held > 0 || buffered > 0 {
+            return Ok(Pending { queued: ready + buffered, leased: held.max(1) });
+        }
+        if ready > 0 {
+            let guard = self.inner.link.lock().await;
+            if let Some(link) = guard.as_ref() {
+                if let Err(e) = self.start_consumer(link).await {
+                    drop(guard);
+                    self.inner.link.lock().await.take();
+                    return Err(StoreError::new(e));
+                }
+            }
+        }
+        Ok(Pending { queued: ready, leased: consumers })
+    }
+
+    async fn close_all(&self) {
+        let consumer = self.state().consumer.take();
+        if let Some(channel) = consumer {
+            let _ = channel.close(200, "arachne: done".into()).await;
+        }
+        if let Some(link) = self.inner.link.lock().await.take() {
+            let _ = link.connection.close(200, "arachne: done".into()).await;
+        }
+    }
+}
+
+fn parse_token(token: &LeaseToken) -> Option<(u64, u64)> {
+    let (epoch, tag) = token.as_str().split_once(':')?;
+    Some((epoch.parse().ok()?, tag.parse().ok()?))
+}
+
+impl SharedStore for AmqpFrontier {
+    fn describe(&self) -> String {
+        format!(
+            "AMQP queue '{}' at {} (seen-set: Redis set '{}' at {})",
+            self.inner.queue.name,
+            self.inner.broker.masked_url(),
+            self.inner.seen_key,
+            self.inner.redis_url
+        )
+    }
+
+    fn admit(&self, batch: Vec<Admit>) -> BoxFuture<'static, StoreResult<()>> {
+        let this = self.clone();
+        Box::pin(async move { this.admit_batch(batch).await })
+    }
+
+    fn lease(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<Leased>>> {
+        let this = self.clone();
+        Box::pin(async move { this.lease_some(max).await })
+    }
+
+    fn ack(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<()>> {
+        let this = self.clone();
+        Box::pin(async move { this.ack_tokens(tokens).await })
+    }
+
+    fn lease_duration(&self) -> Option<Duration> {
+        None
+    }
+
+    fn take_start_urls(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<String>>> {
+        let this = self.clone();
+        Box::pin(async move { this.take_starts(max).await })
+    }
+
+    fn pending(&self) -> BoxFuture<'static, StoreResult<Pending>> {
+        let this = self.clone();
+        Box::pin(async move { this.pending_now().await })
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.inner.reconnects.load(Ordering::Relaxed)
+    }
+
+    fn close(&self) -> BoxFuture<'static, ()> {
+        let this = self.clone();
+        Box::pin(async move { this.close_all().await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_messages() {
+        assert_eq!(parse_token(&LeaseToken::new("3:17")), Some((3, 17)));
+        assert_eq!(parse_token(&LeaseToken::new("x")), None);
+        let m = Message {
+            request: PendingRequest { url: "http://a/".into(), depth: 2, redirect_chain: vec![7] },
+            priority: 3,
+        };
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(text, r#"{"url":"http://a/","depth":2,"redirect_chain":[7],"priority":3}"#);
+        let back: Message = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.request, m.request);
+    }
+}
