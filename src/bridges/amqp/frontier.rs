@@ -104,6 +104,7 @@ struct Inner {
     priorities: bool,
     seen: ::redis::aio::ConnectionManager,
     seen_key: String,
+    queued_key: String,
     redis_url: String,
     link: tokio::sync::Mutex<Option<Link>>,
     generations: AtomicU64,
@@ -177,6 +178,7 @@ impl AmqpFrontier {
             priorities,
             seen,
             seen_key: seen_key(&spec.name),
+            queued_key: format!("arachne:{}:amqp:queued", spec.name),
             redis_url: redis.masked_url().to_string(),
             link: tokio::sync::Mutex::new(None),
             generations: AtomicU64::new(0),
@@ -341,24 +343,34 @@ impl AmqpFrontier {
         if batch.is_empty() {
             return Ok(());
         }
-        // The shared seen-set first: SADD answers 1 for a fingerprint no process had.
+        // The shared seen-set first: SADD answers 1 for a fingerprint no process had. The
+        // `queued` set says which of them the broker confirmed.
         let mut pipe = ::redis::pipe();
         for (fp, _, _) in &batch {
-            pipe.cmd("SADD").arg(&self.inner.seen_key).arg(format!("{:032x}", fp.0));
+            let member = format!("{:032x}", fp.0);
+            pipe.cmd("SADD").arg(&self.inner.seen_key).arg(&member);
+            pipe.cmd("SISMEMBER").arg(&self.inner.queued_key).arg(&member);
         }
         let mut seen = self.inner.seen.clone();
-        let added: Vec<i64> = pipe.query_async(&mut seen).await.map_err(|e| {
-            StoreError::new(BridgeError::Redis { url: self.inner.redis_url.clone(), reason: e.to_string() })
-        })?;
-        // A process that died between the SADD and the broker's confirm left links marked
-        // seen but not queued; its request comes back redelivered, and while this process
-        // holds such a request it publishes its links even when seen (duplicates over losses).
+        let answers: Vec<i64> = pipe.query_async(&mut seen).await.map_err(|e| self.redis_error(e))?;
+        // A process that died between its SADD and the broker's confirm left links seen but
+        // never queued; its request comes back redelivered. While this process holds a
+        // redelivered request, links seen but not confirmed as queued are published again
+        // (a duplicate only if another live process is inside that same window).
         let force = self.state().held.values().any(|redelivered| *redelivered);
-        let new: Vec<_> =
-            batch.into_iter().zip(added).filter(|(_, a)| *a == 1 || force).map(|(admit, _)| admit).collect();
+        let new: Vec<_> = batch
+            .into_iter()
+            .zip(answers.chunks(2))
+            .filter(|(_, a)| a[0] == 1 || (force && a[1] == 0))
+            .map(|(admit, _)| admit)
+            .collect();
+        if force {
+            tracing::debug!(publishing = new.len(), "amqp frontier: admitting for a redelivered request");
+        }
         if new.is_empty() {
             return Ok(());
         }
+        let members: Vec<String> = new.iter().map(|(fp, _, _)| format!("{:032x}", fp.0)).collect();
         let (generation, publish, _) = self.link().await?;
         let mut confirms = Vec::with_capacity(new.len());
         for (_, request, priority) in new {
@@ -393,7 +405,17 @@ impl AmqpFrontier {
                 Err(e) => return Err(self.failed(generation, &e).await),
             }
         }
+        let _: i64 = ::redis::cmd("SADD")
+            .arg(&self.inner.queued_key)
+            .arg(&members)
+            .query_async(&mut seen)
+            .await
+            .map_err(|e| self.redis_error(e))?;
         Ok(())
+    }
+
+    fn redis_error(&self, e: ::redis::RedisError) -> StoreError {
+        StoreError::new(BridgeError::Redis { url: self.inner.redis_url.clone(), reason: e.to_string() })
     }
 
     async fn lease_some(&self, max: usize) -> StoreResult<Vec<Leased>> {
