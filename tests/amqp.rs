@@ -502,3 +502,92 @@ output:
     collect(&mut from_queue, &got, true);
     assert_eq!(from_queue, from_file, "the queue and the jsonl file hold the same items");
 }
+
+/// Every message of `queue` (auto-acked), as JSON.
+fn drain(url: &str, queue: &str) -> Vec<Value> {
+    let broker = broker(url, "");
+    runtime().block_on(async {
+        let conn = broker.connect("test").await.expect("connect");
+        let ch = conn.create_channel().await.expect("channel");
+        let mut got = Vec::new();
+        while let Some(m) = ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.expect("get") {
+            got.push(serde_json::from_slice(&m.delivery.data).expect("JSON"));
+        }
+        let _ = conn.close(200, "bye".into()).await;
+        got
+    })
+}
+
+#[test]
+fn items_bridged_out_reach_a_bound_queue() {
+    let Some(amqp) = test_amqp("items_bridged_out_reach_a_bound_queue") else { return };
+    let (site, want) = sandbox(100);
+    let name = unique("abridge");
+    let queue = format!("{name}.bridged");
+    let spec = format!(
+        "name: {name}\nseeds: [\"{}/\"]\nbrokers:\n  amqp:\n    url: \"{}\"\n    topology:\n      \
+         exchanges: [ {{ name: \"{name}.x\", type: fanout }} ]\n      queues: [ {{ name: \"{queue}\" }} ]\n      \
+         bindings: [ {{ exchange: \"{name}.x\", queue: \"{queue}\" }} ]\n\
+         bridges:\n  - {{ kind: amqp, topic: items, direction: out, channel: \"{name}.x\", key: url }}\n\
+         parse:\n  items:\n    - {{ name: product, match: \"/item/\\\\d+$\", fields: {{ title: \"h1\" }} }}\n\
+         output:\n  - jsonl: items.jsonl\n",
+        site.base_url(),
+        amqp.url()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = Arachne::spawn("p", dir.path(), &spec, &[]);
+    assert_eq!(p.wait(Instant::now() + Duration::from_secs(60)), 0, "{}", p.stderr());
+    let mut from_queue = BTreeMap::new();
+    collect(&mut from_queue, &drain(&amqp.url(), &queue), true);
+    assert_truth_items(&from_queue, &want);
+}
+
+#[test]
+fn a_queue_bridged_in_is_published_locally_then_acked() {
+    use arachne::bridges::amqp::{AmqpBridge, AmqpMessage};
+    use arachne::bus::{Overflow, Topic};
+
+    let Some(amqp) = test_amqp("a_queue_bridged_in") else { return };
+    let queue = unique("ain");
+    let broker = broker(&amqp.url(), &format!("topology: {{ queues: [ {{ name: \"{queue}\" }} ] }}"));
+    runtime().block_on(async {
+        let conn = broker.connect("test").await.expect("connect");
+        let ch = conn.create_channel().await.expect("channel");
+        topology::declare(&ch, &broker, &broker.spec().topology).await.expect("declare");
+        for i in 0..20 {
+            let payload = if i % 2 == 0 { format!("{{\"job\":{i}}}") } else { format!("plain {i}") };
+            ch.basic_publish("".into(), queue.as_str().into(), BasicPublishOptions::default(), payload.as_bytes(), BasicProperties::default())
+                .await
+                .expect("publish");
+        }
+        let _ = conn.close(200, "bye".into()).await;
+    });
+    let local: Topic<AmqpMessage> = Topic::new("remote.jobs");
+    let subscription = local.subscribe(64, Overflow::Block);
+    let bridge = AmqpBridge::inbound(&broker, &queue, local.clone());
+    let counters = bridge.counters();
+    let system = actix::System::new();
+    let got = system.block_on(async move {
+        use actix::Actor;
+        let _addr = bridge.start();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.len() < 20 && Instant::now() < deadline {
+            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), subscription.recv()).await {
+                got.push((*m).clone());
+            }
+        }
+        // Acked after the local publish: the queue empties.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        local.close();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        got
+    });
+    assert_eq!(got.len(), 20, "{got:?}");
+    assert_eq!(got[0].payload, serde_json::json!({ "job": 0 }));
+    assert_eq!(got[1].payload, serde_json::json!("plain 1"));
+    assert_eq!(got[0].routing_key, queue);
+    assert_eq!(counters.forwarded.load(std::sync::atomic::Ordering::Relaxed), 20);
+    let left = drain(&amqp.url(), &queue);
+    assert!(left.is_empty(), "messages left unacked in the queue: {left:?}");
+}

@@ -287,7 +287,7 @@ fn not_supported_yet() {
 
 #[test]
 fn amqp_specs_are_checked() {
-    let errors = errors_of("frontier: { backend: amqp }\n");
+    let errors = errors_of(&format!("{BASE}frontier: {{ backend: amqp }}\n"));
     assert_eq!(errors.len(), 2, "{}", SpecErrors(errors.clone()));
     assert_at(&errors[0], 3, 22);
     assert_says(&errors[0], &["needs an AMQP broker"]);

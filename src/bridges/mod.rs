@@ -13,6 +13,7 @@
 
 pub mod amqp;
 mod counters;
+mod encode;
 pub mod kafka;
 pub mod redis;
 
@@ -330,6 +331,18 @@ pub async fn start(
                 crate::spec::BridgeDirection::Out => started.outbound.push(bridge.counters()),
             }
             let name = format!("bridge-kafka-{i}-{}", bridge.describe());
+            sup.start(name, Restart::Transient, arbiter, move |_| bridge);
+        }
+    }
+    let amqp_bridges: Vec<_> = spec.bridges.iter().filter(|b| b.kind == BridgeKind::Amqp).collect();
+    if !amqp_bridges.is_empty() {
+        let broker = amqp::AmqpBroker::from_spec(spec, "a bridge")?;
+        broker.check().await?;
+        for (i, b) in amqp_bridges.into_iter().enumerate() {
+            let bridge = amqp::AmqpBridge::from_spec(&broker, b, bus)?;
+            bridge.connect().await?;
+            counters.push(bridge.counters());
+            let name = format!("bridge-amqp-{i}-{}", bridge.describe());
             sup.start(name, Restart::Transient, arbiter, move |_| bridge);
         }
     }

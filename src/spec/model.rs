@@ -41,7 +41,7 @@ pub struct CrawlSpec {
     /// Broker connection settings: `redis`, `kafka`, `amqp`.
     #[serde(default)]
     pub brokers: BrokersSpec,
-    /// Bridges between local topics and brokers (`redis-pubsub` for now; docs/redis.md).
+    /// Bridges between local topics and brokers (`redis-pubsub`, `kafka`, `amqp`).
     #[serde(default)]
     pub bridges: Vec<BridgeSpec>,
     /// Periodic schedules (`every`, `cron` or `solar`), run by the Clock actor.
@@ -405,21 +405,23 @@ fn serialize_masked_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BridgeSpec {
-    /// `redis-pubsub` or `kafka` (the others are not supported yet).
+    /// `redis-pubsub`, `kafka` or `amqp` (`redis-queue` is not supported yet).
     pub kind: BridgeKind,
     /// The local bus topic.
     pub topic: String,
     /// `out`: local topic -> broker; `in`: broker -> local topic.
     pub direction: BridgeDirection,
     /// The broker's side: `redis-pubsub`, the Redis channel (or, with `pattern: true`, the
-    /// PSUBSCRIBE glob); `kafka`, the Kafka topic.
+    /// PSUBSCRIBE glob); `kafka`, the Kafka topic; `amqp`, the exchange (`out`) or the
+    /// queue (`in`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     /// `kafka` `in`: the consumer group (`<crawl name>.bridge.<kafka topic>` when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// `kafka` `out`: the JSON field of each message whose value is the Kafka message key
-    /// (no key when absent).
+    /// (no key when absent); `amqp` `out`: the field whose value is the routing key (the
+    /// local topic's name when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// `redis-queue`: the Redis key's kind, `fifo` (a list, LPUSH + RPOP), `lifo` (a list,
@@ -448,7 +450,7 @@ pub enum BridgeKind {
     RedisQueue,
     /// A local topic <-> a Kafka topic.
     Kafka,
-    /// A RabbitMQ exchange or queue (not supported yet).
+    /// A local topic <-> a RabbitMQ exchange (out) or queue (in).
     Amqp,
 }
 

@@ -126,7 +126,7 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str, spec_path: Opti
 
     // Seeds.
     if spec.seeds.is_empty()
-        && !matches!(spec.frontier.backend, FrontierBackend::Redis | FrontierBackend::Kafka)
+        && !matches!(spec.frontier.backend, FrontierBackend::Redis | FrontierBackend::Kafka | FrontierBackend::Amqp)
     {
         c.value(
             &[K("seeds")],
@@ -538,8 +538,8 @@ fn check_brokers(c: &mut Check<'_>, spec: &CrawlSpec) {
     let mut inbound: HashMap<&str, usize> = HashMap::new();
     for (i, b) in spec.bridges.iter().enumerate() {
         let at = |k| [K("bridges"), I(i), K(k)];
-        if b.kind == BridgeKind::Kafka {
-            check_kafka_bridge(c, spec, i, b);
+        if matches!(b.kind, BridgeKind::Kafka | BridgeKind::Amqp) {
+            check_broker_bridge(c, spec, i, b);
             continue;
         }
         if b.kind == BridgeKind::RedisQueue {
@@ -553,7 +553,7 @@ fn check_brokers(c: &mut Check<'_>, spec: &CrawlSpec) {
                     "bridges[{i}]: kind '{}' is not supported yet in this version of arachne",
                     bridge_kind_name(b.kind)
                 ),
-                Some("only `redis-pubsub` and `kafka` are supported for now".into()),
+                Some("only `redis-pubsub`, `kafka` and `amqp` are supported for now".into()),
             );
             continue;
         }
@@ -628,21 +628,31 @@ const KAFKA_HINT: &str = "add `brokers: { kafka: { bootstrap: \"127.0.0.1:9092\"
 
 /// A `kind: kafka` bridge: a broker, a Kafka topic (`channel`), a local topic that is not
 /// one of the crawl's queues, and no Redis-only keys.
-fn check_kafka_bridge(c: &mut Check<'_>, spec: &CrawlSpec, i: usize, b: &crate::spec::BridgeSpec) {
+/// A `kafka` or `amqp` bridge: its broker is set, it names the broker's side, and it
+/// bridges a topic the crawl lets it.
+fn check_broker_bridge(c: &mut Check<'_>, spec: &CrawlSpec, i: usize, b: &crate::spec::BridgeSpec) {
     use Seg::{I, K};
     let at = |k| [K("bridges"), I(i), K(k)];
-    if spec.brokers.kafka.is_none() {
+    let kafka = b.kind == BridgeKind::Kafka;
+    let (kind, title) = if kafka { ("kafka", "Kafka") } else { ("amqp", "AMQP") };
+    let missing = if kafka { spec.brokers.kafka.is_none() } else { spec.brokers.amqp.is_none() };
+    if missing {
         c.key(
             &at("kind"),
-            format!("bridges[{i}] is a Kafka bridge but `brokers.kafka` is not set"),
-            Some(KAFKA_HINT.into()),
+            format!("bridges[{i}] is a{} {title} bridge but `brokers.{kind}` is not set", if kafka { "" } else { "n" }),
+            Some(if kafka { KAFKA_HINT } else { AMQP_HINT }.into()),
         );
     }
+    let example = match (kafka, b.direction) {
+        (true, _) => "the Kafka topic, e.g. `channel: \"crawl.events\"`",
+        (false, BridgeDirection::Out) => "the exchange, e.g. `channel: \"crawl.events\"`",
+        (false, BridgeDirection::In) => "the queue, e.g. `channel: \"crawl.commands\"`",
+    };
     if b.channel.as_deref().map(str::trim).unwrap_or("").is_empty() {
         c.key(
             &[K("bridges"), I(i)],
-            format!("bridges[{i}] (kafka) has no `channel`"),
-            Some("add the Kafka topic, e.g. `channel: \"crawl.events\"`".into()),
+            format!("bridges[{i}] ({kind}) has no `channel`"),
+            Some(format!("add {example}")),
         );
     }
     let topic = b.topic.trim();
@@ -651,7 +661,7 @@ fn check_kafka_bridge(c: &mut Check<'_>, spec: &CrawlSpec, i: usize, b: &crate::
     } else if matches!(topic, "requests" | "pages") {
         c.value(
             &at("topic"),
-            format!("bridges[{i}]: '{topic}' is a queue of the crawl; share the crawl with `frontier.backend: kafka`"),
+            format!("bridges[{i}]: '{topic}' is a queue of the crawl; share the crawl with `frontier.backend: {kind}`"),
             Some("bridge a topic: `events`, `items`, `schedules`, or one of your own".into()),
         );
     } else if b.direction == BridgeDirection::In && RESERVED_TOPICS.contains(&topic) {
@@ -664,8 +674,11 @@ fn check_kafka_bridge(c: &mut Check<'_>, spec: &CrawlSpec, i: usize, b: &crate::
     if b.pattern {
         c.value(&at("pattern"), format!("bridges[{i}]: `pattern` is for redis-pubsub bridges"), None);
     }
-    if b.group.is_some() && b.direction == BridgeDirection::Out {
+    if kafka && b.group.is_some() && b.direction == BridgeDirection::Out {
         c.value(&at("group"), format!("bridges[{i}]: `group` applies to inbound kafka bridges only"), None);
+    }
+    if b.group.is_some() && !kafka {
+        c.value(&at("group"), format!("bridges[{i}]: `group` applies to kafka bridges only"), None);
     }
 }
 

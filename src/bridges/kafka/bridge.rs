@@ -20,7 +20,7 @@ use crate::bridges::counters::{run_bridge, Runner};
 use crate::bridges::{BridgeCounters, BridgeError};
 use crate::bus::{Bus, Firing, Overflow, Subscription, Topic};
 use crate::crawl::{Event, PageItems};
-use crate::observe::secrets;
+use crate::bridges::encode::encode;
 use crate::spec::{BridgeDirection, BridgeSpec, CrawlSpec};
 
 /// Local messages an outbound bridge buffers (the oldest are dropped past it, counted as
@@ -187,17 +187,6 @@ impl KafkaBridge {
     pub fn describe(&self) -> &str {
         &self.label
     }
-}
-
-/// A message as `(key, JSON)`, every `${ENV}` secret in it masked (it leaves the process).
-fn encode<T: Serialize>(message: &T, key_field: Option<&str>) -> Option<(Option<String>, Vec<u8>)> {
-    let value = serde_json::to_value(message).ok()?;
-    let key = key_field.and_then(|f| value.get(f)).map(|v| match v {
-        serde_json::Value::String(s) => secrets::mask(s).into_owned(),
-        other => other.to_string(),
-    });
-    let json = serde_json::to_string(&value).ok()?;
-    Some((key, secrets::mask(&json).into_owned().into_bytes()))
 }
 
 impl Actor for KafkaBridge {
