@@ -84,7 +84,13 @@ fn amqp_url() -> Option<(Option<Node>, String)> {
     std::fs::create_dir_all(&dir).ok()?;
     let state = dir.join("node.env");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/amqp.sh");
-    let out = Command::new("bash").arg(script).arg("start").arg(&state).env("AMQP_BASE", dir.join("data")).output().ok()?;
+    let out = Command::new("bash")
+        .arg(script)
+        .arg("start")
+        .arg(&state)
+        .env("AMQP_BASE", dir.join("data"))
+        .output()
+        .ok()?;
     let node = Node(state);
     out.status.success().then(|| (Some(node), String::from_utf8_lossy(&out.stdout).trim().to_string()))
 }
@@ -141,14 +147,23 @@ async fn raw_case(amqp: &str, name: &str, n: usize) -> f64 {
     let queue = format!("{name}.raw");
     let publish = conn.create_channel().await.expect("channel");
     publish
-        .queue_declare(queue.as_str().into(), QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions { durable: true, ..Default::default() },
+            FieldTable::default(),
+        )
         .await
         .expect("declare");
     publish.confirm_select(ConfirmSelectOptions::default()).await.expect("confirm");
     let consume = conn.create_channel().await.expect("channel");
     consume.basic_qos(CHUNK as u16, BasicQosOptions::default()).await.expect("qos");
     let mut consumer = consume
-        .basic_consume(queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .expect("consume");
     let start = Instant::now();
@@ -214,7 +229,13 @@ fn main() {
         raw.push(runtime.block_on(raw_case(&amqp, &format!("araw-{run}-{round}"), n)));
     }
     println!("amqp frontier vs lapin alone, {n} requests per case in chunks of {CHUNK}, rabbitmq-server on 127.0.0.1, A B interleaved x{rounds}:");
-    println!("  AmqpFrontier (admit + lease + ack): {ours:.0?} requests/s, median {:.0}", median(ours.clone()));
-    println!("  lapin (publish+confirm, consume, ack): {raw:.0?} requests/s, median {:.0}", median(raw.clone()));
+    println!(
+        "  AmqpFrontier (admit + lease + ack): {ours:.0?} requests/s, median {:.0}",
+        median(ours.clone())
+    );
+    println!(
+        "  lapin (publish+confirm, consume, ack): {raw:.0?} requests/s, median {:.0}",
+        median(raw.clone())
+    );
     println!("  ratio (median): {:.2}", median(ours) / median(raw));
 }

@@ -556,9 +556,15 @@ fn a_queue_bridged_in_is_published_locally_then_acked() {
         topology::declare(&ch, &broker, &broker.spec().topology).await.expect("declare");
         for i in 0..20 {
             let payload = if i % 2 == 0 { format!("{{\"job\":{i}}}") } else { format!("plain {i}") };
-            ch.basic_publish("".into(), queue.as_str().into(), BasicPublishOptions::default(), payload.as_bytes(), BasicProperties::default())
-                .await
-                .expect("publish");
+            ch.basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                payload.as_bytes(),
+                BasicProperties::default(),
+            )
+            .await
+            .expect("publish");
         }
         let _ = conn.close(200, "bye".into()).await;
     });

@@ -126,7 +126,10 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str, spec_path: Opti
 
     // Seeds.
     if spec.seeds.is_empty()
-        && !matches!(spec.frontier.backend, FrontierBackend::Redis | FrontierBackend::Kafka | FrontierBackend::Amqp)
+        && !matches!(
+            spec.frontier.backend,
+            FrontierBackend::Redis | FrontierBackend::Kafka | FrontierBackend::Amqp
+        )
     {
         c.value(
             &[K("seeds")],
@@ -639,7 +642,10 @@ fn check_broker_bridge(c: &mut Check<'_>, spec: &CrawlSpec, i: usize, b: &crate:
     if missing {
         c.key(
             &at("kind"),
-            format!("bridges[{i}] is a{} {title} bridge but `brokers.{kind}` is not set", if kafka { "" } else { "n" }),
+            format!(
+                "bridges[{i}] is a{} {title} bridge but `brokers.{kind}` is not set",
+                if kafka { "" } else { "n" }
+            ),
             Some(if kafka { KAFKA_HINT } else { AMQP_HINT }.into()),
         );
     }

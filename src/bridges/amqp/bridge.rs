@@ -9,15 +9,17 @@ use actix::prelude::*;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::broker::AmqpBroker;
 use super::topology;
-use crate::bridges::encode::encode;
 use crate::bridges::counters::Backoff;
+use crate::bridges::encode::encode;
 use crate::bridges::{BridgeCounters, BridgeError};
 use crate::bus::{Bus, Firing, Overflow, Subscription, Topic};
 use crate::crawl::{Event, PageItems};
@@ -78,7 +80,9 @@ impl AmqpBridge {
             BridgeDirection::Out => {
                 let key = b.key.clone();
                 let (sub, encode): (_, Encode<_>) = match topic {
-                    "events" => return Ok(Self::outbound_json(broker, &target, key, &bus.topic::<Event>(topic)?)),
+                    "events" => {
+                        return Ok(Self::outbound_json(broker, &target, key, &bus.topic::<Event>(topic)?))
+                    }
                     "schedules" => {
                         return Ok(Self::outbound_json(broker, &target, key, &bus.topic::<Firing>(topic)?))
                     }
@@ -156,7 +160,12 @@ impl AmqpBridge {
     pub fn inbound(broker: &AmqpBroker, queue: &str, topic: Topic<AmqpMessage>) -> Self {
         let label = format!("amqp queue {queue} -> {}", topic.name());
         let counters = Arc::new(BridgeCounters::default());
-        let shared = Arc::new(Inbound { broker: broker.clone(), queue: queue.to_string(), topic, counters: counters.clone() });
+        let shared = Arc::new(Inbound {
+            broker: broker.clone(),
+            queue: queue.to_string(),
+            topic,
+            counters: counters.clone(),
+        });
         let runner: Runner = Arc::new(move || shared.clone().run().boxed());
         Self { label, counters, runner, prepare: None }
     }
@@ -324,7 +333,8 @@ impl<T: Send + Sync + 'static> Outbound<T> {
 
     /// A connection with a confirm channel (retried with backoff until it works).
     async fn connect(&self, name: &str, first: &mut bool) -> Option<(Connection, Channel)> {
-        let (connection, channel) = connect_until(&self.broker, name, &self.counters, first, || false).await?;
+        let (connection, channel) =
+            connect_until(&self.broker, name, &self.counters, first, || false).await?;
         match channel.confirm_select(ConfirmSelectOptions::default()).await {
             Ok(()) => Some((connection, channel)),
             Err(e) => self.lost(&e.to_string()),
@@ -355,7 +365,8 @@ impl Inbound {
         while !self.topic.is_closed() {
             let topic = self.topic.clone();
             let Some((connection, channel)) =
-                connect_until(&self.broker, &name, &self.counters, &mut first, move || topic.is_closed()).await
+                connect_until(&self.broker, &name, &self.counters, &mut first, move || topic.is_closed())
+                    .await
             else {
                 return;
             };
@@ -371,7 +382,12 @@ impl Inbound {
     async fn consume(&self, channel: &Channel) -> Result<(), lapin::Error> {
         channel.basic_qos(IN_PREFETCH, BasicQosOptions::default()).await?;
         let mut consumer = channel
-            .basic_consume(self.queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                self.queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
         while !self.topic.is_closed() {
             let next = tokio::time::timeout(std::time::Duration::from_millis(200), consumer.next()).await;
@@ -385,8 +401,9 @@ impl Inbound {
                 exchange: delivery.exchange.to_string(),
                 routing_key: delivery.routing_key.to_string(),
                 redelivered: delivery.redelivered,
-                payload: serde_json::from_slice(data)
-                    .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(data).into_owned())),
+                payload: serde_json::from_slice(data).unwrap_or_else(|_| {
+                    serde_json::Value::String(String::from_utf8_lossy(data).into_owned())
+                }),
             };
             self.topic.publish(local).await;
             BridgeCounters::add(&self.counters.forwarded, 1);

@@ -53,6 +53,10 @@ pub const MAX_PRIORITY: u8 = 10;
 /// How long `lease` waits for a delivery when the buffer is empty and the consumer is open.
 const LEASE_WAIT: Duration = Duration::from_millis(50);
 
+/// Tries of one admit's publish (each reconnecting for up to [`RECONNECT_FOR`]) before it
+/// fails: the broker may be away for minutes.
+const ADMIT_ATTEMPTS: u32 = 5;
+
 /// How long one call keeps trying to reconnect before it gives up (the next call tries again).
 const RECONNECT_FOR: Duration = Duration::from_secs(60);
 
@@ -339,6 +343,10 @@ impl AmqpFrontier {
         StoreError::new(self.inner.broker.error(e))
     }
 
+    /// Admits a batch: the seen-set, then the publish with confirms, then the `queued`
+    /// set. Each step is retried (the broker step across reconnections, with backoff) for
+    /// up to [`ADMIT_ATTEMPTS`] tries: the request whose links these are is acked only after
+    /// this returns, and a link marked seen but never published would be lost.
     async fn admit_batch(&self, batch: Vec<Admit>) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
@@ -351,33 +359,82 @@ impl AmqpFrontier {
             pipe.cmd("SADD").arg(&self.inner.seen_key).arg(&member);
             pipe.cmd("SISMEMBER").arg(&self.inner.queued_key).arg(&member);
         }
-        let mut seen = self.inner.seen.clone();
-        let answers: Vec<i64> = pipe.query_async(&mut seen).await.map_err(|e| self.redis_error(e))?;
+        let (answers, retried): (Vec<i64>, bool) = self
+            .retry("the seen-set", || {
+                let (pipe, mut conn) = (pipe.clone(), self.inner.seen.clone());
+                async move { pipe.query_async(&mut conn).await }
+            })
+            .await?;
         // A process that died between its SADD and the broker's confirm left links seen but
         // never queued; its request comes back redelivered. While this process holds a
-        // redelivered request, links seen but not confirmed as queued are published again
-        // (a duplicate only if another live process is inside that same window).
-        let force = self.state().held.values().any(|redelivered| *redelivered);
+        // redelivered request (or after its own SADD had to be retried), links seen but not
+        // confirmed as queued are published again (a duplicate only if another live process
+        // is inside that same window).
+        let force = retried || self.state().held.values().any(|redelivered| *redelivered);
         let new: Vec<_> = batch
             .into_iter()
             .zip(answers.chunks(2))
             .filter(|(_, a)| a[0] == 1 || (force && a[1] == 0))
             .map(|(admit, _)| admit)
             .collect();
-        if force {
-            tracing::debug!(publishing = new.len(), "amqp frontier: admitting for a redelivered request");
-        }
         if new.is_empty() {
             return Ok(());
         }
+        let mut attempt = 1;
+        while let Err(e) = self.publish_confirmed(&new).await {
+            if attempt >= ADMIT_ATTEMPTS {
+                return Err(e);
+            }
+            attempt += 1;
+            tracing::warn!(
+                "amqp frontier: publishing {} requests failed ({e}); retrying after a reconnection",
+                new.len()
+            );
+        }
         let members: Vec<String> = new.iter().map(|(fp, _, _)| format!("{:032x}", fp.0)).collect();
+        let mut cmd = ::redis::cmd("SADD");
+        cmd.arg(&self.inner.queued_key).arg(&members);
+        let _: (i64, bool) = self
+            .retry("the queued set", || {
+                let (cmd, mut conn) = (cmd.clone(), self.inner.seen.clone());
+                async move { cmd.query_async(&mut conn).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A Redis call, retried with backoff; also says whether it had to be retried.
+    async fn retry<T, F, Fut>(&self, what: &str, mut call: F) -> StoreResult<(T, bool)>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        let mut backoff = Backoff::new();
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Ok(v) => return Ok((v, attempt > 1)),
+                Err(e) if attempt < ADMIT_ATTEMPTS * 10 => {
+                    let wait = backoff.next_wait();
+                    tracing::warn!("amqp frontier: Redis ({what}) failed ({e}); next try in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(self.redis_error(e)),
+            }
+        }
+    }
+
+    /// Publishes the requests persistent and waits for every confirm.
+    async fn publish_confirmed(&self, new: &[Admit]) -> StoreResult<()> {
         let (generation, publish, _) = self.link().await?;
         let mut confirms = Vec::with_capacity(new.len());
         for (_, request, priority) in new {
-            let body = serde_json::to_vec(&Message { request, priority }).map_err(StoreError::new)?;
+            let message = Message { request: request.clone(), priority: *priority };
+            let body = serde_json::to_vec(&message).map_err(StoreError::new)?;
             let mut properties = BasicProperties::default().with_delivery_mode(2);
             if self.inner.priorities {
-                properties = properties.with_priority(priority.clamp(0, i32::from(MAX_PRIORITY)) as u8);
+                properties = properties.with_priority((*priority).clamp(0, i32::from(MAX_PRIORITY)) as u8);
             }
             let sent = publish
                 .basic_publish(
@@ -405,12 +462,6 @@ impl AmqpFrontier {
                 Err(e) => return Err(self.failed(generation, &e).await),
             }
         }
-        let _: i64 = ::redis::cmd("SADD")
-            .arg(&self.inner.queued_key)
-            .arg(&members)
-            .query_async(&mut seen)
-            .await
-            .map_err(|e| self.redis_error(e))?;
         Ok(())
     }
 
@@ -456,18 +507,46 @@ impl AmqpFrontier {
                     acks.push(tag);
                 }
             }
-            (state.consumer.clone(), acks)
+            (state.consumer.clone().map(|c| (state.epoch, c)), acks)
         };
         // A token of an older epoch: its message went back to the queue with its channel.
-        let Some(channel) = channel else { return Ok(()) };
+        let Some((epoch, channel)) = channel else { return Ok(()) };
         for tag in acks {
             if let Err(e) = channel.basic_ack(tag, BasicAckOptions::default()).await {
+                // The consumer channel is gone (the broker requeues what it held): forget its
+                // deliveries and leases, and consume on a new channel.
                 tracing::warn!("amqp frontier: ack failed ({e}); the broker delivers the request again");
-                let generation = self.inner.link.lock().await.as_ref().map(|l| l.generation).unwrap_or(0);
-                return Err(self.failed(generation, &e).await);
+                self.consumer_lost(epoch, &channel).await;
+                return Err(StoreError::new(self.inner.broker.error(&e)));
             }
         }
         Ok(())
+    }
+
+    /// The consumer channel of `epoch` failed: if it is still the current one, drop it with
+    /// what it held and open another on the live connection.
+    async fn consumer_lost(&self, epoch: u64, channel: &Channel) {
+        let guard = self.inner.link.lock().await;
+        let current = {
+            let mut state = self.state();
+            let current = state.epoch == epoch && state.consumer.is_some();
+            if current {
+                state.consumer = None;
+                state.epoch += 1;
+                state.buffer.clear();
+                state.held.clear();
+            }
+            current
+        };
+        if !current {
+            return;
+        }
+        let _ = channel.close(200, "arachne: consumer channel failed".into()).await;
+        if let Some(link) = guard.as_ref() {
+            if let Err(e) = self.start_consumer(link).await {
+                tracing::warn!("amqp frontier: cannot consume again ({e}); the next call reconnects");
+            }
+        }
     }
 
     async fn take_starts(&self, max: usize) -> StoreResult<Vec<String>> {

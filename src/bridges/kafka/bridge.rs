@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use super::broker::{KafkaBroker, LinkContext};
 use crate::bridges::counters::{run_bridge, Runner};
+use crate::bridges::encode::encode;
 use crate::bridges::{BridgeCounters, BridgeError};
 use crate::bus::{Bus, Firing, Overflow, Subscription, Topic};
 use crate::crawl::{Event, PageItems};
-use crate::bridges::encode::encode;
 use crate::spec::{BridgeDirection, BridgeSpec, CrawlSpec};
 
 /// Local messages an outbound bridge buffers (the oldest are dropped past it, counted as
