@@ -314,7 +314,11 @@ impl<T: Send + Sync + 'static> Outbound<T> {
             }
         }
         if let Some((connection, _)) = link {
-            let _ = connection.close(200, "arachne: done".into()).await;
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                connection.close(200, "arachne: done".into()),
+            )
+            .await;
         }
     }
 
@@ -375,7 +379,11 @@ impl Inbound {
                 BridgeCounters::add(&self.counters.disconnects, 1);
                 self.counters.set_connected(false);
             }
-            let _ = connection.close(200, "arachne: done".into()).await;
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                connection.close(200, "arachne: done".into()),
+            )
+            .await;
         }
     }
 

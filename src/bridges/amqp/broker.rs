@@ -128,7 +128,8 @@ impl AmqpBroker {
     pub async fn check(&self) -> Result<(), BridgeError> {
         let connection = self.connect("check").await?;
         let channel = connection.create_channel().await.map_err(|e| self.error(&e));
-        let _ = connection.close(200, "check done".into()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), connection.close(200, "check done".into())).await;
         channel.map(|_| ())
     }
 

@@ -334,13 +334,17 @@ impl AmqpFrontier {
 
     /// A call on connection `generation` failed: drop it so the next call reconnects.
     async fn failed(&self, generation: u64, e: &lapin::Error) -> StoreError {
+        self.drop_link(generation).await;
+        StoreError::new(self.inner.broker.error(e))
+    }
+
+    async fn drop_link(&self, generation: u64) {
         let mut guard = self.inner.link.lock().await;
         if guard.as_ref().is_some_and(|l| l.generation == generation) {
             if let Some(link) = guard.take() {
-                let _ = link.connection.close(320, "arachne: reconnecting".into()).await;
+                let _ = bounded(link.connection.close(320, "arachne: reconnecting".into())).await;
             }
         }
-        StoreError::new(self.inner.broker.error(e))
     }
 
     /// Admits a batch: the seen-set, then the publish with confirms, then the `queued`
@@ -425,9 +429,23 @@ impl AmqpFrontier {
         }
     }
 
-    /// Publishes the requests persistent and waits for every confirm.
+    /// Publishes the requests persistent and waits for every confirm, for at most
+    /// [`CONFIRM_WAIT`] (a publish sent as the connection died may never be answered).
     async fn publish_confirmed(&self, new: &[Admit]) -> StoreResult<()> {
         let (generation, publish, _) = self.link().await?;
+        match tokio::time::timeout(CONFIRM_WAIT, self.publish_on(generation, &publish, new)).await {
+            Ok(done) => done,
+            Err(_) => {
+                self.drop_link(generation).await;
+                Err(StoreError::new(BridgeError::Amqp {
+                    url: self.inner.broker.masked_url().to_string(),
+                    reason: format!("no publisher confirm within {CONFIRM_WAIT:?}"),
+                }))
+            }
+        }
+    }
+
+    async fn publish_on(&self, generation: u64, publish: &Channel, new: &[Admit]) -> StoreResult<()> {
         let mut confirms = Vec::with_capacity(new.len());
         for (_, request, priority) in new {
             let message = Message { request: request.clone(), priority: *priority };
@@ -541,7 +559,7 @@ impl AmqpFrontier {
         if !current {
             return;
         }
-        let _ = channel.close(200, "arachne: consumer channel failed".into()).await;
+        let _ = bounded(channel.close(200, "arachne: consumer channel failed".into())).await;
         if let Some(link) = guard.as_ref() {
             if let Err(e) = self.start_consumer(link).await {
                 tracing::warn!("amqp frontier: cannot consume again ({e}); the next call reconnects");
@@ -553,9 +571,12 @@ impl AmqpFrontier {
         let (generation, _, control) = self.link().await?;
         let mut urls = Vec::new();
         while urls.len() < max {
-            let got = control
-                .basic_get(self.inner.start_queue.as_str().into(), BasicGetOptions { no_ack: true })
-                .await;
+            let get =
+                control.basic_get(self.inner.start_queue.as_str().into(), BasicGetOptions { no_ack: true });
+            let Ok(got) = tokio::time::timeout(QUERY_WAIT, get).await else {
+                self.drop_link(generation).await;
+                return Err(StoreError::new(format!("no answer to basic.get within {QUERY_WAIT:?}")));
+            };
             match got {
                 Ok(Some(message)) => {
                     if let Some(url) = parse_start_url(&String::from_utf8_lossy(&message.delivery.data)) {
@@ -587,7 +608,7 @@ impl AmqpFrontier {
             (held, buffered, closing)
         };
         if let Some(channel) = closing {
-            if let Err(e) = channel.close(200, "arachne: idle".into()).await {
+            if let Err(e) = bounded(channel.close(200, "arachne: idle".into())).await {
                 return Err(self.failed(generation, &e).await);
             }
         }
@@ -620,12 +641,29 @@ impl AmqpFrontier {
     async fn close_all(&self) {
         let consumer = self.state().consumer.take();
         if let Some(channel) = consumer {
-            let _ = channel.close(200, "arachne: done".into()).await;
+            let _ = bounded(channel.close(200, "arachne: done".into())).await;
         }
         if let Some(link) = self.inner.link.lock().await.take() {
-            let _ = link.connection.close(200, "arachne: done".into()).await;
+            let _ = bounded(link.connection.close(200, "arachne: done".into())).await;
         }
     }
+}
+
+/// How long an admit waits for the broker's confirms before it reconnects and publishes again.
+const CONFIRM_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a query (a passive declare, a `basic.get`) may take before the connection is
+/// taken for dead.
+const QUERY_WAIT: Duration = Duration::from_secs(10);
+
+/// How long closing a channel or a connection may take: on a connection that died, the
+/// broker's `close-ok` never comes.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Runs a close for at most [`CLOSE_WAIT`]; a timeout counts as closed (the connection is
+/// gone, and the broker requeues what it held).
+async fn bounded(close: impl std::future::Future<Output = lapin::Result<()>>) -> lapin::Result<()> {
+    tokio::time::timeout(CLOSE_WAIT, close).await.unwrap_or(Ok(()))
 }
 
 fn parse_token(token: &LeaseToken) -> Option<(u64, u64)> {
