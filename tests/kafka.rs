@@ -34,7 +34,9 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::Value;
-use support::procs::{assert_truth_items, collect, sandbox, Arachne};
+use support::procs::{
+    assert_shared_crawl, assert_truth_items, collect, no_page_twice, sandbox, wait_for_items, Arachne,
+};
 use support::{free_port, unique};
 
 mod support;
@@ -143,22 +145,6 @@ output:
     )
 }
 
-fn no_page_twice(site: &arachne::sandbox::SandboxServer) {
-    let stats = site.stats();
-    assert_eq!(
-        stats.repeated_ok,
-        0,
-        "pages fetched twice with success (first 10): {:?}",
-        stats.repeated_ok_paths.iter().take(10).collect::<Vec<_>>()
-    );
-}
-
-fn wait_for_items(p: &mut Arachne, at_least: usize, by: Instant) {
-    while p.item_lines() < at_least && Instant::now() < by && p.running() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Tests
 
@@ -174,20 +160,7 @@ fn two_processes_share_one_crawl() {
     assert_eq!(a.wait(deadline), 0, "a:\n{}", a.stderr());
     assert_eq!(b.wait(deadline), 0, "b:\n{}", b.stderr());
 
-    let mut items = BTreeMap::new();
-    collect(&mut items, &a.items(false), true);
-    collect(&mut items, &b.items(false), true);
-    assert_truth_items(&items, &want);
-    no_page_twice(&site);
-    let (fetched_a, fetched_b) = (a.pages_fetched(), b.pages_fetched());
-    assert_eq!(fetched_a + fetched_b, want.pages_fetched, "a: {}\nb: {}", a.summary(), b.summary());
-    for (label, fetched) in [("a", fetched_a), ("b", fetched_b)] {
-        assert!(
-            fetched * 5 >= want.pages_fetched,
-            "{label} fetched {fetched} of {} pages: less than a fair share (20%)",
-            want.pages_fetched
-        );
-    }
+    assert_shared_crawl(&a, &b, &site, &want);
 }
 
 #[test]

@@ -169,3 +169,41 @@ pub fn sandbox(pages: u32) -> (SandboxServer, Truth) {
     let want = truth(&opts, 20);
     (SandboxServer::start(opts, 0).expect("sandbox"), want)
 }
+
+/// No page of `site` was fetched twice with success.
+pub fn no_page_twice(site: &SandboxServer) {
+    let stats = site.stats();
+    assert_eq!(
+        stats.repeated_ok,
+        0,
+        "pages fetched twice with success (first 10): {:?}",
+        stats.repeated_ok_paths.iter().take(10).collect::<Vec<_>>()
+    );
+}
+
+/// Waits (bounded by `by`) until `p` wrote `at_least` items or ended.
+pub fn wait_for_items(p: &mut Arachne, at_least: usize, by: Instant) {
+    while p.item_lines() < at_least && Instant::now() < by && p.running() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Two processes that shared one crawl: their items together are exactly the truth's (none
+/// twice), no page was fetched twice with success, their fetches add up, and each did at
+/// least a fifth.
+pub fn assert_shared_crawl(a: &Arachne, b: &Arachne, site: &SandboxServer, want: &Truth) {
+    let mut items = BTreeMap::new();
+    collect(&mut items, &a.items(false), true);
+    collect(&mut items, &b.items(false), true);
+    assert_truth_items(&items, want);
+    no_page_twice(site);
+    let (fetched_a, fetched_b) = (a.pages_fetched(), b.pages_fetched());
+    assert_eq!(fetched_a + fetched_b, want.pages_fetched, "a: {}\nb: {}", a.summary(), b.summary());
+    for (label, fetched) in [("a", fetched_a), ("b", fetched_b)] {
+        assert!(
+            fetched * 5 >= want.pages_fetched,
+            "{label} fetched {fetched} of {} pages: less than a fair share (20%)",
+            want.pages_fetched
+        );
+    }
+}
