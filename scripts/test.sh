@@ -53,6 +53,7 @@ echo "$ARACHNE_TEST_KAFKA (pid $KAFKA_PID)"
 
 step "chromium for the dashboard's browser test (scripts/chromium.sh)"
 . scripts/chromium.sh && chromium_install && echo "$ARACHNE_TEST_CHROMIUM"
+
 step "rabbitmq-server on 127.0.0.1, own epmd and private dirs (scripts/amqp.sh)"
 # tests/amqp.rs reads the URL (and starts nodes of its own for the restart test).
 . scripts/amqp.sh

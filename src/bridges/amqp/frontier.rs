@@ -28,8 +28,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
@@ -115,6 +115,8 @@ struct Inner {
     state: Mutex<State>,
     delivered: tokio::sync::Notify,
     reconnects: AtomicU64,
+    unreadable: AtomicU64,
+    claim_prefix: String,
 }
 
 /// A frontier kept in a RabbitMQ queue (see the module documentation). Cheap to clone.
@@ -189,6 +191,8 @@ impl AmqpFrontier {
             state: Mutex::new(State { wanted: true, ..State::default() }),
             delivered: tokio::sync::Notify::new(),
             reconnects: AtomicU64::new(0),
+            unreadable: AtomicU64::new(0),
+            claim_prefix: format!("arachne:{}:amqp", spec.name),
         };
         let frontier = Self { inner: Arc::new(inner) };
         {
@@ -288,6 +292,7 @@ impl AmqpFrontier {
                     }
                     Err(e) => {
                         tracing::warn!("amqp frontier: dropping a message that is not a request: {e}");
+                        this.inner.unreadable.fetch_add(1, Ordering::Relaxed);
                         let _ = channel.basic_ack(tag, BasicAckOptions::default()).await;
                     }
                 }
@@ -567,6 +572,31 @@ impl AmqpFrontier {
         }
     }
 
+    async fn release_tokens(&self, tokens: Vec<LeaseToken>) -> StoreResult<usize> {
+        let (channel, tags) = {
+            let mut state = self.state();
+            let mut tags = Vec::new();
+            for token in &tokens {
+                let Some((epoch, tag)) = parse_token(token) else { continue };
+                if state.held.remove(&(epoch, tag)).is_some() && epoch == state.epoch {
+                    tags.push(tag);
+                }
+            }
+            (state.consumer.clone(), tags)
+        };
+        let Some(channel) = channel else { return Ok(0) };
+        let mut released = 0;
+        for tag in tags {
+            let options = BasicNackOptions { requeue: true, ..Default::default() };
+            match channel.basic_nack(tag, options).await {
+                Ok(()) => released += 1,
+                // The channel is gone: the broker requeued them already.
+                Err(e) => return Err(StoreError::new(self.inner.broker.error(&e))),
+            }
+        }
+        Ok(released)
+    }
+
     async fn take_starts(&self, max: usize) -> StoreResult<Vec<String>> {
         let (generation, _, control) = self.link().await?;
         let mut urls = Vec::new();
@@ -701,9 +731,37 @@ impl SharedStore for AmqpFrontier {
         None
     }
 
+    /// `basic.nack` with requeue: the broker delivers them to the others at once.
+    fn release(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<usize>> {
+        let this = self.clone();
+        Box::pin(async move { this.release_tokens(tokens).await })
+    }
+
     fn take_start_urls(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<String>>> {
         let this = self.clone();
         Box::pin(async move { this.take_starts(max).await })
+    }
+
+    /// `SET arachne:<name>:amqp:tick:<key> 1 NX PX <hold>` in the seen-set's Redis: the first
+    /// process to ask wins (RabbitMQ has no such key).
+    fn claim(&self, key: String, hold: Duration) -> BoxFuture<'static, StoreResult<bool>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut cmd = ::redis::cmd("SET");
+            cmd.arg(format!("{}:tick:{key}", this.inner.claim_prefix))
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1));
+            let mut conn = this.inner.seen.clone();
+            let set: Option<String> = cmd.query_async(&mut conn).await.map_err(|e| this.redis_error(e))?;
+            Ok(set.is_some())
+        })
+    }
+
+    /// Requests messages that were not requests (acked and dropped, with a warning).
+    fn dead_letters(&self) -> u64 {
+        self.inner.unreadable.load(Ordering::Relaxed)
     }
 
     fn pending(&self) -> BoxFuture<'static, StoreResult<Pending>> {
