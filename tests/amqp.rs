@@ -147,6 +147,16 @@ output:
     )
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+fn broker(url: &str, topology: &str) -> AmqpBroker {
+    let yaml = format!("url: \"{url}\"\n{topology}");
+    let spec: AmqpBrokerSpec = serde_saphyr::from_str(&yaml).expect("broker spec");
+    AmqpBroker::new(spec).expect("broker")
+}
+
 // ---------------------------------------------------------------------------------------
 // Tests: the shared frontier
 
