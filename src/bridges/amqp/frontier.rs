@@ -60,13 +60,29 @@ const ADMIT_ATTEMPTS: u32 = 5;
 /// How long one call keeps trying to reconnect before it gives up (the next call tries again).
 const RECONNECT_FOR: Duration = Duration::from_secs(60);
 
-/// A request as a message body.
+/// A request as a message body: the request's fields and its priority (spelled out, not
+/// `#[serde(flatten)]`: flattening cannot carry the `u128` fingerprints of a redirect chain).
 #[derive(Debug, Serialize, Deserialize)]
 struct Message {
-    #[serde(flatten)]
-    request: PendingRequest,
+    url: String,
+    depth: u32,
+    #[serde(default)]
+    redirect_chain: Vec<u128>,
     #[serde(default)]
     priority: i32,
+}
+
+impl Message {
+    fn new(request: PendingRequest, priority: i32) -> Self {
+        Self { url: request.url, depth: request.depth, redirect_chain: request.redirect_chain, priority }
+    }
+
+    fn into_request(self) -> (PendingRequest, i32) {
+        (
+            PendingRequest { url: self.url, depth: self.depth, redirect_chain: self.redirect_chain },
+            self.priority,
+        )
+    }
 }
 
 /// A delivery waiting to be leased.
@@ -279,14 +295,15 @@ impl AmqpFrontier {
                 let tag = delivery.delivery_tag;
                 match serde_json::from_slice::<Message>(&delivery.data) {
                     Ok(message) => {
+                        let (request, priority) = message.into_request();
                         let mut state = this.state();
                         if state.epoch == epoch {
                             state.buffer.push_back(Buffered {
                                 epoch,
                                 tag,
                                 redelivered: delivery.redelivered,
-                                request: message.request,
-                                priority: message.priority,
+                                request,
+                                priority,
                             });
                         }
                     }
@@ -453,7 +470,7 @@ impl AmqpFrontier {
     async fn publish_on(&self, generation: u64, publish: &Channel, new: &[Admit]) -> StoreResult<()> {
         let mut confirms = Vec::with_capacity(new.len());
         for (_, request, priority) in new {
-            let message = Message { request: request.clone(), priority: *priority };
+            let message = Message::new(request.clone(), *priority);
             let body = serde_json::to_vec(&message).map_err(StoreError::new)?;
             let mut properties = BasicProperties::default().with_delivery_mode(2);
             if self.inner.priorities {
@@ -787,13 +804,17 @@ mod tests {
     fn tokens_and_messages() {
         assert_eq!(parse_token(&LeaseToken::new("3:17")), Some((3, 17)));
         assert_eq!(parse_token(&LeaseToken::new("x")), None);
-        let m = Message {
-            request: PendingRequest { url: "http://a/".into(), depth: 2, redirect_chain: vec![7] },
-            priority: 3,
-        };
-        let text = serde_json::to_string(&m).unwrap();
-        assert_eq!(text, r#"{"url":"http://a/","depth":2,"redirect_chain":[7],"priority":3}"#);
+        let request =
+            PendingRequest { url: "http://a/".into(), depth: 2, redirect_chain: vec![u128::MAX, 7] };
+        let text = serde_json::to_string(&Message::new(request.clone(), 3)).unwrap();
+        assert_eq!(
+            text,
+            format!(r#"{{"url":"http://a/","depth":2,"redirect_chain":[{},7],"priority":3}}"#, u128::MAX)
+        );
         let back: Message = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.request, m.request);
+        assert_eq!(back.into_request(), (request, 3));
+        // A plain producer's message: no chain, no priority.
+        let plain: Message = serde_json::from_str(r#"{"url":"http://b/","depth":0}"#).unwrap();
+        assert_eq!(plain.into_request().1, 0);
     }
 }
