@@ -220,8 +220,25 @@ impl AmqpFrontier {
     }
 
     /// Connects, declares, opens the publish (confirm) and control channels and, when
-    /// wanted, the consumer.
+    /// wanted, the consumer; all of it within the connect timeout plus [`QUERY_WAIT`] (a
+    /// broker that goes away mid-handshake never answers).
     async fn connect(&self) -> Result<Link, BridgeError> {
+        let limit = self.inner.broker.connect_timeout() + QUERY_WAIT;
+        match tokio::time::timeout(limit, self.connect_unbounded()).await {
+            Ok(link) => link,
+            Err(_) => Err(self.timed_out("connecting and declaring", limit)),
+        }
+    }
+
+    fn timed_out(&self, what: &str, limit: Duration) -> BridgeError {
+        BridgeError::Unreachable {
+            broker: "AMQP",
+            url: self.inner.broker.masked_url().to_string(),
+            reason: format!("{what} took longer than {limit:?}"),
+        }
+    }
+
+    async fn connect_unbounded(&self) -> Result<Link, BridgeError> {
         let inner = &self.inner;
         let broker = &inner.broker;
         let connection = broker.connect(&format!("frontier {}", inner.queue.name)).await?;
@@ -249,7 +266,7 @@ impl AmqpFrontier {
             state.wanted
         };
         if wanted {
-            self.start_consumer(&link).await?;
+            self.start_consumer_unbounded(&link).await?;
         }
         Ok(link)
     }
@@ -258,8 +275,16 @@ impl AmqpFrontier {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Opens a consumer channel with the prefetch and starts buffering its deliveries.
+    /// Opens a consumer channel with the prefetch and starts buffering its deliveries,
+    /// within [`QUERY_WAIT`].
     async fn start_consumer(&self, link: &Link) -> Result<(), BridgeError> {
+        match tokio::time::timeout(QUERY_WAIT, self.start_consumer_unbounded(link)).await {
+            Ok(started) => started,
+            Err(_) => Err(self.timed_out("opening the consumer", QUERY_WAIT)),
+        }
+    }
+
+    async fn start_consumer_unbounded(&self, link: &Link) -> Result<(), BridgeError> {
         let broker = &self.inner.broker;
         let channel = link.connection.create_channel().await.map_err(|e| broker.error(&e))?;
         channel
@@ -552,13 +577,18 @@ impl AmqpFrontier {
         // A token of an older epoch: its message went back to the queue with its channel.
         let Some((epoch, channel)) = channel else { return Ok(()) };
         for tag in acks {
-            if let Err(e) = channel.basic_ack(tag, BasicAckOptions::default()).await {
-                // The consumer channel is gone (the broker requeues what it held): forget its
-                // deliveries and leases, and consume on a new channel.
-                tracing::warn!("amqp frontier: ack failed ({e}); the broker delivers the request again");
-                self.consumer_lost(epoch, &channel).await;
-                return Err(StoreError::new(self.inner.broker.error(&e)));
-            }
+            let acked =
+                tokio::time::timeout(QUERY_WAIT, channel.basic_ack(tag, BasicAckOptions::default())).await;
+            let failure = match acked {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => self.inner.broker.error(&e),
+                Err(_) => self.timed_out("an ack", QUERY_WAIT),
+            };
+            // The consumer channel is gone (the broker requeues what it held): forget its
+            // deliveries and leases, and consume on a new channel.
+            tracing::warn!("amqp frontier: ack failed ({failure}); the broker delivers the request again");
+            self.consumer_lost(epoch, &channel).await;
+            return Err(StoreError::new(failure));
         }
         Ok(())
     }
@@ -605,10 +635,11 @@ impl AmqpFrontier {
         let mut released = 0;
         for tag in tags {
             let options = BasicNackOptions { requeue: true, ..Default::default() };
-            match channel.basic_nack(tag, options).await {
-                Ok(()) => released += 1,
+            match tokio::time::timeout(QUERY_WAIT, channel.basic_nack(tag, options)).await {
+                Ok(Ok(())) => released += 1,
                 // The channel is gone: the broker requeued them already.
-                Err(e) => return Err(StoreError::new(self.inner.broker.error(&e))),
+                Ok(Err(e)) => return Err(StoreError::new(self.inner.broker.error(&e))),
+                Err(_) => return Err(StoreError::new(self.timed_out("a nack", QUERY_WAIT))),
             }
         }
         Ok(released)
