@@ -30,7 +30,9 @@ use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use serde_json::Value;
-use support::procs::{assert_shared_crawl, assert_truth_items, collect, sandbox, wait_for_items, Arachne};
+use support::procs::{
+    assert_shared_crawl, assert_truth_items, collect, kill_one_halfway, sandbox, wait_for_items, Arachne,
+};
 use support::{free_port, test_redis, unique};
 
 mod support;
@@ -190,22 +192,7 @@ fn a_killed_process_leaves_nothing_missing() {
         // Slow enough that the kill lands mid-crawl.
         "fetch: { per_host: { rate: 500 } }\n",
     );
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
-    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &[]);
-    wait_for_items(&mut a, (want.items * 2 / 10) as usize, started + Duration::from_secs(60));
-    let (a_lines, b_lines) = (a.item_lines(), b.item_lines());
-    let was_running = b.sigkill();
-    eprintln!("killed b after {:?}: a had {a_lines} items, b {b_lines}", started.elapsed());
-    assert!(was_running, "b ended before it was killed:\n{}", b.stderr());
-    assert!(b_lines > 0, "b had done nothing before it was killed:\n{}", b.stderr());
-    assert!(a.running(), "a ended before b was killed:\n{}", a.stderr());
-
-    assert_eq!(a.wait(started + Duration::from_secs(150)), 0, "the survivor:\n{}", a.stderr());
-    let mut items = BTreeMap::new();
-    collect(&mut items, &a.items(false), false);
-    collect(&mut items, &b.items(true), false);
-    assert_truth_items(&items, &want);
+    kill_one_halfway(&spec, &want, started, Duration::from_secs(60), Duration::from_secs(150));
 }
 
 #[test]

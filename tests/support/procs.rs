@@ -207,3 +207,25 @@ pub fn assert_shared_crawl(a: &Arachne, b: &Arachne, site: &SandboxServer, want:
         );
     }
 }
+
+/// Two processes on `spec` share a crawl; the second is SIGKILLed once the first wrote a
+/// fifth of the items (within `kill_by` of `started`). The survivor must finish by
+/// `finish_by` with exit 0, and the two together wrote every item of the truth.
+pub fn kill_one_halfway(spec: &str, want: &Truth, started: Instant, kill_by: Duration, finish_by: Duration) {
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let mut a = Arachne::spawn("a", dir_a.path(), spec, &[]);
+    let mut b = Arachne::spawn("b", dir_b.path(), spec, &[]);
+    wait_for_items(&mut a, (want.items * 2 / 10) as usize, started + kill_by);
+    let (a_lines, b_lines) = (a.item_lines(), b.item_lines());
+    let was_running = b.sigkill();
+    eprintln!("killed b after {:?}: a had {a_lines} items, b {b_lines}", started.elapsed());
+    assert!(was_running, "b ended before it was killed:\n{}", b.stderr());
+    assert!(b_lines > 0, "b had done nothing before it was killed:\n{}", b.stderr());
+    assert!(a.running(), "a ended before b was killed:\n{}", a.stderr());
+
+    assert_eq!(a.wait(started + finish_by), 0, "the survivor:\n{}", a.stderr());
+    let mut items = BTreeMap::new();
+    collect(&mut items, &a.items(false), false);
+    collect(&mut items, &b.items(true), false);
+    assert_truth_items(&items, want);
+}
