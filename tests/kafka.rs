@@ -35,7 +35,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::Value;
 use support::procs::{
-    assert_shared_crawl, assert_truth_items, collect, no_page_twice, sandbox, wait_for_items, Arachne,
+    assert_shared_crawl, assert_truth_items, collect, kill_one_halfway, no_page_twice, sandbox,
+    wait_for_items, Arachne,
 };
 use support::{free_port, unique};
 
