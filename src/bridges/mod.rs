@@ -342,6 +342,9 @@ pub async fn start(
             let bridge = amqp::AmqpBridge::from_spec(&broker, b, bus)?;
             bridge.connect().await?;
             counters.push(bridge.counters());
+            if b.direction == crate::spec::BridgeDirection::Out {
+                started.outbound.push(bridge.counters());
+            }
             let name = format!("bridge-amqp-{i}-{}", bridge.describe());
             sup.start(name, Restart::Transient, arbiter, move |_| bridge);
         }

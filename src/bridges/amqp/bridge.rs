@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::broker::AmqpBroker;
 use super::topology;
-use crate::bridges::counters::Backoff;
+use crate::bridges::counters::{run_bridge, Backoff, Runner};
 use crate::bridges::encode::encode;
 use crate::bridges::{BridgeCounters, BridgeError};
 use crate::bus::{Bus, Firing, Overflow, Subscription, Topic};
@@ -47,7 +47,6 @@ pub struct AmqpMessage {
     pub payload: serde_json::Value,
 }
 
-type Runner = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 type Prepare = Arc<dyn Fn() -> BoxFuture<'static, Result<(), BridgeError>> + Send + Sync>;
 type Encode<T> = Box<dyn Fn(&T) -> Vec<(Option<String>, Vec<u8>)> + Send + Sync>;
 
@@ -185,8 +184,7 @@ impl Actor for AmqpBridge {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let run = actix::fut::wrap_future::<_, Self>((self.runner)());
-        ctx.spawn(run.map(|(), _act, ctx: &mut Context<Self>| ctx.stop()));
+        run_bridge(&self.runner, &self.counters, ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
