@@ -42,6 +42,8 @@ mod support;
 
 /// A rabbitmq-server node this test started with scripts/amqp.sh; stopped on drop.
 struct OwnNode {
+    /// Its own folder (the state file, and the node's data unless it reuses another's).
+    dir: PathBuf,
     state: PathBuf,
     port: u16,
     base: PathBuf,
@@ -74,6 +76,7 @@ impl OwnNode {
             env.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).map(str::to_string).expect("state key")
         };
         OwnNode {
+            dir,
             state,
             port: get("AMQP_PORT").parse().expect("port"),
             base: PathBuf::from(get("AMQP_BASE")),
@@ -92,6 +95,7 @@ impl OwnNode {
 impl Drop for OwnNode {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
