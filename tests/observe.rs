@@ -428,7 +428,7 @@ fn every_control_action_acts() {
     let yaml = format!(
         "name: steer\nseeds: [\"{site}/item/1\"]\nscope: {{ max_depth: 0 }}\n\
          output: [{{ jsonl: \"{}\" }}]\nschedules: [{{ name: keep, every: 1h, publish: {{ topic: keepalive }} }}]\n\
-         supervision: {{ max_restarts: 100 }}\n{ITEM_RULES}",
+         {ITEM_RULES}",
         dir.path().join("items.jsonl").display()
     );
     let spec = arachne::spec::load_str(&yaml, "steer.yaml", &[]).expect("spec");

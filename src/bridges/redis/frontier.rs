@@ -574,11 +574,9 @@ impl RedisFrontier {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let args = [self.mode.arg().to_string(), max.to_string(), self.lease_ms.to_string()];
-        let tokens: Vec<Vec<u8>> = self
-            .invoke(&self.lease_script, &[&self.keys.queue, &self.keys.leases, &self.keys.lease_seq], &args)
-            .await?;
-        Ok(tokens
+        Ok(self
+            .lease_tokens(max)
+            .await?
             .into_iter()
             .map(|token| {
                 let entry = token.splitn(3, |&b| b == b'|').nth(2).map(<[u8]>::to_vec).unwrap_or_default();
@@ -702,16 +700,13 @@ impl RedisFrontier {
     /// Pops up to `max` requests and leases each, in ONE script call: a lease expires
     /// `lease` after the server's `TIME`; until [`RedisFrontier::ack`] it stays in the leases
     /// sorted set, and after expiry [`RedisFrontier::reap`] puts it back at the head of the
-    /// queue. An entry this store cannot read is an error (and stays leased, so it comes
-    /// back after expiry).
+    /// queue. An entry this store cannot read is moved to [`FrontierKeys::dead`] with the
+    /// reason, and counted (`dead_lettered`).
     pub async fn lease(&self, max: usize) -> Result<Vec<Leased>> {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let args = [self.mode.arg().to_string(), max.to_string(), self.lease_ms.to_string()];
-        let tokens: Vec<Vec<u8>> = self
-            .invoke(&self.lease_script, &[&self.keys.queue, &self.keys.leases, &self.keys.lease_seq], &args)
-            .await?;
+        let tokens = self.lease_tokens(max).await?;
         let mut leased = Vec::with_capacity(tokens.len());
         let mut unreadable = Vec::new();
         for token in tokens {
@@ -728,6 +723,13 @@ impl RedisFrontier {
             self.dead_letter(&unreadable).await?;
         }
         Ok(leased)
+    }
+
+    /// The lease script: pops up to `max` entries and leases each; the lease tokens.
+    async fn lease_tokens(&self, max: usize) -> Result<Vec<Vec<u8>>> {
+        let args = [self.mode.arg().to_string(), max.to_string(), self.lease_ms.to_string()];
+        self.invoke(&self.lease_script, &[&self.keys.queue, &self.keys.leases, &self.keys.lease_seq], &args)
+            .await
     }
 
     /// Moves leased entries this store cannot read to the dead key, with the reason: they
