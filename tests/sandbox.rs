@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use arachne::sandbox::{truth, SandboxOptions, SandboxServer, StatsSnapshot, Truth};
+use arachne::sandbox::{truth, RequestLogSnapshot, SandboxOptions, SandboxServer, StatsSnapshot, Truth};
 use reqwest::header;
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
@@ -212,6 +212,27 @@ async fn truth_and_stats_are_served() {
     assert_eq!(stats.by_kind["item"], 1);
     assert_eq!(stats.sandbox_requests, 3);
     assert_eq!(stats.private_hits, 0);
+}
+
+#[tokio::test]
+async fn the_request_log_holds_each_request_with_its_arrival_time() {
+    let server = start(50, false);
+    let c = client();
+    let base = server.base_url();
+    let before =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+    text(&c, &format!("{base}/item/1")).await;
+    text(&c, &format!("{base}/category/books")).await;
+    assert_eq!(get(&c, &format!("{base}/no-such-page?x=1")).await.status(), StatusCode::NOT_FOUND);
+    let served: RequestLogSnapshot =
+        serde_json::from_str(&text(&c, &format!("{base}/_sandbox/requests.json")).await).expect("json");
+    assert_eq!(served, server.requests());
+    let paths: Vec<&str> = served.requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/item/1", "/category/books", "/no-such-page?x=1"]);
+    assert_eq!(served.dropped, 0);
+    assert!(served.requests.iter().all(|r| u128::from(r.t_ms) >= before - 1));
+    assert!(served.requests.windows(2).all(|w| w[0].t_ms <= w[1].t_ms));
+    assert_eq!(served.max_in_window(60_000, |p| p.starts_with("/item/")), 1);
 }
 
 #[tokio::test]

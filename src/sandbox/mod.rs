@@ -13,7 +13,9 @@
 //!   `<p class="rating">4 of 5</p>`, a description, and 8 related items.
 //! - `/img/<x>.jpg` (`image/jpeg`), `/files/catalog.pdf` and `/files/download?id=<x>`
 //!   (`application/pdf`), `/robots.txt` (`Disallow: /_sandbox/`),
-//!   `/_sandbox/truth.json?max_depth=D` (default 20) and `/_sandbox/stats.json`.
+//!   `/_sandbox/truth.json?max_depth=D` (default 20), `/_sandbox/stats.json` and
+//!   `/_sandbox/requests.json` (each request's arrival time and path, the last
+//!   [`REQUEST_LOG_CAPACITY`] kept: see [`RequestLogSnapshot::max_in_window`]).
 //!
 //! Every page carries three nav links (home, its category, the next category); item pages
 //! have 11 links in all, category pages 3 + up to 20 items + up to 8 child pages. Normal
@@ -57,6 +59,7 @@
 //! See [`Truth`] for what a correct crawler sees, and [`truth`] to compute it.
 
 mod render;
+mod request_log;
 mod server;
 pub(crate) mod site;
 mod traps;
@@ -66,6 +69,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use request_log::{RequestLogSnapshot, RequestRecord, REQUEST_LOG_CAPACITY};
 pub use server::{PathStats, StatsSnapshot};
 pub use traps::{
     BASED_ALPHA_TITLE, BASED_BETA_TITLE, BUSY_TITLE, CALENDAR_START, CHAIN_END_TITLE, FLAKY_TITLE,
@@ -186,6 +190,12 @@ impl SandboxServer {
     /// The request counters (the same as `/_sandbox/stats.json`).
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
+    }
+
+    /// The requests it received, in arrival order, with their arrival times (the same as
+    /// `/_sandbox/requests.json`; `/_sandbox/` requests are not in it).
+    pub fn requests(&self) -> RequestLogSnapshot {
+        self.stats.log.snapshot()
     }
 
     /// The truth for this site and a crawl limited to `max_depth`.

@@ -17,6 +17,7 @@ use axum::Router;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::request_log::RequestLog;
 use super::site::{hash_str, Layout, Route, Trap};
 use super::{render, traps, truth, SandboxOptions, HUGE_PAGE_BYTES, SLOW_PAGE_DELAY};
 
@@ -77,6 +78,8 @@ pub(crate) struct Stats {
     home_ok: AtomicU8,
     paths: Mutex<HashMap<String, PathStats>>,
     repeated_paths: Mutex<Vec<String>>,
+    /// When each request arrived (`/_sandbox/requests.json`).
+    pub(crate) log: RequestLog,
 }
 
 impl Stats {
@@ -101,6 +104,7 @@ impl Stats {
             home_ok: AtomicU8::new(0),
             paths: Mutex::new(HashMap::new()),
             repeated_paths: Mutex::new(Vec::new()),
+            log: RequestLog::default(),
         }
     }
 
@@ -350,7 +354,7 @@ fn kind_of(route: &Route) -> usize {
         Route::Calendar { .. } => "calendar",
         Route::Private => "private",
         Route::Image | Route::Pdf | Route::Download => "file",
-        Route::NotFound | Route::TruthJson | Route::StatsJson => "not_found",
+        Route::NotFound | Route::TruthJson | Route::StatsJson | Route::RequestsJson => "not_found",
     };
     KINDS.iter().position(|k| *k == name).unwrap_or(KINDS.len() - 1)
 }
@@ -366,12 +370,16 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let route = app.layout.route(path, query);
     let headers = req.headers();
     match route {
-        Route::TruthJson | Route::StatsJson => {
+        Route::TruthJson | Route::StatsJson | Route::RequestsJson => {
             app.stats.sandbox.fetch_add(1, Ordering::Relaxed);
             return sandbox_json(&app, &route, query).await;
         }
         _ => {}
     }
+    app.stats.log.record(match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    });
     let kind = kind_of(&route);
     let normal = matches!(route, Route::Home | Route::Category { .. } | Route::Item(_));
     let key_owned;
@@ -427,7 +435,7 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
             page(&app, headers, &route, key, HTML_UTF8, traps::private_page().into_bytes())
         }
         Route::Trap(t) => trap(&app, headers, &route, key, t, before).await,
-        Route::NotFound | Route::TruthJson | Route::StatsJson => not_found(),
+        Route::NotFound | Route::TruthJson | Route::StatsJson | Route::RequestsJson => not_found(),
     }
 }
 
@@ -474,6 +482,7 @@ async fn trap(app: &App, headers: &HeaderMap, route: &Route, key: &str, t: Trap,
 async fn sandbox_json(app: &Arc<App>, route: &Route, query: Option<&str>) -> Response {
     let body = match route {
         Route::StatsJson => serde_json::to_vec_pretty(&app.stats.snapshot()),
+        Route::RequestsJson => serde_json::to_vec(&app.stats.log.snapshot()),
         _ => {
             let max_depth = query_u32(query, "max_depth").unwrap_or(20);
             let opts = app.opts.clone();

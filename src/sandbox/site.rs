@@ -320,6 +320,8 @@ pub(crate) enum Route {
     TruthJson,
     /// `/_sandbox/stats.json`
     StatsJson,
+    /// `/_sandbox/requests.json`
+    RequestsJson,
     /// `/traps` (traps mode)
     Traps,
     /// A trap page (traps mode).
@@ -391,6 +393,7 @@ impl Layout {
             "/robots.txt" => return Route::Robots,
             "/_sandbox/truth.json" => return Route::TruthJson,
             "/_sandbox/stats.json" => return Route::StatsJson,
+            "/_sandbox/requests.json" => return Route::RequestsJson,
             "/files/catalog.pdf" => return Route::Pdf,
             "/files/download" => return Route::Download,
             _ => {}

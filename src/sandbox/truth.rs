@@ -148,7 +148,7 @@ fn outcome(layout: &Layout, route: &Route, related: &mut Vec<u32>) -> Outcome {
         Route::Home | Route::Category { .. } => html(normal_links(layout, route, related), None),
         Route::Item(n) => html(normal_links(layout, route, related), Some(item_title(*n))),
         Route::Robots | Route::Image | Route::Pdf | Route::Download => Outcome::Other,
-        Route::TruthJson | Route::StatsJson => Outcome::Other,
+        Route::TruthJson | Route::StatsJson | Route::RequestsJson => Outcome::Other,
         Route::NotFound => Outcome::Fail("http_404"),
         Route::Traps | Route::Private => html(page_links(layout, route, TRUTH_BASE).0, None),
         Route::Calendar { .. } => Outcome::Html {
