@@ -200,8 +200,6 @@ fn a_killed_process_leaves_nothing_missing() {
 }
 
 #[test]
-#[ignore = "flaky: on a cold, busy machine the run can hang after the restart, acks of the \
-            lost channel failing with 'invalid channel state' (issue 9's note); run with --ignored"]
 fn a_broker_restart_mid_crawl_completes_the_crawl() {
     let test = "a_broker_restart_mid_crawl_completes_the_crawl";
     if !rabbitmq_installed() {

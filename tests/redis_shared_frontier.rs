@@ -523,3 +523,37 @@ fn a_schedule_fires_once_per_tick_across_processes() {
     assert!((2..=5).contains(&firings), "{firings} firings: a {fa:?}, b {fb:?}");
     drop_keys(&redis.url, &name);
 }
+
+#[test]
+fn a_request_queued_twice_is_fetched_once_and_every_copy_is_acked() {
+    let Some(redis) = test_redis("a_request_queued_twice_is_fetched_once_and_every_copy_is_acked") else {
+        return;
+    };
+    let (site, _) = sandbox(50);
+    let name = unique("twice");
+    let url = format!("{}/item/7", site.base_url());
+    // Copies of one request in the queue, as a broker holds after a publish it persisted but
+    // never confirmed was sent again, or as a feeder pushing twice leaves them.
+    let mut c = conn(&redis.url);
+    for _ in 0..3 {
+        let entry = serde_json::json!({ "url": url, "depth": 0 }).to_string();
+        let _: i64 =
+            redis::cmd("RPUSH").arg(format!("arachne:{name}:queue")).arg(entry).query(&mut c).expect("RPUSH");
+    }
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    shop.seeds = vec![url.clone()];
+    shop.frontier_extra = "scope: { max_depth: 0 }";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = Arachne::spawn("p", dir.path(), &shop.yaml(), &[]);
+    // Well inside the 30 s lease: a copy whose lease were lost would only come back then.
+    assert_eq!(p.wait(Instant::now() + Duration::from_secs(20)), 0, "{}", p.stderr());
+    let fetched = site.requests().requests.iter().filter(|r| r.path == "/item/7").count();
+    assert_eq!(fetched, 1, "fetched once: {}", p.summary());
+    assert_eq!(p.item_lines(), 1);
+    for key in ["leases", "queue"] {
+        let left: i64 =
+            redis::cmd("EXISTS").arg(format!("arachne:{name}:{key}")).query(&mut c).expect("EXISTS");
+        assert_eq!(left, 0, "arachne:{name}:{key} still holds copies");
+    }
+    drop_keys(&redis.url, &name);
+}

@@ -83,6 +83,20 @@ impl Remote {
     pub(super) fn ops(&self) -> u32 {
         self.ops
     }
+
+    /// A lease of a request this process already holds (a broker delivers a message twice
+    /// when a publish was confirmed by nobody but persisted all the same, or after a
+    /// reconnection): the new lease replaces the older one, which is returned to be acked.
+    /// The request is fetched once, and one copy stays unacked until it is done, so a
+    /// process that dies meanwhile loses nothing. Without this, the older lease would never
+    /// be acked and the crawl would never count as done.
+    fn adopt_duplicate(&mut self, fingerprint: Fingerprint, token: &LeaseToken) -> Option<LeaseToken> {
+        if let Some(held) = self.tokens.get_mut(&fingerprint) {
+            return Some(std::mem::replace(held, token.clone()));
+        }
+        let awaiting = self.awaiting.get_mut(&fingerprint)?;
+        Some(std::mem::replace(&mut awaiting.token, token.clone()))
+    }
 }
 
 impl Scheduler {
@@ -279,6 +293,10 @@ impl Scheduler {
         };
         urls::normalize(&mut url);
         let fingerprint = urls::fingerprint(&url);
+        if let Some(older) = self.remote().adopt_duplicate(fingerprint, &token) {
+            tracing::debug!(%url, "shared frontier: a second copy of a request held here; keeping the newer lease");
+            return self.remote_flush(Some(older), ctx);
+        }
         let chain = record.redirect_chain.into_iter().map(Fingerprint).collect();
         match self.frontier.restore(url.clone(), record.depth, chain) {
             Admission::Queued { fetch_robots } => {
