@@ -239,6 +239,63 @@ fn a_broker_restart_mid_crawl_completes_the_crawl() {
 }
 
 #[test]
+fn dead_lettered_requests_go_to_the_queues_dead_letter_exchange() {
+    let Some(amqp) = test_amqp("dead_lettered_requests_go_to_the_queues_dead_letter_exchange") else {
+        return;
+    };
+    let Some(redis) = test_redis("dead_lettered_requests_go_to_the_queues_dead_letter_exchange") else {
+        return;
+    };
+    let (site, want) = sandbox(50);
+    let name = unique("adlx");
+    let spec = shop(&name, &amqp.url(), &redis.url, &[format!("{}/", site.base_url())], "")
+        .replace(
+            "frontier: { backend: amqp }",
+            &format!("frontier: {{ backend: amqp, amqp: {{ dead_letter_exchange: \"{name}.dlx\" }} }}"),
+        )
+        .replace(
+            "heartbeat: 5s }",
+            &format!(
+                "heartbeat: 5s, topology: {{ exchanges: [{{ name: \"{name}.dlx\", type: fanout }}], \
+                 queues: [{{ name: \"{name}.dead\" }}], bindings: [{{ exchange: \"{name}.dlx\", queue: \"{name}.dead\" }}] }} }}"
+            ),
+        );
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Items 10 to 19 crash the parser at every delivery: each is dead-lettered.
+    let mut p = Arachne::spawn("p", dir.path(), &spec, &["--chaos", "poison=/item/1[0-9]$"]);
+    assert_eq!(p.wait(Instant::now() + Duration::from_secs(90)), 0, "{}", p.stderr());
+    let poisoned: std::collections::BTreeSet<String> =
+        (10..20).map(|n| format!("{}/item/{n}", site.base_url())).collect();
+    assert_eq!(p.summary()["dead_letters"].as_u64(), Some(10), "{}", p.summary());
+    let logged = std::fs::read_to_string(dir.path().join("dead_letters.jsonl")).expect("dead_letters.jsonl");
+    assert_eq!(logged.lines().count(), 10, "{logged}");
+    let mut items = BTreeMap::new();
+    collect(&mut items, &p.items(false), true);
+    assert_eq!(items.len() as u64, want.items - 10, "every other item is written");
+
+    // The broker routed each dead-lettered request to the exchange, with its x-death header.
+    let broker = broker(&amqp.url(), "");
+    let dead: std::collections::BTreeSet<String> = runtime().block_on(async {
+        let conn = broker.connect("test").await.expect("connect");
+        let ch = conn.create_channel().await.expect("channel");
+        let mut urls = std::collections::BTreeSet::new();
+        while let Some(m) = ch
+            .basic_get(format!("{name}.dead").as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("get")
+        {
+            let body: Value = serde_json::from_slice(&m.delivery.data).expect("a request");
+            let headers = m.delivery.properties.headers().clone().unwrap_or_default();
+            assert!(headers.inner().contains_key("x-death"), "no x-death header: {headers:?}");
+            urls.insert(body["url"].as_str().expect("url").to_string());
+        }
+        let _ = conn.close(200, "bye".into()).await;
+        urls
+    });
+    assert_eq!(dead, poisoned);
+}
+
+#[test]
 fn a_wrong_login_is_exit_1_before_the_crawl() {
     let Some(amqp) = test_amqp("a_wrong_login_is_exit_1_before_the_crawl") else { return };
     let Some(redis) = test_redis("a_wrong_login_is_exit_1_before_the_crawl") else { return };

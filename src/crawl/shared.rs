@@ -110,6 +110,13 @@ pub trait SharedStore: Send + Sync + 'static {
     /// Acknowledges leases: their requests are fully done.
     fn ack(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<()>>;
 
+    /// Gives up leases whose requests were dead-lettered (each with the reason): they are
+    /// done, and a store with a dead-letter place of its own (AMQP's dead-letter exchange)
+    /// sends them there. By default they are acked.
+    fn dead_letter(&self, letters: Vec<(LeaseToken, String)>) -> BoxFuture<'static, StoreResult<()>> {
+        self.ack(letters.into_iter().map(|(token, _)| token).collect())
+    }
+
     /// How long a lease lasts unless renewed, for stores whose leases expire (then the
     /// scheduler renews what it holds every third of it and calls [`SharedStore::reap`]
     /// every half of it); `None` for stores that take work back otherwise (Kafka's

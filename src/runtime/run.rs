@@ -548,6 +548,6 @@ fn watch_dead_letters<T: Send + Sync + 'static>(
             url: request.url.to_string(),
             reason: letter.reason.clone(),
         });
-        scheduler.do_send(DeadLettered { request });
+        scheduler.do_send(DeadLettered { request, reason: letter.reason.clone() });
     });
 }

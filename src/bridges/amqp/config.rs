@@ -214,6 +214,16 @@ pub struct AmqpFrontierSpec {
     /// The queue's quorum or classic type (`classic`: priorities need it).
     #[serde(rename = "type", default)]
     pub kind: QueueType,
+    /// The requests queue's `x-dead-letter-exchange`: a request dead-lettered by the crawl
+    /// (a page that kept crashing its parser, say) is rejected without requeue, and the
+    /// broker routes it there (with its `x-death` header), besides `dead_letters.jsonl`.
+    /// Without it, a dead-lettered request is acked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_exchange: Option<String>,
+    /// The routing key dead letters are published with (`x-dead-letter-routing-key`); the
+    /// request's own (the queue's name) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_routing_key: Option<String>,
 }
 
 /// `output: - amqp: {...}` — each item published to an exchange of `brokers.amqp`.

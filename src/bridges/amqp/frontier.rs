@@ -185,8 +185,8 @@ impl AmqpFrontier {
             auto_delete: false,
             kind: spec.frontier.amqp.kind,
             max_priority: priorities.then_some(MAX_PRIORITY),
-            dead_letter_exchange: None,
-            dead_letter_routing_key: None,
+            dead_letter_exchange: spec.frontier.amqp.dead_letter_exchange.clone(),
+            dead_letter_routing_key: spec.frontier.amqp.dead_letter_routing_key.clone(),
             message_ttl: None,
             arguments: Default::default(),
         };
@@ -561,7 +561,9 @@ impl AmqpFrontier {
         Ok(leased)
     }
 
-    async fn ack_tokens(&self, tokens: Vec<LeaseToken>) -> StoreResult<()> {
+    /// Acks the deliveries of `tokens`, or (`reject`) rejects them without requeue, so the
+    /// broker sends them to the queue's dead-letter exchange.
+    async fn settle(&self, tokens: Vec<LeaseToken>, reject: bool) -> StoreResult<()> {
         let (channel, acks) = {
             let mut state = self.state();
             let mut acks = Vec::new();
@@ -577,8 +579,12 @@ impl AmqpFrontier {
         // A token of an older epoch: its message went back to the queue with its channel.
         let Some((epoch, channel)) = channel else { return Ok(()) };
         for tag in acks {
-            let acked =
-                tokio::time::timeout(QUERY_WAIT, channel.basic_ack(tag, BasicAckOptions::default())).await;
+            let acked = if reject {
+                let options = BasicNackOptions { requeue: false, ..Default::default() };
+                tokio::time::timeout(QUERY_WAIT, channel.basic_nack(tag, options)).await
+            } else {
+                tokio::time::timeout(QUERY_WAIT, channel.basic_ack(tag, BasicAckOptions::default())).await
+            };
             let failure = match acked {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => self.inner.broker.error(&e),
@@ -772,7 +778,16 @@ impl SharedStore for AmqpFrontier {
 
     fn ack(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<()>> {
         let this = self.clone();
-        Box::pin(async move { this.ack_tokens(tokens).await })
+        Box::pin(async move { this.settle(tokens, false).await })
+    }
+
+    /// Rejected without requeue when the requests queue has a dead-letter exchange (the
+    /// broker routes them there); acked otherwise.
+    fn dead_letter(&self, letters: Vec<(LeaseToken, String)>) -> BoxFuture<'static, StoreResult<()>> {
+        let this = self.clone();
+        let reject = self.inner.queue.dead_letter_exchange.is_some();
+        let tokens = letters.into_iter().map(|(token, _)| token).collect();
+        Box::pin(async move { this.settle(tokens, reject).await })
     }
 
     fn lease_duration(&self) -> Option<Duration> {

@@ -75,6 +75,8 @@ pub struct Durable {
 pub struct DeadLettered {
     /// The request.
     pub request: Arc<CrawlRequest>,
+    /// Why (the actor and its last panic, or the last error).
+    pub reason: String,
 }
 
 /// Requests a previous run admitted and did not finish (`--state-dir`), with the seen-set.
@@ -541,7 +543,7 @@ impl Handler<DeadLettered> for Scheduler {
     fn handle(&mut self, msg: DeadLettered, ctx: &mut Context<Self>) {
         self.finish_in_progress(&msg.request);
         if self.remote.is_some() {
-            self.remote_done(&msg.request, ctx);
+            self.remote_dead(&msg.request, msg.reason, ctx);
         }
         self.durably_done(msg.request.fingerprint);
         self.keep_dead(msg.request);

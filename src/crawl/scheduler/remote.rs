@@ -363,11 +363,29 @@ impl Scheduler {
         }));
     }
 
-    /// A request leased here will never complete normally (dead-lettered, robots): done.
+    /// A request leased here will never complete normally (robots): done.
     pub(super) fn remote_done(&mut self, request: &CrawlRequest, ctx: &mut Context<Self>) {
         if let Some(token) = self.remote_release(&request.fingerprint) {
             self.remote_flush(Some(token), ctx);
         }
+    }
+
+    /// A request leased here was dead-lettered: the store takes it as done, to its own
+    /// dead-letter place if it has one.
+    pub(super) fn remote_dead(&mut self, request: &CrawlRequest, reason: String, ctx: &mut Context<Self>) {
+        let Some(token) = self.remote_release(&request.fingerprint) else { return };
+        let remote = self.remote();
+        remote.ops += 1;
+        let store = remote.shared.store.clone();
+        ctx.spawn(async move { store.dead_letter(vec![(token, reason)]).await }.into_actor(self).map(
+            |result, act, ctx| {
+                act.remote().ops -= 1;
+                if let Err(e) = result {
+                    tracing::error!("shared frontier: giving up a dead-lettered request failed: {e}");
+                }
+                act.pump(ctx);
+            },
+        ));
     }
 
     /// Stopping: requests leased here go back to the shared queue at once (not after a
