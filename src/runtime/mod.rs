@@ -16,11 +16,19 @@
 //! [`RuntimeBuilder::sink`], and any actor of your own with [`RuntimeBuilder::actor`]: it
 //! gets the [`Bus`](crate::bus::Bus) and is supervised like the built-in ones.
 
+mod actors;
 mod builder;
+mod channels;
 mod dead_letters;
 mod error;
+mod limit;
 mod outcome;
+mod parsers;
 mod run;
+mod sinks;
 
+pub use actors::{FactoryError, Subtree};
 pub use builder::{Runtime, RuntimeBuilder, StopHandle, DEFAULT_GRACE};
 pub use error::RunError;
+pub use parsers::ItemParser;
+pub use sinks::SharedSink;

@@ -51,3 +51,19 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
         "panic with a non-text payload".to_string()
     }
 }
+
+/// Runs `f`, turning a panic into its message and place (not printed: the caller reports it).
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    install_hook();
+    supervised(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)))
+        .map_err(|p| take_last(p.as_ref()))
+}
+
+/// Logs an error with `tracing`, and on stderr too when the program installed no tracing
+/// subscriber (where the log line would go nowhere).
+pub(crate) fn report_error(message: &str) {
+    tracing::error!("{message}");
+    if !tracing::dispatcher::has_been_set() {
+        eprintln!("arachne: {message}");
+    }
+}
