@@ -17,8 +17,12 @@ use arachne::supervise::{ContextExt, Published, Strategy, SupervisorConfig};
 const PAGES: u32 = 120;
 
 fn spec(extra: &str) -> CrawlSpec {
+    spec_of(PAGES, extra)
+}
+
+fn spec_of(pages: u32, extra: &str) -> CrawlSpec {
     let text = format!(
-        "name: embed\nsandbox: {{ pages: {PAGES} }}\nseeds: [\"{{sandbox}}/\"]\noutput: []\n\
+        "name: embed\nsandbox: {{ pages: {pages} }}\nseeds: [\"{{sandbox}}/\"]\noutput: []\n\
          parse:\n  items:\n    - {{ name: product, match: \"/item/\", fields: {{ title: h1 }} }}\n{extra}"
     );
     arachne::spec::load_str(&text, "embed.yaml", &[]).expect("spec")
@@ -221,14 +225,15 @@ fn a_crashing_side_actor_under_its_own_supervisor_does_not_fail_the_crawl() {
     assert_eq!((summary.pages_fetched, summary.items), (want().pages_fetched, want().items));
     assert!(summary.restarts >= 3, "the side actor was restarted within its subtree: {}", summary.restarts);
 
-    // Under the root, the same actor ends the run (past the default intensity) ...
-    let err = Runtime::builder(spec(""))
+    // Under the root, the same actor ends the run (past the default intensity, 10 restarts
+    // within 60 s, in a crawl long enough for its back-off) ...
+    let err = Runtime::builder(spec_of(2000, ""))
         .actor("crasher", |bus| Ok(Crasher { items: bus.items()? }))
         .run()
         .expect_err("a crash loop under the root fails the run");
     assert!(matches!(err, RunError::Escalated(ref e) if e.supervisor == "root"), "{err}");
     // ... and so does a subtree that escalates.
-    let err = Runtime::builder(spec(""))
+    let err = Runtime::builder(spec_of(2000, ""))
         .supervisor("side", side_config(), |s| {
             s.actor("crasher", |bus| Ok(Crasher { items: bus.items()? })).escalate(true)
         })
