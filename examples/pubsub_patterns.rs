@@ -132,7 +132,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             let notices = bus.subscribe_pattern::<String>("crawl.*", CAPACITY, Overflow::Block, None)?;
             Ok(Watcher { notices: Arc::new(notices), heard: h })
         })
-        .actor("relay", move |bus| Ok(Relay::new(bus, seen)?))
+        .actor("relay", move |bus| Relay::new(bus, seen))
         .run()?;
 
     let failures = failures_seen.load(Ordering::Relaxed);

@@ -145,27 +145,22 @@ fn a_failing_factory_is_a_start_error_naming_the_actor() {
 fn max_items_writes_exactly_that_many_to_every_sink() {
     let dir = tempfile::tempdir().expect("tempdir");
     let jsonl = dir.path().join("items.jsonl");
-    let extra = format!("scope: {{ max_items: 37 }}\n");
-    let mut spec = spec(&extra);
-    spec.output = vec![arachne::spec::OutputSpec::Jsonl(jsonl.clone())];
+    let mut limited = spec("scope: { max_items: 37 }\n");
+    limited.output = vec![arachne::spec::OutputSpec::Jsonl(jsonl.clone())];
     let memory = SharedSink::new(Vec::<Item>::new());
-    let summary = Runtime::builder(spec).sink("memory", memory.clone()).run().expect("run");
+    let summary = Runtime::builder(limited).sink("memory", memory.clone()).run().expect("run");
     let lines = std::fs::read_to_string(&jsonl).expect("jsonl").lines().count();
     assert_eq!((summary.items, lines, memory.lock().len()), (37, 37, 37));
     assert!(summary.pages_fetched < want().pages_fetched, "stopped early: {}", summary.pages_fetched);
 
     // The same through a stop handle, on a spec without a limit.
     let memory = SharedSink::new(Vec::<Item>::new());
-    let builder = Runtime::builder(spec_without_outputs()).sink("memory", memory.clone());
+    let builder = Runtime::builder(spec("")).sink("memory", memory.clone());
     builder.stop_handle().stop_after_items(25);
     let summary = builder.run().expect("run");
     assert_eq!((summary.items, memory.lock().len()), (25, 25));
     let distinct: std::collections::HashSet<String> = memory.lock().iter().map(|i| i.url.clone()).collect();
     assert_eq!(distinct.len(), 25, "25 different items");
-}
-
-fn spec_without_outputs() -> CrawlSpec {
-    spec("")
 }
 
 #[test]

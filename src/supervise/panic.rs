@@ -1,5 +1,8 @@
-//! A panic hook that keeps panics of supervised actors off stderr: the supervisor logs them
-//! once, with the actor's name. Panics elsewhere go to the hook that was there before.
+//! A panic hook that records panics of supervised actors (their message, their place and
+//! the delivery being handled) instead of printing them: the supervisor reports each once,
+//! with the actor's name, through `tracing`, and on stderr when the program installed no
+//! tracing subscriber. Panics elsewhere go to the hook that was there before. It is the one
+//! process-wide thing the runtime installs unasked: supervision needs it to blame a message.
 
 use std::cell::{Cell, RefCell};
 use std::panic::PanicHookInfo;
