@@ -351,3 +351,20 @@ fn a_supervised_panic_reaches_stderr_without_a_subscriber() {
         "stderr:\n{stderr}"
     );
 }
+
+#[test]
+fn the_typed_handles_are_the_runs_topics_and_their_names_keep_their_types() {
+    let builder = Runtime::builder(spec(""));
+    let wrong = builder.bus().topic::<String>("items");
+    assert!(wrong.is_err(), "'items' carries PageItems from the start");
+    assert!(builder.bus().topic::<u64>("events").is_err());
+    let pages = builder.items().subscribe(1024, Overflow::Block);
+    let events = builder.events().subscribe(1024, Overflow::Block);
+    let summary = builder.run().expect("run");
+    let mut seen = 0;
+    while pages.try_recv().is_some() {
+        seen += 1;
+    }
+    assert_eq!(seen, summary.pages_fetched, "one PageItems per parsed page, on the handle");
+    assert_eq!(events.dropped(), 0);
+}
