@@ -1,26 +1,35 @@
-//! An actor of your own in the supervised tree, surviving its own panic.
+//! An actor of your own in the supervised tree: it sees every page of the run, survives
+//! its own panic, and is stopped in order at the end.
 //!
 //! `Counter` is a plain actix actor that reads the `items` topic (one `PageItems` message
-//! per parsed page) and counts the items. It panics once, on purpose, on the 10th page.
-//! The runtime's supervisor catches the panic and restarts the actor in place (same
-//! address, same mailbox; `Supervised::restarting`, then `started` again). The
-//! subscription lives in an `Arc` the actor keeps, so `started` attaches a new stream to
-//! the same buffer and no message published meanwhile is lost: only the page being handled
-//! when it panicked is.
+//! per parsed page) with `ctx.subscribe`, and takes its time: about 5 ms per page. It
+//! panics once, on purpose, shortly after it starts. The runtime's supervisor catches the
+//! panic and restarts the actor in place (same address, same mailbox;
+//! `Supervised::restarting`, then `started` again, where `ctx.subscribe` attaches to the
+//! same subscription, so no page published meanwhile is lost). User actors are
+//! *transient*: restarted after a panic, not when they stop by themselves.
 //!
-//! Checked: the run completed, the supervisor counted the restart, and the actor went on
-//! counting after it (more than 10 items).
+//! At the end of the run the runtime waits for the counter to handle every page it was
+//! sent, then stops it as actix actors stop (`stopping`, `stopped`).
+//!
+//! Checked: the supervisor counted the restart, and the counter saw every page of the run
+//! (the sandbox's truth), none cut off, and was stopped with `stopped`.
 //!
 //!     cargo run --example custom_actor
 
 use std::error::Error;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
-use arachne::bus::{Overflow, Subscription};
+use arachne::bus::Topic;
 use arachne::crawl::PageItems;
 use arachne::runtime::Runtime;
+use arachne::sandbox::{truth, SandboxOptions};
+use arachne::supervise::{ContextExt, Published};
+
+const PAGES: u32 = 200;
 
 const SPEC: &str = r#"
 name: custom-actor
@@ -31,19 +40,18 @@ parse:
     - { name: product, match: "/item/", fields: { title: "h1" } }
 "#;
 
-/// The page on which `Counter` panics.
-const PANIC_ON_PAGE: u64 = 10;
+/// How long the counter takes over each page.
+const WORK_PER_PAGE: Duration = Duration::from_millis(5);
 
 /// Set by the one panic, so it happens once and not again after the restart.
 static PANICKED: AtomicBool = AtomicBool::new(false);
 
 struct Counter {
-    items: Arc<Subscription<PageItems>>,
-    pages: u64,
-    /// Items counted so far.
-    counted: Arc<AtomicU64>,
-    /// What `counted` was when the actor restarted.
-    at_restart: Arc<AtomicU64>,
+    items: Topic<PageItems>,
+    /// Pages counted so far (kept across the restart: it is the same actor value).
+    pages: Arc<AtomicU64>,
+    /// Set by `stopped`.
+    stopped: Arc<AtomicBool>,
 }
 
 impl Actor for Counter {
@@ -51,64 +59,66 @@ impl Actor for Counter {
 
     /// Runs at the start and again after each restart.
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.add_stream(Subscription::shared_stream(self.items.clone()));
+        ctx.subscribe(&self.items);
+        if !PANICKED.load(Ordering::SeqCst) {
+            ctx.run_later(Duration::from_millis(100), |_, _| {
+                PANICKED.store(true, Ordering::SeqCst);
+                panic!("counter: a bug (on purpose)");
+            });
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.stopped.store(true, Ordering::SeqCst);
+        println!("  counter: stopped after {} pages", self.pages.load(Ordering::Relaxed));
     }
 }
 
 impl Supervised for Counter {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        let counted = self.counted.load(Ordering::Relaxed);
-        self.at_restart.store(counted, Ordering::Relaxed);
-        println!("  counter: restarting after its panic on page {}, at {counted} items", self.pages);
+        println!("  counter: restarting after its panic, at {} pages", self.pages.load(Ordering::Relaxed));
     }
 }
 
-impl StreamHandler<Arc<PageItems>> for Counter {
-    fn handle(&mut self, page: Arc<PageItems>, _: &mut Context<Self>) {
-        self.pages += 1;
-        if self.pages == PANIC_ON_PAGE && !PANICKED.swap(true, Ordering::SeqCst) {
-            panic!("counter: a bug on page {} (on purpose)", page.request.url);
-        }
-        self.counted.fetch_add(page.items.len() as u64, Ordering::Relaxed);
-    }
+impl Handler<Published<PageItems>> for Counter {
+    type Result = ();
 
-    /// The topic closes at the end of the run. The default `finished` stops the actor, and
-    /// the runtime restarts a user actor that stops by itself (it is `Permanent`): keep it
-    /// running until the runtime stops it.
-    fn finished(&mut self, _: &mut Context<Self>) {}
+    fn handle(&mut self, _page: Published<PageItems>, ctx: &mut Context<Self>) {
+        self.pages.fetch_add(1, Ordering::Relaxed);
+        // The next page waits until this one's work is done.
+        ctx.wait(actix::fut::wrap_future(tokio::time::sleep(WORK_PER_PAGE)));
+    }
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
     let spec = arachne::spec::load_str(SPEC, "custom_actor.yaml", &[])?;
-    let (counted, at_restart) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let (c, r) = (counted.clone(), at_restart.clone());
+    let (pages, stopped) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let (p, s) = (pages.clone(), stopped.clone());
     let summary = Runtime::builder(spec)
         .without_spec_outputs()
-        .actor("counter", move |bus| Counter {
-            // Subscribed here, before the first page: `started` only attaches to it.
-            // `Block`: a slow counter slows the parsers down instead of losing items.
-            items: Arc::new(
-                bus.topic::<PageItems>("items")
-                    .expect("the run's items topic")
-                    .subscribe(256, Overflow::Block),
-            ),
-            pages: 0,
-            counted: c,
-            at_restart: r,
-        })
+        // The factory runs before the first page is fetched; `?` on a bus error (or any
+        // error) fails the run at its start, naming the actor.
+        .actor("counter", move |bus| Ok(Counter { items: bus.items()?, pages: p, stopped: s }))
         .run()?; // an Err here would mean the supervisor gave up
 
-    let counted = counted.load(Ordering::Relaxed);
-    let after = counted - at_restart.load(Ordering::Relaxed);
+    let want = truth(&SandboxOptions { pages: PAGES, traps: false }, 20);
+    let pages = pages.load(Ordering::Relaxed);
     if !PANICKED.load(Ordering::SeqCst) || summary.restarts < 1 {
         return Err(format!("expected a panic and a restart, got {} restarts", summary.restarts).into());
     }
-    if after <= 10 {
-        return Err(format!("the counter counted only {after} items after its restart").into());
+    if pages != want.pages_fetched || pages != summary.pages_fetched {
+        return Err(format!(
+            "the counter saw {pages} pages of {} fetched (truth: {})",
+            summary.pages_fetched, want.pages_fetched
+        )
+        .into());
+    }
+    if !stopped.load(Ordering::SeqCst) {
+        return Err("the counter was not stopped with `stopped`".into());
     }
     println!(
-        "custom_actor: ok: {} restart(s); the counter counted {counted} of {} items, {after} after its restart, in {:.2}s",
-        summary.restarts, summary.items, summary.elapsed_s
+        "custom_actor: ok: {} restart(s); the counter saw all {pages} pages at ~{WORK_PER_PAGE:?} each, then stopped, in {:.2}s",
+        summary.restarts, summary.elapsed_s
     );
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! Modified` and no parse, and yields no duplicate item. A run with schedules does not end
 //! when the crawl is done (it waits for the next firing): `stop_after` ends it.
 //!
-//! Each firing is also published on the bus topic `schedules`; a small actor prints them.
+//! Each firing is also published on the bus topic `schedules`; a small actor of our own
+//! prints them (it reads the topic with `ctx.subscribe`, through its `Handler`).
 //! Checked: at least 3 firings, some 304s, and every item exactly once.
 //!
 //!     cargo run --example periodic_recrawl
@@ -18,10 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
-use arachne::bus::{Firing, Overflow, Subscription};
+use arachne::bus::{Firing, Overflow, Topic};
 use arachne::crawl::{Item, ItemSink};
 use arachne::runtime::Runtime;
 use arachne::sandbox::{truth, SandboxOptions};
+use arachne::supervise::{ContextExt, Published};
 
 const PAGES: u32 = 200;
 
@@ -52,7 +54,7 @@ impl ItemSink for CountByUrl {
 
 /// Prints every firing of the run's schedules (topic `schedules`).
 struct FiringLog {
-    firings: Arc<Subscription<Firing>>,
+    firings: Topic<Firing>,
     heard: Arc<Mutex<u64>>,
 }
 
@@ -60,14 +62,17 @@ impl Actor for FiringLog {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.add_stream(Subscription::shared_stream(self.firings.clone()));
+        // A log may lose the oldest firings rather than hold the clock up.
+        ctx.subscribe_with(&self.firings, Overflow::DropOldest);
     }
 }
 
 impl Supervised for FiringLog {}
 
-impl StreamHandler<Arc<Firing>> for FiringLog {
-    fn handle(&mut self, firing: Arc<Firing>, _: &mut Context<Self>) {
+impl Handler<Published<Firing>> for FiringLog {
+    type Result = ();
+
+    fn handle(&mut self, firing: Published<Firing>, _: &mut Context<Self>) {
         println!(
             "  firing #{} of '{}' at {}",
             firing.sequence,
@@ -78,9 +83,6 @@ impl StreamHandler<Arc<Firing>> for FiringLog {
             *heard += 1;
         }
     }
-
-    // Not the default (stop): the runtime restarts a user actor that stops by itself.
-    fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -91,21 +93,21 @@ fn main() -> Result<(), Box<dyn Error>> {
     let summary = Runtime::builder(spec)
         .without_spec_outputs()
         .sink("count-by-url", CountByUrl(counts.clone()))
-        .actor("firing-log", move |bus| FiringLog {
-            // `schedules` is the run's own topic of `Firing`s: the type always matches.
-            firings: Arc::new(
-                bus.topic::<Firing>("schedules").expect("a Firing topic").subscribe(64, Overflow::DropOldest),
-            ),
-            heard: h,
-        })
+        // `schedules` is the run's own topic of `Firing`s: its typed handle.
+        .actor("firing-log", move |bus| Ok(FiringLog { firings: bus.schedules()?, heard: h }))
         // Three firings (at 1 s, 2 s and 3 s), then a graceful stop.
         .stop_after(Duration::from_millis(3500))
         .run()?;
 
     let counts = counts.lock().map_err(|_| "sink mutex poisoned")?;
     let expected = truth(&SandboxOptions { pages: PAGES, traps: false }, 20).items;
-    if summary.firings < 3 {
-        return Err(format!("expected at least 3 firings, got {}", summary.firings).into());
+    if summary.firings < 3 || heard.lock().map_or(0, |h| *h) != summary.firings {
+        return Err(format!(
+            "expected at least 3 firings, all heard on `schedules`: got {}, heard {}",
+            summary.firings,
+            heard.lock().map_or(0, |h| *h)
+        )
+        .into());
     }
     if summary.not_modified == 0 {
         return Err("the re-crawls got no 304 Not Modified".into());

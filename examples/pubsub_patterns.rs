@@ -44,8 +44,8 @@ struct Relay {
 }
 
 impl Relay {
-    fn new(bus: &Bus, failures_seen: Arc<AtomicU64>) -> Result<Self, Box<dyn Error>> {
-        let events = bus.topic::<Event>("events")?;
+    fn new(bus: &Bus, failures_seen: Arc<AtomicU64>) -> Result<Self, Box<dyn Error + Send + Sync>> {
+        let events = bus.events()?;
         // Content filters run on the publisher's side: unwanted events are never buffered.
         let only_failures: Filter<Event> = Arc::new(|e| matches!(e, Event::PageFailed { .. }));
         let only_blocked: Filter<Event> = Arc::new(|e| matches!(e, Event::RobotsBlocked { .. }));
@@ -84,8 +84,8 @@ impl StreamHandler<Arc<Event>> for Relay {
         }
     }
 
-    // Not the default (stop): the runtime restarts a user actor that stops by itself, and
-    // this actor has a second stream to read.
+    // Not the default, which stops the actor when its first stream ends: it has a second
+    // one to read. (User actors are transient: one that stops is not restarted.)
     fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
@@ -112,8 +112,8 @@ impl StreamHandler<(Arc<str>, Arc<String>)> for Watcher {
         }
     }
 
-    // Not the default (stop): the runtime restarts a user actor that stops by itself.
-    fn finished(&mut self, _: &mut Context<Self>) {}
+    // The default `finished` stops the watcher when the bus closes at the end of the run,
+    // once it has read everything: that is its normal end.
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -122,20 +122,17 @@ fn main() -> Result<(), Box<dyn Error>> {
     let heard = Arc::new(Mutex::new(BTreeMap::new()));
 
     // The factories run before the first seed is fetched, so subscribing in them (rather
-    // than in `started`) misses nothing. A factory cannot return an error: a bad glob
-    // is a bug in this program, so it panics.
+    // than in `started`) misses nothing. A factory's error (a bad glob, a topic name taken
+    // with another type) fails the run at its start, naming the actor.
     let (seen, h) = (failures_seen.clone(), heard.clone());
     let summary = Runtime::builder(spec)
         .without_spec_outputs()
-        .actor("watcher", move |bus| Watcher {
+        .actor("watcher", move |bus| {
             // Also attaches to `crawl.*` topics created later (the relay's).
-            notices: Arc::new(
-                bus.subscribe_pattern::<String>("crawl.*", CAPACITY, Overflow::Block, None)
-                    .expect("a valid glob"),
-            ),
-            heard: h,
+            let notices = bus.subscribe_pattern::<String>("crawl.*", CAPACITY, Overflow::Block, None)?;
+            Ok(Watcher { notices: Arc::new(notices), heard: h })
         })
-        .actor("relay", move |bus| Relay::new(bus, seen).expect("the relay's topics"))
+        .actor("relay", move |bus| Relay::new(bus, seen))
         .run()?;
 
     let failures = failures_seen.load(Ordering::Relaxed);

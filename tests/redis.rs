@@ -488,15 +488,15 @@ schedules:
     let bound = handler_channel.clone();
     let builder = Runtime::builder(spec)
         .actor("alerts", move |_bus| {
-            broker.on_message(bound.as_str(), move |m: ChannelMessage| {
+            Ok(broker.on_message(bound.as_str(), move |m: ChannelMessage| {
                 let _ = handled_tx.send(m);
-            })
+            }))
         })
-        .actor("forward", move |bus: &Bus| Forward {
-            sub: Some(
-                bus.topic::<ChannelMessage>("remote.in").expect("topic").subscribe(16, Overflow::Block),
-            ),
-            tx: forward_tx,
+        .actor("forward", move |bus: &Bus| {
+            Ok(Forward {
+                sub: Some(bus.topic::<ChannelMessage>("remote.in")?.subscribe(16, Overflow::Block)),
+                tx: forward_tx,
+            })
         });
     let stop = builder.stop_handle();
     let run = std::thread::spawn(move || builder.run());

@@ -35,6 +35,10 @@ pub struct Bus {
 trait Channel: Send + Sync {
     fn as_any(&self) -> &(dyn Any + Send + Sync);
     fn close(&self);
+    /// Messages buffered for subscribers that read them as streams.
+    fn streamed_backlog(&self) -> usize {
+        0
+    }
 }
 
 impl<T: Send + Sync + 'static> Channel for Topic<T> {
@@ -43,6 +47,9 @@ impl<T: Send + Sync + 'static> Channel for Topic<T> {
     }
     fn close(&self) {
         Topic::close(self);
+    }
+    fn streamed_backlog(&self) -> usize {
+        Topic::streamed_backlog(self)
     }
 }
 
@@ -122,6 +129,14 @@ impl Bus {
         for entry in self.queues.iter() {
             entry.value().close();
         }
+    }
+
+    /// Messages published on the bus's topics and still buffered in subscriptions that
+    /// are read as streams ([`Subscription::shared_stream`], an actor's `add_stream`): the
+    /// work the actors reading them have yet to do. The runtime waits for it to reach 0
+    /// before it stops the user's actors.
+    pub fn streamed_backlog(&self) -> usize {
+        self.topics.iter().map(|entry| entry.value().streamed_backlog()).sum()
     }
 
     /// The queue with this name; `config` applies if this call creates it.

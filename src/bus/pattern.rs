@@ -256,7 +256,8 @@ impl<T: Send + Sync + 'static> PatternSubscription<T> {
     pub fn shared_stream(
         this: Arc<Self>,
     ) -> impl futures::Stream<Item = (Arc<str>, Arc<T>)> + Send + 'static {
-        futures::stream::unfold(this, |s| async move { s.recv().await.map(|m| (m, s)) })
+        let guard = this.slot.stream_guard();
+        futures::stream::unfold((this, guard), |(s, g)| async move { s.recv().await.map(|m| (m, (s, g))) })
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use tokio::sync::Notify;
@@ -64,6 +64,9 @@ pub(super) struct Slot<T> {
     closed: AtomicBool,
     /// Whether entries carry their topic's name (pattern subscriptions).
     named: bool,
+    /// Live streams reading this buffer (an actor's, usually): what the runtime waits for
+    /// at the end of a run.
+    streams: AtomicUsize,
     /// The topics a pattern subscription is attached to; `gone` is set under this lock.
     attached: Mutex<Vec<Weak<TopicInner<T>>>>,
 }
@@ -191,6 +194,12 @@ impl<T: Send + Sync + 'static> Topic<T> {
         attached.push(Arc::downgrade(&self.inner));
     }
 
+    /// Messages buffered in the subscriptions read as streams (actors' subscriptions):
+    /// what they have yet to handle.
+    pub(super) fn streamed_backlog(&self) -> usize {
+        self.snapshot().iter().map(|slot| slot.streamed_backlog()).sum()
+    }
+
     fn snapshot(&self) -> Arc<Vec<Arc<Slot<T>>>> {
         self.inner.subscribers.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -224,8 +233,24 @@ impl<T> Slot<T> {
             gone: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             named,
+            streams: AtomicUsize::new(0),
             attached: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Messages buffered for a live stream (none when no stream reads this buffer).
+    pub(super) fn streamed_backlog(&self) -> usize {
+        if self.streams.load(Ordering::Acquire) == 0 {
+            0
+        } else {
+            self.buffered()
+        }
+    }
+
+    /// Counts a stream reading this buffer until the guard is dropped.
+    pub(super) fn stream_guard(self: &Arc<Self>) -> StreamGuard<T> {
+        self.streams.fetch_add(1, Ordering::AcqRel);
+        StreamGuard(self.clone())
     }
 
     fn wants(&self, message: &T) -> bool {
@@ -323,6 +348,15 @@ impl<T> Slot<T> {
     }
 }
 
+/// A live stream over a [`Slot`]: counted while it exists.
+pub(super) struct StreamGuard<T>(Arc<Slot<T>>);
+
+impl<T> Drop for StreamGuard<T> {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl<T> Entry<T> {
     fn named(self) -> (Arc<str>, Arc<T>) {
         (self.topic.unwrap_or_else(|| Arc::from("")), self.message)
@@ -364,7 +398,8 @@ impl<T: Send + Sync + 'static> Subscription<T> {
     /// A stream over a shared subscription: an actor keeps the `Arc` and makes a new stream
     /// after a restart, without losing what is buffered.
     pub fn shared_stream(this: Arc<Self>) -> impl futures::Stream<Item = Arc<T>> + Send + 'static {
-        futures::stream::unfold(this, |s| async move { s.recv().await.map(|m| (m, s)) })
+        let guard = this.slot.stream_guard();
+        futures::stream::unfold((this, guard), |(s, g)| async move { s.recv().await.map(|m| (m, (s, g))) })
     }
 }
 

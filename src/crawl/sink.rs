@@ -164,7 +164,18 @@ impl ItemSink for StdoutSink {
 }
 
 /// How a sink ended: the items it wrote, or its first error.
-pub type SinkResult = Result<u64, String>;
+pub type SinkResult = Result<u64, SinkError>;
+
+/// A sink's first error: the items after it were not written.
+#[derive(Debug, thiserror::Error)]
+#[error("sink '{sink}': {source}")]
+pub struct SinkError {
+    /// The sink's name.
+    pub sink: String,
+    /// What its `write` or `flush` returned.
+    #[source]
+    pub source: io::Error,
+}
 
 /// Feeds one [`ItemSink`] from its subscription to the `items` topic. After each flush it
 /// tells the scheduler which pages are durably written (end-to-end acknowledgement); when
@@ -177,7 +188,7 @@ pub struct SinkActor {
     /// Pages written since the last acknowledgement.
     pages: Vec<Fingerprint>,
     acks: Recipient<Durable>,
-    error: Option<String>,
+    error: Option<SinkError>,
     done: Option<oneshot::Sender<SinkResult>>,
 }
 
@@ -205,7 +216,7 @@ impl SinkActor {
 
     fn fail(&mut self, e: io::Error) {
         tracing::error!(sink = %self.name, "sink failed: {e}");
-        self.error.get_or_insert_with(|| format!("sink '{}': {e}", self.name));
+        self.error.get_or_insert_with(|| SinkError { sink: self.name.clone(), source: e });
     }
 
     /// Flushes and acknowledges the pages written since the last time.

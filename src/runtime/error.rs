@@ -80,12 +80,21 @@ pub enum RunError {
          await RuntimeBuilder::run_async() there"
     )]
     InsideRuntime,
+    /// A user actor's factory failed (returned an error or panicked): the run did not start.
+    #[error("actor '{actor}' could not start: {source}")]
+    ActorStart {
+        /// The actor's name.
+        actor: String,
+        /// The factory's error (a panic's message and place).
+        #[source]
+        source: super::FactoryError,
+    },
     /// A combination of options this version does not support.
     #[error("{0}")]
     Unsupported(String),
-    /// A sink could not write its items.
+    /// A sink could not write its items (its error is the [`source`](std::error::Error::source)).
     #[error("the run failed: {0}")]
-    Sink(String),
+    Sink(#[source] crate::crawl::sink::SinkError),
     /// Everything the run tried failed: not one page got through.
     #[error("the run failed: nothing was crawled, every request failed: {detail}")]
     NothingCrawled {

@@ -11,16 +11,32 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Inside an async program (tokio, actix) await [`RuntimeBuilder::run_async`] instead.
+//!
 //! Plug in your own [`PageParser`](crate::crawl::PageParser) with
-//! [`RuntimeBuilder::parser`], your own [`ItemSink`](crate::crawl::ItemSink) with
-//! [`RuntimeBuilder::sink`], and any actor of your own with [`RuntimeBuilder::actor`]: it
-//! gets the [`Bus`](crate::bus::Bus) and is supervised like the built-in ones.
+//! [`RuntimeBuilder::parser`] (or only the items with [`RuntimeBuilder::item_parser`]),
+//! your own [`ItemSink`](crate::crawl::ItemSink) with [`RuntimeBuilder::sink`] (read it
+//! after the run through a [`SharedSink`]), and any actor of your own with
+//! [`RuntimeBuilder::actor`] or under a supervisor of your own with
+//! [`RuntimeBuilder::supervisor`]: it gets the [`Bus`](crate::bus::Bus) (with typed handles
+//! to the crawl's topics: [`Bus::items`](crate::bus::Bus::items), ...), is supervised like
+//! the built-in ones, and at the end of the run handles what it was sent before it is
+//! stopped. [`StopHandle::stop_after_items`] (or `scope.max_items`) stops after exactly N
+//! items. docs/embedding.md walks through all of it.
 
+mod actors;
 mod builder;
+mod channels;
 mod dead_letters;
 mod error;
+mod limit;
 mod outcome;
+mod parsers;
 mod run;
+mod sinks;
 
+pub use actors::{FactoryError, Subtree};
 pub use builder::{Runtime, RuntimeBuilder, StopHandle, DEFAULT_GRACE};
 pub use error::RunError;
+pub use parsers::ItemParser;
+pub use sinks::SharedSink;

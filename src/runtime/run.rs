@@ -8,9 +8,12 @@ use actix::{Addr, Arbiter, System};
 use tokio::sync::oneshot;
 use url::Url;
 
+use super::actors::UserActors;
 use super::builder::{open_outputs, RuntimeBuilder};
 use super::dead_letters::DeadLetterLog;
 use super::error::RunError;
+use super::limit::LimitedParser;
+use super::parsers::SpecLinksUserItems;
 use crate::bridges::FrontierContext;
 use crate::bus::{Overflow, Queue, QueueConfig, Topic};
 use crate::crawl::clock::Clock;
@@ -23,12 +26,12 @@ use crate::crawl::scheduler::{
     Checkpoint, DeadLettered, Drain, Reseed, Restore, Scheduler, SchedulerParts, Seed,
 };
 use crate::crawl::shared::SharedStore;
-use crate::crawl::sink::{ItemSink, SinkActor, SinkResult};
+use crate::crawl::sink::{ItemSink, SinkActor, SinkError, SinkResult};
 use crate::crawl::{http, urls, CrawlRequest, Event, Page, PageItems, PageParser};
 use crate::observe::dashboard::{Dashboard, DashboardOptions, ObserveParts, Observer};
 use crate::observe::{Controller, Progress, Stats, Summary};
 use crate::sandbox::{SandboxOptions, SandboxServer};
-use crate::spec::{CrawlSpec, QueueOrder};
+use crate::spec::{CrawlSpec, ParseSpec, QueueOrder};
 use crate::state::{Resume, StateStore};
 use crate::supervise::{Restart, Supervisor, SupervisorConfig};
 
@@ -46,13 +49,14 @@ pub(super) fn run(builder: RuntimeBuilder) -> Result<Summary, RunError> {
         Some(store) => store.load().map_err(RunError::State)?,
         None => Resume::default(),
     };
-    let sandbox = start_sandbox(&spec, store.as_deref(), &resume)?;
-    let seeds = seed_urls(&spec, sandbox.as_ref().map(|s| s.base_url()))?;
-    let scope = Scope::new(&spec, &seeds)?;
-    let parser: Arc<dyn PageParser> = match builder.parser.clone() {
-        Some(p) => p,
-        None => Arc::new(SpecParser::new(&spec.parse)?),
+    let sandbox = match &builder.sandbox_url {
+        Some(_) => None,
+        None => start_sandbox(&spec, store.as_deref(), &resume)?,
     };
+    let base_url = builder.sandbox_url.clone().or_else(|| sandbox.as_ref().map(|s| s.base_url()));
+    let seeds = seed_urls(&spec, base_url)?;
+    let scope = Scope::new(&spec, &seeds)?;
+    let parser = page_parser(&builder, &spec)?;
     let client = http::build_client(&spec.fetch, scope.origins().guard())?;
     let mut sinks = Vec::new();
     if builder.spec_outputs {
@@ -66,6 +70,23 @@ pub(super) fn run(builder: RuntimeBuilder) -> Result<Summary, RunError> {
     System::current().stop();
     drop(sandbox);
     result
+}
+
+/// The run's parser (the user's, or the spec's rules, or the spec's links and the user's
+/// items), cut at the item limit.
+fn page_parser(builder: &RuntimeBuilder, spec: &CrawlSpec) -> Result<Arc<dyn PageParser>, RunError> {
+    let inner: Arc<dyn PageParser> = match (&builder.parser, &builder.item_parser) {
+        (Some(parser), _) => parser.clone(),
+        (None, Some(items)) => {
+            let follow_only = ParseSpec { items: Vec::new(), ..spec.parse.clone() };
+            Arc::new(SpecLinksUserItems { links: SpecParser::new(&follow_only)?, items: items.clone() })
+        }
+        (None, None) => Arc::new(SpecParser::new(&spec.parse)?),
+    };
+    if spec.scope.max_items > 0 {
+        builder.budget.limit_to(spec.scope.max_items);
+    }
+    Ok(Arc::new(LimitedParser { inner, budget: builder.budget.clone() }))
 }
 
 /// The spec's in-process sandbox. With `--state-dir` a free port is chosen once and kept in
@@ -209,16 +230,17 @@ impl Run {
             (*p.request).clone()
         });
 
-        let mut sinks_done: Vec<oneshot::Receiver<SinkResult>> = Vec::new();
+        let mut sinks_done: Vec<(String, oneshot::Receiver<SinkResult>)> = Vec::new();
         for (name, sink) in sinks {
             let sink = stats.sinks.counted(&name, sink);
             let (tx, rx) = oneshot::channel();
             let subscription = items.subscribe(256, Overflow::Block);
             let acks = scheduler.clone().recipient();
+            let actor_name = name.clone();
             sup.start(name.clone(), Restart::Transient, &main, move |_| {
-                SinkActor::new(name, sink, subscription, acks, tx)
+                SinkActor::new(actor_name, sink, subscription, acks, tx)
             });
-            sinks_done.push(rx);
+            sinks_done.push((name, rx));
         }
 
         let parse_shared = Arc::new(ParseShared {
@@ -274,9 +296,16 @@ impl Run {
             sup.start("clock", Restart::Permanent, &main, move |_| clock);
         }
 
-        for start in std::mem::take(&mut builder.actors) {
-            start(&mut sup, &main, &bus);
-        }
+        let (escalations_tx, mut escalations) = tokio::sync::mpsc::unbounded_channel();
+        let (actors, subtrees) = (std::mem::take(&mut builder.actors), std::mem::take(&mut builder.subtrees));
+        let user_actors = match UserActors::start(&mut sup, actors, subtrees, &bus, &stats, &escalations_tx) {
+            Ok(started) => started,
+            Err(e) => {
+                sup.stop_all();
+                stop_arbiters(arbiters);
+                return Err(e);
+            }
+        };
 
         let _progress = Progress::start(stats.clone(), !builder.progress);
         let _observer = observe(&mut builder, &spec, &sup, &scheduler, &stats, &events, &requests, &pages)?;
@@ -294,14 +323,13 @@ impl Run {
         }
 
         let keep_running = !spec.schedules.is_empty();
-        let stopped = match wait_for_end(&builder, &mut sup, &scheduler, &mut done_rx, keep_running).await {
+        let ends = Ends { done: &mut done_rx, escalations: &mut escalations };
+        let stopped = match wait_for_end(&builder, &mut sup, &scheduler, ends, keep_running).await {
             Ok(stopped) => stopped,
             Err(e) => {
                 // Every child was stopped; sinks wrote their whole lines as they went down.
-                for arbiter in arbiters {
-                    arbiter.stop();
-                    let _ = arbiter.join();
-                }
+                sup.stop_all();
+                stop_arbiters(arbiters);
                 return Err(RunError::Escalated(e));
             }
         };
@@ -315,12 +343,14 @@ impl Run {
         bus.close();
         bridges.finish(DRAIN_TIMEOUT).await;
         let mut sink_error = None;
-        for done in sinks_done {
+        for (sink, done) in sinks_done {
+            let other =
+                |kind, text: &str| SinkError { sink: sink.clone(), source: std::io::Error::new(kind, text) };
             let failure = match tokio::time::timeout(DRAIN_TIMEOUT, done).await {
                 Ok(Ok(Ok(_))) => None,
                 Ok(Ok(Err(e))) => Some(e),
-                Ok(Err(_)) => Some("a sink ended without reporting".to_string()),
-                Err(_) => Some("a sink did not finish flushing in time".to_string()),
+                Ok(Err(_)) => Some(other(std::io::ErrorKind::Other, "it ended without reporting")),
+                Err(_) => Some(other(std::io::ErrorKind::TimedOut, "it did not finish flushing in time")),
             };
             sink_error = sink_error.or(failure);
         }
@@ -332,11 +362,11 @@ impl Run {
             // Leave the broker cleanly (a Kafka consumer leaves its group at once).
             store.close().await;
         }
+        // The user's actors finish what was published to them, then stop (last started
+        // first); then the built-in actors.
+        user_actors.drain(&bus, tokio::time::Instant::now() + DRAIN_TIMEOUT).await;
         sup.stop_all();
-        for arbiter in arbiters {
-            arbiter.stop();
-            let _ = arbiter.join();
-        }
+        stop_arbiters(arbiters);
 
         let mut summary = stats.summary(started.elapsed());
         summary.consumer_lag = bridges.consumer_lag();
@@ -356,6 +386,20 @@ impl Run {
         }
         Ok(summary)
     }
+}
+
+/// Stops the arbiters of the parsers and fetchers and waits for their threads.
+fn stop_arbiters(arbiters: Vec<Arbiter>) {
+    for arbiter in arbiters {
+        arbiter.stop();
+        let _ = arbiter.join();
+    }
+}
+
+/// What ends a run besides a stop: the scheduler's "idle", a subtree's escalation.
+struct Ends<'a> {
+    done: &'a mut tokio::sync::mpsc::UnboundedReceiver<()>,
+    escalations: &'a mut tokio::sync::mpsc::UnboundedReceiver<crate::supervise::Escalation>,
 }
 
 /// One firing per tick across the processes of a shared crawl: the store decides who takes
@@ -417,9 +461,10 @@ async fn wait_for_end(
     builder: &RuntimeBuilder,
     sup: &mut Supervisor,
     scheduler: &Addr<Scheduler>,
-    done_rx: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+    ends: Ends<'_>,
     keep_running: bool,
 ) -> Result<bool, crate::supervise::Escalation> {
+    let Ends { done: done_rx, escalations } = ends;
     let mut stop_rx = builder.stop.subscribe();
     let stop_after = builder.stop_after.unwrap_or(Duration::from_secs(100 * 365 * 86400));
     let deadline = tokio::time::sleep(stop_after);
@@ -437,6 +482,10 @@ async fn wait_for_end(
                     return Ok(draining);
                 }
                 false
+            }
+            Some(escalation) = escalations.recv() => {
+                tracing::error!("{escalation}");
+                return Err(escalation);
             }
             watched = sup.watch() => {
                 if let Err(e) = &watched {

@@ -196,6 +196,11 @@ pub struct ScopeSpec {
     /// Stop admitting new requests after this many; 0 means no limit.
     #[serde(default)]
     pub max_pages: u64,
+    /// Stop after writing this many items: no item past the limit is published (every sink
+    /// writes exactly this many when the site has that many), and the crawl stops admitting
+    /// work once it is reached; 0 means no limit.
+    #[serde(default)]
+    pub max_items: u64,
     /// URL regexes: when non-empty, only matching URLs are followed.
     #[serde(default)]
     pub include: Vec<String>,
@@ -669,6 +674,7 @@ impl Default for ScopeSpec {
             domains: Vec::new(),
             max_depth: default_max_depth(),
             max_pages: 0,
+            max_items: 0,
             include: Vec::new(),
             exclude: Vec::new(),
             ports: Vec::new(),

@@ -14,11 +14,11 @@ const CRASH_LOOP_GAP: Duration = Duration::from_millis(10);
 const MAX_BACKOFF_SHIFT: u32 = 7;
 
 use actix::dev::ContextFut;
-use actix::{Actor, Context, Supervised};
+use actix::{Actor, ActorContext, Context, Supervised};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::supervisor::Report;
-use super::{blame, panic};
+use super::{blame, panic, subscribe};
 
 /// When a child is restarted (Erlang/OTP's restart types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,11 +44,41 @@ pub struct ChildInfo {
     pub(crate) progress: Arc<AtomicU64>,
 }
 
+impl ChildInfo {
+    /// Asks the child to stop as actix actors stop: it handles what its mailbox holds,
+    /// then `stopping` and `stopped` are called, and it is not restarted.
+    pub(crate) fn stop_gracefully(&self) {
+        self.signal.graceful.store(true, Ordering::Release);
+        self.signal.waker.wake();
+    }
+
+    /// Resolves once the child has ended (for good: a restart is not an end).
+    pub(crate) async fn ended(&self) {
+        loop {
+            let notified = self.signal.ended_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.signal.ended.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// A request from the supervisor to restart (or stop) a child that did not fail itself.
 #[derive(Debug, Default)]
 pub(crate) struct RestartSignal {
     restart: AtomicBool,
     stop: AtomicBool,
+    /// A graceful stop was asked for ([`ChildInfo::stop_gracefully`]).
+    graceful: AtomicBool,
+    /// The child's future is gone: it ended for good.
+    ended: AtomicBool,
+    ended_notify: tokio::sync::Notify,
+    /// The subscriptions the child made with [`ContextExt::subscribe`](super::ContextExt):
+    /// they outlive its restarts.
+    pub(crate) attachments: Arc<subscribe::Attachments>,
     waker: futures::task::AtomicWaker,
 }
 
@@ -78,6 +108,15 @@ pub(crate) struct SupervisedActor<A: Actor<Context = Context<A>> + Supervised> {
     pub(crate) consecutive: u32,
     /// When the actor last came back from a restart.
     pub(crate) last_panic: Option<Instant>,
+    /// Whether `ctx.stop()` was called for a graceful stop.
+    pub(crate) stopping: bool,
+}
+
+impl<A: Actor<Context = Context<A>> + Supervised> Drop for SupervisedActor<A> {
+    fn drop(&mut self) {
+        self.signal.ended.store(true, Ordering::Release);
+        self.signal.ended_notify.notify_waiters();
+    }
 }
 
 impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> {
@@ -96,17 +135,29 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> 
             this.backoff = None;
             this.last_panic = Some(Instant::now());
         }
-        if this.signal.restart.swap(false, Ordering::AcqRel) && !blame::restarting(|| this.fut.restart()) {
+        let graceful = this.signal.graceful.load(Ordering::Acquire);
+        if !graceful
+            && this.signal.restart.swap(false, Ordering::AcqRel)
+            && !blame::restarting(|| this.fut.restart())
+        {
             return Poll::Ready(());
         }
+        if graceful && !this.stopping {
+            // The mailbox is still read while stopping (actix), then `stopping`, `stopped`.
+            this.stopping = true;
+            this.fut.ctx().stop();
+        }
         let fut = &mut this.fut;
-        let polled = blame::polling(&this.name, &this.progress, || {
-            panic::supervised(|| catch_unwind(AssertUnwindSafe(|| Pin::new(fut).poll(cx))))
+        let polled = subscribe::within(&this.signal.attachments, || {
+            blame::polling(&this.name, &this.progress, || {
+                panic::supervised(|| catch_unwind(AssertUnwindSafe(|| Pin::new(fut).poll(cx))))
+            })
         });
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(())) => {
-                if this.restart == Restart::Permanent && blame::restarting(|| this.fut.restart()) {
+                if this.restart == Restart::Permanent && !graceful && blame::restarting(|| this.fut.restart())
+                {
                     let _ =
                         this.reports.send(Report::Restarted { index: this.index, reason: "stopped".into() });
                     this.back_off();
@@ -120,7 +171,8 @@ impl<A: Actor<Context = Context<A>> + Supervised> Future for SupervisedActor<A> 
                 let reason = panic::take_last(payload.as_ref());
                 let blamed = blame::take_blamed().map(|id| id.attempt);
                 let index = this.index;
-                if this.restart == Restart::Temporary || !blame::restarting(|| this.fut.restart()) {
+                if this.restart == Restart::Temporary || graceful || !blame::restarting(|| this.fut.restart())
+                {
                     let _ = this.reports.send(Report::Panicked { index, reason, blamed, restarted: false });
                     return Poll::Ready(());
                 }

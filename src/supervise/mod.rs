@@ -16,10 +16,13 @@ pub mod blame;
 pub mod chaos;
 mod child;
 mod panic;
+mod subscribe;
 mod supervisor;
 
 pub use chaos::Chaos;
 pub use child::{ChildInfo, Restart};
+pub(crate) use panic::{catch as catch_panic, report_error};
+pub use subscribe::{ContextExt, Published, SUBSCRIBE_CAPACITY};
 pub use supervisor::{Escalation, Supervisor, SupervisorConfig};
 
 pub use crate::spec::Strategy;

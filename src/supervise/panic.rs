@@ -1,5 +1,8 @@
-//! A panic hook that keeps panics of supervised actors off stderr: the supervisor logs them
-//! once, with the actor's name. Panics elsewhere go to the hook that was there before.
+//! A panic hook that records panics of supervised actors (their message, their place and
+//! the delivery being handled) instead of printing them: the supervisor reports each once,
+//! with the actor's name, through `tracing`, and on stderr when the program installed no
+//! tracing subscriber. Panics elsewhere go to the hook that was there before. It is the one
+//! process-wide thing the runtime installs unasked: supervision needs it to blame a message.
 
 use std::cell::{Cell, RefCell};
 use std::panic::PanicHookInfo;
@@ -49,5 +52,21 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "panic with a non-text payload".to_string()
+    }
+}
+
+/// Runs `f`, turning a panic into its message and place (not printed: the caller reports it).
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    install_hook();
+    supervised(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)))
+        .map_err(|p| take_last(p.as_ref()))
+}
+
+/// Logs an error with `tracing`, and on stderr too when the program installed no tracing
+/// subscriber (where the log line would go nowhere).
+pub(crate) fn report_error(message: &str) {
+    tracing::error!("{message}");
+    if !tracing::dispatcher::has_been_set() {
+        eprintln!("arachne: {message}");
     }
 }

@@ -104,6 +104,35 @@ pub(crate) enum Report {
     },
 }
 
+/// What spawning one registered child takes.
+struct ChildStarter {
+    index: usize,
+    name: Arc<str>,
+    restart: Restart,
+    signal: Arc<RestartSignal>,
+    progress: Arc<AtomicU64>,
+    reports: UnboundedSender<Report>,
+}
+
+impl ChildStarter {
+    /// Spawns the actor's supervised future on the current arbiter.
+    fn spawn<A: Actor<Context = Context<A>> + Supervised>(self, ctx: Context<A>, act: A) {
+        actix::spawn(SupervisedActor {
+            fut: ctx.into_future(act),
+            index: self.index,
+            name: self.name,
+            restart: self.restart,
+            signal: self.signal,
+            progress: self.progress,
+            reports: self.reports,
+            backoff: None,
+            consecutive: 0,
+            last_panic: None,
+            stopping: false,
+        });
+    }
+}
+
 /// Starts actors under a restart policy and watches them.
 pub struct Supervisor {
     config: SupervisorConfig,
@@ -208,7 +237,37 @@ impl Supervisor {
         A: Actor<Context = Context<A>> + Supervised,
         F: FnOnce(&mut Context<A>) -> A + Send + 'static,
     {
-        let name = name.into();
+        let (tx, rx) = channel::channel(16);
+        let child = self.register(name.into(), restart);
+        arbiter.spawn_fn(move || {
+            let mut ctx = Context::with_receiver(rx);
+            let act = make(&mut ctx);
+            child.spawn(ctx, act);
+        });
+        self.keep(Addr::new(tx))
+    }
+
+    /// Builds an actor with `make` on this thread (an arbiter's: inside an actix system)
+    /// and starts it here under supervision, as [`Supervisor::start`]; when `make` fails,
+    /// nothing is started and its error is returned.
+    pub fn try_start_here<A, E>(
+        &mut self,
+        name: impl Into<String>,
+        restart: Restart,
+        make: impl FnOnce(&mut Context<A>) -> Result<A, E>,
+    ) -> Result<Addr<A>, E>
+    where
+        A: Actor<Context = Context<A>> + Supervised,
+    {
+        let (tx, rx) = channel::channel(16);
+        let mut ctx = Context::with_receiver(rx);
+        let act = make(&mut ctx)?;
+        self.register(name.into(), restart).spawn(ctx, act);
+        Ok(self.keep(Addr::new(tx)))
+    }
+
+    /// Adds a child to the list; the returned starter spawns its actor.
+    fn register(&mut self, name: String, restart: Restart) -> ChildStarter {
         let index = self.children.len();
         let signal = Arc::new(RestartSignal::default());
         let progress = Arc::new(AtomicU64::new(0));
@@ -221,27 +280,11 @@ impl Supervisor {
         let mut health = Health::default();
         health.samples.push_back((Instant::now(), 0));
         self.health.push(health);
-        let (tx, rx) = channel::channel(16);
-        let reports = self.reports_tx.clone();
-        let name: Arc<str> = name.into();
-        arbiter.spawn_fn(move || {
-            let mut ctx = Context::with_receiver(rx);
-            let act = make(&mut ctx);
-            let fut = ctx.into_future(act);
-            actix::spawn(SupervisedActor {
-                fut,
-                index,
-                name,
-                restart,
-                signal,
-                progress,
-                reports,
-                backoff: None,
-                consecutive: 0,
-                last_panic: None,
-            });
-        });
-        let addr = Addr::new(tx);
+        ChildStarter { index, name: name.into(), restart, signal, progress, reports: self.reports_tx.clone() }
+    }
+
+    /// Holds one address of the child, so its mailbox stays connected.
+    fn keep<A: Actor>(&mut self, addr: Addr<A>) -> Addr<A> {
         self.addresses.push(Box::new(addr.clone()));
         addr
     }
@@ -271,6 +314,11 @@ impl Supervisor {
                         running -= 1;
                     }
                     tracing::warn!(actor = %name, restarted, "actor panicked: {reason}");
+                    if !tracing::dispatcher::has_been_set() {
+                        // No subscriber to see the line above: the panic must not vanish.
+                        let what = if restarted { "restarted" } else { "not restarted" };
+                        eprintln!("arachne: actor '{name}' panicked ({what}): {reason}");
+                    }
                     self.note_restart(index, blamed, &reason)?;
                     self.apply_strategy(index);
                 }

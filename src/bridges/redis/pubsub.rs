@@ -249,7 +249,7 @@ impl RedisBroker {
     /// let redis = RedisBroker::new("redis://127.0.0.1:6379/")?;
     /// let summary = Runtime::builder(spec)
     ///     .actor("alerts", move |_bus| {
-    ///         redis.on_message("alerts", |msg: ChannelMessage| println!("{}: {}", msg.channel, msg.payload))
+    ///         Ok(redis.on_message("alerts", |msg: ChannelMessage| println!("{}: {}", msg.channel, msg.payload)))
     ///     })
     ///     .run()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
