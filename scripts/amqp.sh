@@ -13,6 +13,8 @@
 #
 # AMQP_PORT and AMQP_BASE (the private folder) may be set beforehand to start a node again
 # on the same port with the same data (a broker restart in a test); by default both are new.
+# AMQP_TLS_PORT with AMQP_TLS_CERT, AMQP_TLS_KEY and AMQP_TLS_CA (PEM files) add an amqps
+# listener on 127.0.0.1 (clients are not asked for a certificate).
 #
 # Run as a command: scripts/amqp.sh start|stop [STATE_FILE] (start prints the URL).
 #
@@ -57,6 +59,10 @@ amqp_start() {
     base="${AMQP_BASE:-$(pwd)/target/amqp-$port}"
     mkdir -p "$base/home" "$base/mnesia" "$base/log"
     printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users.guest = true\n' "$port" >"$base/rabbitmq.conf"
+    if [ -n "${AMQP_TLS_PORT:-}" ]; then
+        printf 'listeners.ssl.default = 127.0.0.1:%s\nssl_options.cacertfile = %s\nssl_options.certfile = %s\nssl_options.keyfile = %s\nssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n' \
+            "$AMQP_TLS_PORT" "$AMQP_TLS_CA" "$AMQP_TLS_CERT" "$AMQP_TLS_KEY" >>"$base/rabbitmq.conf"
+    fi
     printf '[].\n' >"$base/enabled_plugins"
     epmd -port "$epmd_port" -address 127.0.0.1 >>"$log" 2>&1 &
     epmd_pid=$!

@@ -60,10 +60,15 @@ fn rabbitmq_installed() -> bool {
 impl OwnNode {
     /// Starts a node on `port` with its data in `base` (both new when `None`).
     fn start(again: Option<(u16, &Path)>) -> Self {
+        Self::start_with(again, &[])
+    }
+
+    /// [`OwnNode::start`] with more of scripts/amqp.sh's settings (`AMQP_TLS_PORT`, ...).
+    fn start_with(again: Option<(u16, &Path)>, env: &[(&str, String)]) -> Self {
         let dir = tempfile::Builder::new().prefix("amqp-node").tempdir().expect("tempdir").keep();
         let state = dir.join("node.env");
         let mut cmd = Command::new("bash");
-        cmd.arg(script()).arg("start").arg(&state);
+        cmd.arg(script()).arg("start").arg(&state).envs(env.iter().map(|(k, v)| (k, v)));
         if let Some((port, base)) = again {
             cmd.env("AMQP_PORT", port.to_string()).env("AMQP_BASE", base);
         } else {
@@ -293,6 +298,51 @@ fn dead_lettered_requests_go_to_the_queues_dead_letter_exchange() {
         urls
     });
     assert_eq!(dead, poisoned);
+}
+
+#[test]
+fn amqps_with_a_private_ca() {
+    let test = "amqps_with_a_private_ca";
+    if !rabbitmq_installed() {
+        assert!(std::env::var_os("CI").is_none(), "{test}: rabbitmq-server is not installed under CI");
+        eprintln!("SKIPPED {test}: rabbitmq-server is not installed (scripts/amqp.sh installs it)");
+        return;
+    }
+    let Some(redis) = test_redis(test) else { return };
+    let files = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = support::tls::tls_files(files.path());
+    let tls_port = free_port();
+    let path = |p: &Path| p.display().to_string();
+    let _node = OwnNode::start_with(
+        None,
+        &[
+            ("AMQP_TLS_PORT", tls_port.to_string()),
+            ("AMQP_TLS_CA", path(&ca)),
+            ("AMQP_TLS_CERT", path(&cert)),
+            ("AMQP_TLS_KEY", path(&key)),
+        ],
+    );
+    let (site, want) = sandbox(30);
+    let url = format!("amqps://guest:guest@127.0.0.1:{tls_port}/%2f");
+    let seeds = [format!("{}/", site.base_url())];
+    let with_ca = shop(&unique("atls"), &url, &redis.url, &seeds, "")
+        .replace("heartbeat: 5s }", &format!("heartbeat: 5s, ca_file: \"{}\" }}", ca.display()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = Arachne::spawn("p", dir.path(), &with_ca, &[]);
+    assert_eq!(p.wait(Instant::now() + Duration::from_secs(60)), 0, "{}", p.stderr());
+    let mut items = BTreeMap::new();
+    collect(&mut items, &p.items(false), true);
+    assert_truth_items(&items, &want);
+    assert!(p.stderr().contains(&format!("amqps://guest:***@127.0.0.1:{tls_port}")), "{}", p.stderr());
+
+    // Without the CA, the server's certificate is not trusted: exit 1 before the crawl.
+    let requests = site.stats().total_requests;
+    let without = shop(&unique("atls"), &url, &redis.url, &seeds, "");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = Arachne::spawn("p", dir.path(), &without, &[]);
+    assert_eq!(p.wait(Instant::now() + Duration::from_secs(60)), 1, "{}", p.stderr());
+    assert!(p.stderr().contains("TLS with AMQP at amqps://guest:***@"), "{}", p.stderr());
+    assert_eq!(site.stats().total_requests, requests, "nothing may be crawled");
 }
 
 #[test]
