@@ -89,6 +89,8 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Print the spec's JSON Schema, for editors (docs/spec.md, "In an editor").
+    Schema,
     /// Serve the built-in demo site on 127.0.0.1.
     Sandbox {
         /// Number of item pages (1 to 1,000,000, as `sandbox.pages` in a spec).
@@ -156,6 +158,20 @@ impl ControlCommand {
     }
 }
 
+/// `arachne schema`: the spec's JSON Schema on standard output.
+fn print_schema() -> ExitCode {
+    match serde_json::to_string_pretty(&spec::json_schema()) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot print the schema: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,arachne=info"));
@@ -175,6 +191,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Schema => print_schema(),
         Command::Validate { spec, overrides } => {
             track_secrets(&spec, &overrides);
             match spec::load_file(&spec, &overrides) {

@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::units::{ByteSize, HumanDuration};
 
 /// A whole crawl spec, as read from YAML.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrawlSpec {
     /// The crawl's name: used in logs, and as a key prefix by broker-backed parts.
@@ -56,7 +57,7 @@ pub struct CrawlSpec {
 }
 
 /// `observe:` — serve the dashboard, the JSON API and `/metrics` during the run.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObserveSpec {
     /// `host:port` to listen on; `127.0.0.1:9000` when absent. Anything but a loopback
@@ -82,7 +83,7 @@ impl fmt::Debug for ObserveSpec {
 /// One entry of `schedules:`: when it fires (exactly one of `every`, `cron`, `solar`) and
 /// what a firing does (exactly one of `action`, `publish`). The exactly-one rules, the cron
 /// pattern, the time zone and the coordinates are checked by validation, with positions.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
     /// The schedule's name, unique among the schedules; carried by every firing.
@@ -114,7 +115,7 @@ pub struct ScheduleSpec {
 }
 
 /// `solar:` — a sun event at a place, every day it happens.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SolarSpec {
     /// Which event.
@@ -126,7 +127,7 @@ pub struct SolarSpec {
 }
 
 /// A daily solar event.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SolarEventKind {
     /// The sun's upper rim appears on the horizon.
@@ -142,7 +143,7 @@ pub enum SolarEventKind {
 }
 
 /// What a schedule does with firing instants it missed.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Misfire {
     /// Drop them and wait for the next instant.
@@ -153,7 +154,7 @@ pub enum Misfire {
 }
 
 /// A built-in action of a schedule.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScheduleAction {
     /// Put the seeds back into the frontier (a recrawl).
@@ -161,7 +162,7 @@ pub enum ScheduleAction {
 }
 
 /// `publish:` — where a schedule's firings go.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishSpec {
     /// The bus topic each firing is published to (as a `Firing`).
@@ -169,7 +170,7 @@ pub struct PublishSpec {
 }
 
 /// `sandbox:` — start the built-in demo site inside the run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxSpec {
     /// Number of item pages on the site.
@@ -184,7 +185,7 @@ pub struct SandboxSpec {
 }
 
 /// `scope:` — which URLs are in the crawl.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeSpec {
     /// Hosts that may be fetched; empty means the seeds' hosts.
@@ -217,7 +218,7 @@ pub struct ScopeSpec {
 }
 
 /// `fetch:` — the HTTP side.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FetchSpec {
     /// Requests in flight in this process.
@@ -244,7 +245,7 @@ pub struct FetchSpec {
 }
 
 /// `fetch.per_host:` — politeness towards one host.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PerHostSpec {
     /// Requests in flight to one host.
@@ -256,7 +257,7 @@ pub struct PerHostSpec {
 }
 
 /// Whether robots.txt is obeyed.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RobotsPolicy {
     /// Fetch robots.txt once per host and never request a disallowed URL.
@@ -267,7 +268,7 @@ pub enum RobotsPolicy {
 }
 
 /// `parse:` — links and items.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParseSpec {
     /// CSS selectors whose URLs are followed (`href`, or `src` where there is no `href`).
@@ -279,7 +280,7 @@ pub struct ParseSpec {
 }
 
 /// One item rule: on pages whose URL matches `match`, take `fields`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemRule {
     /// The item kind's name.
@@ -323,10 +324,11 @@ impl FromStr for FieldSelector {
 }
 
 /// One output (sink) of items.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum OutputSpec {
-    /// `- jsonl: items.jsonl`: one JSON object a line, appended.
+    /// `- jsonl: items.jsonl`: one JSON object a line; a fresh run starts the file anew, a
+    /// run resumed with `--state-dir` cuts it back to its committed position and appends.
     Jsonl(PathBuf),
     /// `- stdout`: one JSON object a line on standard output.
     Stdout,
@@ -341,7 +343,7 @@ pub enum OutputSpec {
 }
 
 /// `output: - redis: {...}` — items pushed to a Redis list of `brokers.redis`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisOutputSpec {
     /// The list's key; `<crawl name>:items` (scrapy-redis's) when absent.
@@ -350,7 +352,7 @@ pub struct RedisOutputSpec {
 }
 
 /// `brokers:` — how to reach each broker. Values may use `${ENV}` (never printed).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrokersSpec {
     /// `redis: { url: ... }`.
@@ -373,7 +375,7 @@ impl BrokersSpec {
 }
 
 /// `brokers.redis:` — one Redis server.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisBrokerSpec {
     /// `redis://[user][:password@]host[:port][/db]`, `rediss://` for TLS, or
@@ -407,7 +409,7 @@ fn serialize_masked_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, 
 }
 
 /// One entry of `bridges:` — a local topic bound to an external channel.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BridgeSpec {
     /// `redis-pubsub`, `kafka` or `amqp` (`redis-queue` is not supported yet).
@@ -446,7 +448,7 @@ pub struct BridgeSpec {
 }
 
 /// The kind of a bridge.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum BridgeKind {
     /// A local topic <-> a Redis pub/sub channel or pattern.
@@ -460,7 +462,7 @@ pub enum BridgeKind {
 }
 
 /// Which way a bridge carries messages.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BridgeDirection {
     /// From the broker to the local topic.
@@ -470,7 +472,7 @@ pub enum BridgeDirection {
 }
 
 /// `frontier:` — where the queue of requests lives.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FrontierSpec {
     /// `local` (in this process), `redis` or `kafka` (shared by every process of the
@@ -509,7 +511,7 @@ pub struct FrontierSpec {
 }
 
 /// How a shared frontier remembers what it has seen.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Dedup {
     /// A Redis set of fingerprints: exact, grows with the crawl.
@@ -520,7 +522,7 @@ pub enum Dedup {
 }
 
 /// `frontier.bloom:` — a Bloom filter's size.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BloomSpec {
     /// URLs it is sized for.
@@ -546,7 +548,7 @@ fn default_bloom_error_rate() -> f64 {
 }
 
 /// The Redis key layout of a shared frontier.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RedisLayout {
     /// arachne's own keys.
@@ -577,7 +579,7 @@ impl Default for FrontierSpec {
 }
 
 /// One `frontier.priorities` rule.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriorityRule {
     /// URL regex.
@@ -588,7 +590,7 @@ pub struct PriorityRule {
 }
 
 /// Which store backs the frontier.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FrontierBackend {
     /// In this process.
@@ -615,7 +617,7 @@ impl FrontierBackend {
 }
 
 /// The order a queue hands out messages in (scrapy-redis's three queue kinds).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum QueueOrder {
     /// First in, first out: breadth-first crawling.
@@ -628,7 +630,7 @@ pub enum QueueOrder {
 }
 
 /// `supervision:` — restart policy of the actor tree (Erlang/OTP names).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SupervisionSpec {
     /// `one_for_one`, `one_for_all` or `rest_for_one`.
@@ -646,7 +648,7 @@ pub struct SupervisionSpec {
 }
 
 /// A supervisor's restart strategy.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Restart only the child that failed.

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A duration written as `<number><unit>` with unit `ms`, `s`, `m`, `h` or `d` (`1.5s` too),
@@ -135,6 +136,41 @@ impl Serialize for HumanDuration {
 impl Serialize for ByteSize {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// What [`HumanDuration`]'s parser accepts (and `${ENV}`, substituted before parsing).
+const DURATION_PATTERN: &str = r"^\s*([0-9]+\.?[0-9]*|\.[0-9]+)\s*(ms|s|m|min|h|d)?\s*$|\$\{";
+/// What [`ByteSize`]'s parser accepts (units in any case).
+const SIZE_PATTERN: &str = r"^\s*([0-9]+\.?[0-9]*|\.[0-9]+)\s*([bB]|[kKmMgG]([iI]?[bB])?)?\s*$|\$\{";
+
+impl JsonSchema for HumanDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": format!("A duration: {DURATION_FORMS}."),
+            "type": ["string", "number"],
+            "minimum": 0,
+            "pattern": DURATION_PATTERN,
+        })
+    }
+}
+
+impl JsonSchema for ByteSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ByteSize".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": format!("A size: {SIZE_FORMS}."),
+            "type": ["string", "number"],
+            "minimum": 0,
+            "pattern": SIZE_PATTERN,
+        })
     }
 }
 

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::spec::HumanDuration;
 
 /// `brokers.amqp:` — one RabbitMQ node (or any AMQP 0-9-1 broker).
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpBrokerSpec {
     /// `amqp://user:password@host:port/vhost` (`%2f` is the default vhost `/`), or
@@ -69,7 +70,7 @@ fn yes() -> bool {
 
 /// `brokers.amqp.topology:` — what is declared at start, in this order: exchanges, queues,
 /// bindings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopologySpec {
     /// `exchange.declare` each.
@@ -91,7 +92,7 @@ impl TopologySpec {
 }
 
 /// An AMQP exchange type.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExchangeType {
     /// The routing key equals the binding key.
@@ -106,7 +107,7 @@ pub enum ExchangeType {
 }
 
 /// One exchange.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExchangeSpec {
     /// Its name.
@@ -126,7 +127,7 @@ pub struct ExchangeSpec {
 }
 
 /// A queue type.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum QueueType {
     /// A classic queue.
@@ -137,7 +138,7 @@ pub enum QueueType {
 }
 
 /// One queue.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueSpec {
     /// Its name.
@@ -172,7 +173,7 @@ pub struct QueueSpec {
 }
 
 /// How a headers binding matches.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HeadersMatch {
     /// Every header of the binding must match.
@@ -183,7 +184,7 @@ pub enum HeadersMatch {
 }
 
 /// One binding of a queue to an exchange.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BindingSpec {
     /// The exchange.
@@ -202,7 +203,7 @@ pub struct BindingSpec {
 }
 
 /// `frontier.amqp:` — the queues of a frontier kept in RabbitMQ.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpFrontierSpec {
     /// The durable queue of requests; `<name>.requests` when absent.
@@ -227,7 +228,7 @@ pub struct AmqpFrontierSpec {
 }
 
 /// `output: - amqp: {...}` — each item published to an exchange of `brokers.amqp`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpOutputSpec {
     /// The exchange (`""` is the default exchange: the routing key names a queue).

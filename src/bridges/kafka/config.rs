@@ -7,12 +7,13 @@ use std::fmt;
 use std::path::PathBuf;
 
 use rdkafka::ClientConfig;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::spec::HumanDuration;
 
 /// `brokers.kafka:` — one Kafka cluster (or any Kafka-protocol broker).
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaBrokerSpec {
     /// The bootstrap servers, `host:port[,host:port...]` (librdkafka's `bootstrap.servers`).
@@ -30,7 +31,7 @@ pub struct KafkaBrokerSpec {
 }
 
 /// `brokers.kafka.security:` — how the connection is secured and who logs in.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSecuritySpec {
     /// `plaintext` (the default), `ssl`, `sasl_plaintext` or `sasl_ssl`.
@@ -51,7 +52,7 @@ pub struct KafkaSecuritySpec {
 }
 
 /// `security.protocol`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KafkaProtocol {
     /// No TLS, no SASL.
@@ -186,7 +187,7 @@ impl KafkaBrokerSpec {
 }
 
 /// `frontier.kafka:` — where a Kafka-backed frontier keeps its requests.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaFrontierSpec {
     /// The requests topic; `<name>.requests` when absent.
@@ -247,7 +248,7 @@ fn default_rebalance_wait() -> HumanDuration {
 }
 
 /// What a request's Kafka message key is.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FrontierKey {
     /// `host[:port]`.
@@ -258,7 +259,7 @@ pub enum FrontierKey {
 }
 
 /// `output: - kafka: {...}` — each item produced to a Kafka topic of `brokers.kafka`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaOutputSpec {
     /// The topic (created when missing).
@@ -277,7 +278,7 @@ fn default_output_key() -> String {
 }
 
 /// A producer's compression codec.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// None.
