@@ -111,7 +111,7 @@ async fn frontier_case(amqp: &str, redis: &str, name: &str, n: usize) -> f64 {
         "name: {name}\nseeds: []\nfetch: {{ concurrency: {CHUNK} }}\nfrontier: {{ backend: amqp }}\n\
          brokers: {{ amqp: {{ url: \"{amqp}\" }}, redis: {{ url: \"{redis}\" }} }}\n"
     );
-    let spec = arachne::spec::load_str(&yaml, "bench.yaml", &[]).expect("spec");
+    let spec = arachne::spec::load_str(&yaml, "bench.yaml", arachne::spec::NO_OVERRIDES).expect("spec");
     let f = AmqpFrontier::open(&spec).await.expect("open the AMQP frontier");
     let warm = requests(1, "warm");
     f.admit(warm).await.expect("admit");

@@ -78,7 +78,7 @@ async fn frontier_case(bootstrap: &str, name: &str, n: usize) -> f64 {
         "name: {name}\nseeds: []\nfrontier: {{ backend: kafka, kafka: {{ partitions: 6, key: url }} }}\n\
          brokers: {{ kafka: {{ bootstrap: \"{bootstrap}\", client: {{ \"session.timeout.ms\": 6000 }} }} }}\n"
     );
-    let spec = arachne::spec::load_str(&yaml, "bench.yaml", &[]).expect("spec");
+    let spec = arachne::spec::load_str(&yaml, "bench.yaml", arachne::spec::NO_OVERRIDES).expect("spec");
     let f = KafkaFrontier::open(&spec).await.expect("open the Kafka frontier");
     let warm = requests(1, "warm");
     f.admit(warm).await.expect("admit");

@@ -91,7 +91,7 @@ impl Handler<Published<PageItems>> for Counter {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let spec = arachne::spec::load_str(SPEC, "custom_actor.yaml", &[])?;
+    let spec = arachne::spec::load_str(SPEC, "custom_actor.yaml", arachne::spec::NO_OVERRIDES)?;
     let (pages, stopped) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
     let (p, s) = (pages.clone(), stopped.clone());
     let summary = Runtime::builder(spec)

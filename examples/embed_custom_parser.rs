@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let spec = arachne::spec::load_str(
         &format!("name: custom-parser\nsandbox: {{ pages: {PAGES} }}\nseeds: [\"{{sandbox}}/\"]\n"),
         "embed_custom_parser.yaml",
-        &[],
+        arachne::spec::NO_OVERRIDES,
     )?;
     // A `Vec<Item>` is a sink; the handle reads it after the run.
     let collected = SharedSink::new(Vec::<Item>::new());

@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
          parse:\n  items:\n    - { name: product, match: \"/item/\\\\d+$\", fields: { title: h1 } }\n\
          output: []\n",
         "embed_tokio.yaml",
-        &[],
+        arachne::spec::NO_OVERRIDES,
     )?;
 
     // The program's own sandbox: it lives as long as `site`, across both runs.

@@ -86,7 +86,7 @@ impl Handler<Published<Firing>> for FiringLog {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let spec = arachne::spec::load_str(SPEC, "periodic_recrawl.yaml", &[])?;
+    let spec = arachne::spec::load_str(SPEC, "periodic_recrawl.yaml", arachne::spec::NO_OVERRIDES)?;
     let counts = Arc::new(Mutex::new(HashMap::new()));
     let heard = Arc::new(Mutex::new(0));
     let h = heard.clone();

@@ -117,7 +117,7 @@ impl StreamHandler<(Arc<str>, Arc<String>)> for Watcher {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let spec = arachne::spec::load_str(SPEC, "pubsub_patterns.yaml", &[])?;
+    let spec = arachne::spec::load_str(SPEC, "pubsub_patterns.yaml", arachne::spec::NO_OVERRIDES)?;
     let failures_seen = Arc::new(AtomicU64::new(0));
     let heard = Arc::new(Mutex::new(BTreeMap::new()));
 

@@ -257,7 +257,10 @@ async fn full_queue_makes_publish_wait_for_room() {
     q.publish(1).await.unwrap();
     q.publish(2).await.unwrap();
     assert_eq!(q.room(), 0);
-    assert!(matches!(q.try_publish(3, 0), Err((PublishError::Full, 3))));
+    let refused = q.try_publish(3, 0).unwrap_err();
+    assert_eq!((refused.kind.clone(), refused.message), (PublishError::Full, 3));
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(q.try_publish(4, 0).unwrap_err());
+    assert_eq!(boxed.source().map(|s| s.to_string()).as_deref(), Some("queue is full"));
     stays_pending(q.publish(3), "publish on a full queue").await;
     let q2 = q.clone();
     let publisher = tokio::spawn(async move { q2.publish(3).await });
@@ -492,7 +495,10 @@ async fn pattern_subscription_sees_matching_topics_old_and_new() {
         [("crawl.pages", "p1"), ("crawl.items", "i1"), ("crawl.pages", "p2")]
             .map(|(t, m)| (t.to_string(), m.to_string()))
     );
-    assert!(matches!(bus.topic::<u32>("crawl.pages"), Err(WrongType(_))));
+    let err: WrongType = bus.topic::<u32>("crawl.pages").unwrap_err();
+    assert_eq!((err.name.as_str(), err.kind, err.expected), ("crawl.pages", "topic", "u32"));
+    assert_eq!(err.found, std::any::type_name::<String>());
+    assert_eq!(err.to_string(), "bus topic 'crawl.pages' carries alloc::string::String, not u32");
 }
 
 #[tokio::test]

@@ -91,7 +91,7 @@ fn rule_parser() -> RuleParser {
     let spec = load_str(
         "name: x\nseeds: [\"https://e.com/\"]\nparse:\n  follow: [\"a[href]\", \"img\"]\n  items:\n    - name: a\n      match: .\n      fields: { t: h1, p: \"div.price\", l: \"a @href\" }\n",
         "fuzz.yaml",
-        &[],
+        arachne::spec::NO_OVERRIDES,
     )
     .expect("the fuzz spec loads");
     let parse: ParseSpec = spec.parse;
@@ -101,12 +101,12 @@ fn rule_parser() -> RuleParser {
 proptest! {
     #[test]
     fn the_spec_loader_never_panics(text in yamlish()) {
-        let _ = load_str(&text, "fuzz.yaml", &[]);
+        let _ = load_str(&text, "fuzz.yaml", arachne::spec::NO_OVERRIDES);
     }
 
     #[test]
     fn the_spec_loader_never_panics_on_any_text(text in any::<String>()) {
-        let _ = load_str(&text, "fuzz.yaml", &[]);
+        let _ = load_str(&text, "fuzz.yaml", arachne::spec::NO_OVERRIDES);
     }
 
     #[test]

@@ -15,7 +15,7 @@ fn arachne() -> Command {
 }
 
 fn errors_of(yaml: &str) -> Vec<SpecError> {
-    load_str(yaml, "crawl.yaml", &[]).expect_err("the spec has errors").0
+    load_str(yaml, "crawl.yaml", arachne::spec::NO_OVERRIDES).expect_err("the spec has errors").0
 }
 
 /// The only error of `BASE` followed by `rest`.
@@ -62,7 +62,7 @@ fn small_aliases_still_work() {
     let spec = load_str(
         &format!("{BASE}parse:\n  items:\n    - &r {{ name: a, match: x, fields: {{ t: h1 }} }}\n"),
         "crawl.yaml",
-        &[],
+        arachne::spec::NO_OVERRIDES,
     )
     .expect("loads");
     assert_eq!(spec.parse.items.len(), 1);
@@ -111,7 +111,7 @@ fn selectors_at_the_limits_run_on_a_deep_page() {
     let yaml = format!(
         "{BASE}parse:\n  items:\n    - name: a\n      match: .\n      fields: {{ t: \"{chain}\" }}\n"
     );
-    let spec = load_str(&yaml, "crawl.yaml", &[]).expect("a chain at the limit is valid");
+    let spec = load_str(&yaml, "crawl.yaml", arachne::spec::NO_OVERRIDES).expect("a chain at the limit is valid");
     let parser = RuleParser::new(&spec.parse).expect("compiles");
     let html = format!("{}x{}", "<div>".repeat(2_000), "</div>".repeat(2_000));
     let url = url::Url::parse("http://h/").expect("url");
@@ -128,14 +128,14 @@ fn tiny_rates_are_refused_by_validate_and_never_panic_the_frontier() {
     assert_eq!(at(&e), (Some(3), Some(28)));
     assert!(e.message.contains("less than one request a day"), "{e}");
     // The library takes any spec: the frontier must not panic on it either.
-    let mut spec: CrawlSpec = load_str(BASE, "crawl.yaml", &[]).expect("loads");
+    let mut spec: CrawlSpec = load_str(BASE, "crawl.yaml", arachne::spec::NO_OVERRIDES).expect("loads");
     let seeds = [url::Url::parse("https://example.com/").expect("url")];
     for rate in [1e-20, 1e-300, f64::MIN_POSITIVE, 1.0 / 86_400.0, 1e300, f64::INFINITY, f64::NAN] {
         spec.fetch.per_host.rate = rate;
         let scope = arachne::crawl::frontier::Scope::new(&spec, &seeds).expect("scope");
         assert!(arachne::crawl::frontier::Frontier::new(&spec, scope).is_ok(), "rate {rate}");
     }
-    load_str(&format!("{BASE}fetch: {{ per_host: {{ rate: 0.0001 }} }}\n"), "crawl.yaml", &[]).expect("ok");
+    load_str(&format!("{BASE}fetch: {{ per_host: {{ rate: 0.0001 }} }}\n"), "crawl.yaml", arachne::spec::NO_OVERRIDES).expect("ok");
 }
 
 // ---- 6. large mappings ---------------------------------------------------------------------
@@ -146,7 +146,7 @@ fn forty_thousand_fields_validate_quickly() {
     for i in 0..40_000 {
         yaml.push_str(&format!("        f{i}: h1\n"));
     }
-    let spec = within(Duration::from_secs(30), move || load_str(&yaml, "crawl.yaml", &[]));
+    let spec = within(Duration::from_secs(30), move || load_str(&yaml, "crawl.yaml", arachne::spec::NO_OVERRIDES));
     assert_eq!(spec.expect("loads").parse.items[0].fields.len(), 40_000);
 }
 
@@ -194,7 +194,7 @@ fn output_over_the_spec_itself_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("crawl.yaml");
     std::fs::write(&path, format!("{BASE}output:\n  - jsonl: {}\n", path.display())).expect("write");
-    let errors = load_file(&path, &[]).expect_err("refused").0;
+    let errors = load_file(&path, arachne::spec::NO_OVERRIDES).expect_err("refused").0;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].message.contains("is the spec file itself"), "{}", errors[0]);
     assert_eq!(at(&errors[0]), (Some(4), Some(12)));
@@ -244,7 +244,7 @@ fn a_spec_that_is_not_utf8_is_not_blamed_on_its_path() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("crawl.yaml");
     std::fs::write(&path, b"name: caf\xe9\n").expect("write");
-    let errors = load_file(&path, &[]).expect_err("not UTF-8").0;
+    let errors = load_file(&path, arachne::spec::NO_OVERRIDES).expect_err("not UTF-8").0;
     assert!(errors[0].message.contains("not UTF-8"), "{}", errors[0]);
     assert!(!errors[0].hint.as_deref().unwrap_or("").contains("check the path"));
 }
@@ -596,13 +596,13 @@ fn links_to_another_port_of_the_host_are_out_of_scope() {
 fn default_ports_stay_in_scope_and_listed_ports_replace_them() {
     use arachne::crawl::frontier::Scope;
     let url = |s: &str| url::Url::parse(s).expect("url");
-    let spec = load_str(BASE, "crawl.yaml", &[]).expect("loads");
+    let spec = load_str(BASE, "crawl.yaml", arachne::spec::NO_OVERRIDES).expect("loads");
     let seeds = [url("https://example.com/")];
     let scope = Scope::new(&spec, &seeds).expect("scope");
     assert!(scope.allows(&url("http://example.com/a")));
     assert!(scope.allows(&url("https://www.example.com:443/a")));
     assert!(!scope.allows(&url("http://example.com:6379/")));
-    let spec = load_str(&format!("{BASE}scope: {{ ports: [8443] }}\n"), "crawl.yaml", &[]).expect("loads");
+    let spec = load_str(&format!("{BASE}scope: {{ ports: [8443] }}\n"), "crawl.yaml", arachne::spec::NO_OVERRIDES).expect("loads");
     let scope = Scope::new(&spec, &seeds).expect("scope");
     assert!(scope.allows(&url("https://example.com:8443/")));
     assert!(!scope.allows(&url("https://example.com/")));
@@ -624,7 +624,7 @@ fn a_public_crawl_never_reaches_private_addresses() {
     let spec = load_str(
         &format!("name: x\nseeds: [\"http://www.public.test/\"]\nscope: {{ domains: [public.test], ports: [80, {port}] }}\n"),
         "crawl.yaml",
-        &[],
+        arachne::spec::NO_OVERRIDES,
     )
     .expect("loads");
     let seeds = [url("http://www.public.test/")];
@@ -677,7 +677,7 @@ fn a_public_crawl_never_reaches_private_addresses() {
 #[test]
 fn allow_private_and_ports_are_spec_keys() {
     let spec =
-        load_str(&format!("{BASE}scope: {{ allow_private: true, ports: [80, 8080] }}\n"), "crawl.yaml", &[])
+        load_str(&format!("{BASE}scope: {{ allow_private: true, ports: [80, 8080] }}\n"), "crawl.yaml", arachne::spec::NO_OVERRIDES)
             .expect("loads");
     assert!(spec.scope.allow_private);
     assert_eq!(spec.scope.ports, [80, 8080]);

@@ -84,7 +84,7 @@ fn metrics_parse_and_agree_with_the_summary() {
         server.base_url(),
         items.display()
     );
-    let spec = arachne::spec::load_str(&yaml, "metrics.yaml", &[]).expect("spec");
+    let spec = arachne::spec::load_str(&yaml, "metrics.yaml", arachne::spec::NO_OVERRIDES).expect("spec");
     let dashboard = Dashboard::bind(DashboardOptions::loopback(0)).expect("bind");
     let base = dashboard.url();
     let token = dashboard.token().to_string();
@@ -320,7 +320,7 @@ fn a_public_address_needs_a_token() {
     let errors = arachne::spec::load_str(
         "name: x\nseeds: [\"http://a.test/\"]\nobserve:\n  listen: \"0.0.0.0:9000\"\n",
         "x.yaml",
-        &[],
+        arachne::spec::NO_OVERRIDES,
     )
     .expect_err("a public address without a token");
     let text = errors.to_string();
@@ -328,14 +328,14 @@ fn a_public_address_needs_a_token() {
     let errors = arachne::spec::load_str(
         "name: x\nseeds: [\"http://a.test/\"]\nobserve: { listen: \"nowhere\" }\n",
         "x.yaml",
-        &[],
+        arachne::spec::NO_OVERRIDES,
     )
     .expect_err("a bad address");
     assert!(errors.to_string().contains("x.yaml:3:"), "{errors}");
     let spec = arachne::spec::load_str(
         "name: x\nseeds: [\"http://a.test/\"]\nobserve: { listen: \"0.0.0.0:9000\", token: \"s3cret-token\" }\n",
         "x.yaml",
-        &[],
+        arachne::spec::NO_OVERRIDES,
     )
     .expect("a public address with a token");
     let observe = spec.observe.expect("observe");
@@ -431,7 +431,7 @@ fn every_control_action_acts() {
          {ITEM_RULES}",
         dir.path().join("items.jsonl").display()
     );
-    let spec = arachne::spec::load_str(&yaml, "steer.yaml", &[]).expect("spec");
+    let spec = arachne::spec::load_str(&yaml, "steer.yaml", arachne::spec::NO_OVERRIDES).expect("spec");
     let dashboard = Dashboard::bind(DashboardOptions::loopback(0)).expect("bind");
     let (base, token) = (dashboard.url(), dashboard.token().to_string());
     let chaos = "poison=/item/3$".parse().expect("chaos");

@@ -481,7 +481,7 @@ schedules:
         name = unique("rt"),
         url = redis.url,
     );
-    let spec = arachne::spec::load_str(&text, "test.yaml", &[]).expect("spec");
+    let spec = arachne::spec::load_str(&text, "test.yaml", arachne::spec::NO_OVERRIDES).expect("spec");
     let broker = RedisBroker::new(&redis.url).expect("broker");
     let (handled_tx, handled) = mpsc::channel();
     let (forward_tx, forwarded) = mpsc::channel();

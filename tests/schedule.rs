@@ -311,7 +311,7 @@ fn clock_actor_counts_publishes_and_reseeds() {
          - { name: refresh, every: 2s, action: reseed }\n  \
          - { name: ping, every: 3s, publish: { topic: ticks } }\n",
         "crawl.yaml",
-        &[],
+        arachne::spec::NO_OVERRIDES,
     )
     .unwrap();
     let system = actix::System::new();
@@ -365,7 +365,7 @@ fn clock_actor_counts_publishes_and_reseeds() {
 const BASE: &str = "name: x\nseeds: [\"https://example.com/\"]\nschedules:\n";
 
 fn errors_of(rest: &str) -> Vec<SpecError> {
-    match load_str(&format!("{BASE}{rest}"), "crawl.yaml", &[]) {
+    match load_str(&format!("{BASE}{rest}"), "crawl.yaml", arachne::spec::NO_OVERRIDES) {
         Ok(spec) => panic!("expected errors, got {:?}", spec.schedules),
         Err(SpecErrors(errors)) => errors,
     }
@@ -394,7 +394,7 @@ fn schedules_load_with_their_defaults() {
              - {{ name: dusk, solar: {{ event: sunset, lat: 48.85, lon: 2.35 }}, action: reseed }}\n"
         ),
         "crawl.yaml",
-        &[],
+        arachne::spec::NO_OVERRIDES,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let [refresh, weekly, dusk] = spec.schedules.as_slice() else { panic!("{:?}", spec.schedules) };

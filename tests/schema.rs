@@ -99,7 +99,7 @@ fn every_yaml_block_of_the_docs_validates() {
 fn the_loaders_test_specs_validate_when_the_loader_takes_them() {
     let (whole, _) = validators();
     let path = root().join("tests/fixtures/specs/design.yaml");
-    arachne::spec::load_file(&path, &[]).expect("the design spec loads");
+    arachne::spec::load_file(&path, arachne::spec::NO_OVERRIDES).expect("the design spec loads");
     assert_valid(&whole, &std::fs::read_to_string(&path).expect("readable"), "design.yaml");
 }
 
@@ -141,14 +141,14 @@ fn the_schema_and_the_loader_agree_on_edge_cases() {
     let (whole, _) = validators();
     for extra in ACCEPTED {
         let text = format!("{BASE}{extra}");
-        if let Err(e) = arachne::spec::load_str(&text, "case.yaml", &[]) {
+        if let Err(e) = arachne::spec::load_str(&text, "case.yaml", arachne::spec::NO_OVERRIDES) {
             panic!("the loader refuses an accepted case:\n{text}\n{e}");
         }
         assert_valid(&whole, &text, &format!("the accepted case {extra:?}"));
     }
     for (extra, why) in REFUSED {
         let text = format!("{BASE}{extra}");
-        assert!(arachne::spec::load_str(&text, "case.yaml", &[]).is_err(), "the loader takes {why}");
+        assert!(arachne::spec::load_str(&text, "case.yaml", arachne::spec::NO_OVERRIDES).is_err(), "the loader takes {why}");
         let value = yaml_to_json(&text, why);
         assert!(!whole.is_valid(&value), "the schema takes {why}:\n{text}");
     }

@@ -14,7 +14,7 @@ use arachne::spec::{
 const BASE: &str = "name: x\nseeds: [\"https://example.com/\"]\n";
 
 fn errors_of(yaml: &str) -> Vec<SpecError> {
-    match load_str(yaml, "crawl.yaml", &[]) {
+    match load_str(yaml, "crawl.yaml", arachne::spec::NO_OVERRIDES) {
         Ok(spec) => panic!("expected errors, got {spec:?}"),
         Err(SpecErrors(errors)) => errors,
     }
@@ -43,7 +43,7 @@ fn hint(e: &SpecError) -> &str {
 }
 
 fn ok(yaml: &str) -> CrawlSpec {
-    load_str(yaml, "crawl.yaml", &[]).unwrap_or_else(|e| panic!("should load:\n{e}"))
+    load_str(yaml, "crawl.yaml", arachne::spec::NO_OVERRIDES).unwrap_or_else(|e| panic!("should load:\n{e}"))
 }
 
 fn sets(args: &[&str]) -> Vec<String> {
@@ -428,7 +428,7 @@ fn not_a_mapping() {
 #[test]
 fn all_errors_are_reported_in_file_order() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/specs/broken.yaml");
-    let errors = load_file(&path, &[]).expect_err("broken").0;
+    let errors = load_file(&path, arachne::spec::NO_OVERRIDES).expect_err("broken").0;
     let summary: Vec<_> = errors.iter().map(|e| (e.line.unwrap_or(0), e.column.unwrap_or(0))).collect();
     assert_eq!(
         summary,
@@ -462,7 +462,7 @@ fn several_type_errors_are_reported_together() {
 #[test]
 fn the_design_example_loads() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/specs/design.yaml");
-    let spec = load_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let spec = load_file(&path, arachne::spec::NO_OVERRIDES).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(spec.name, "demo");
     assert_eq!(spec.sandbox.as_ref().map(|s| s.pages), Some(500));
     assert_eq!(spec.seeds, vec!["{sandbox}/".to_string()]);
@@ -616,7 +616,7 @@ fn env_variables_are_substituted() {
 #[test]
 fn validate_output_format() {
     let yaml = "name: x\nseeds: [\"https://example.com/\"]\nfetch:\n  concurency: 8\n  robots_txt: maybe\n";
-    let err = load_str(yaml, "crawl.yaml", &[]).expect_err("two errors");
+    let err = load_str(yaml, "crawl.yaml", arachne::spec::NO_OVERRIDES).expect_err("two errors");
     assert_eq!(
         err.to_string(),
         "crawl.yaml:4:3: unknown key 'concurency' in fetch\n  hint: did you mean 'concurrency'?\n\
@@ -626,7 +626,7 @@ fn validate_output_format() {
 
 #[test]
 fn unreadable_file() {
-    let errors = load_file(Path::new("/nonexistent/crawl.yaml"), &[]).expect_err("missing").0;
+    let errors = load_file(Path::new("/nonexistent/crawl.yaml"), arachne::spec::NO_OVERRIDES).expect_err("missing").0;
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].origin, "/nonexistent/crawl.yaml");
     assert_says(&errors[0], &["cannot read the spec"]);

@@ -2,8 +2,40 @@
 //! [`Bus::subscribe_pattern`]) and point-to-point [`Queue`]s with acknowledged deliveries.
 //! docs/bus.md has each channel's guarantees and how they map to Redis, RabbitMQ and Kafka.
 //!
-//! The crawl's own channels are the `requests` and `pages` queues and the `items` and
-//! `events` topics; an embedding program reaches them, and adds its own, through [`Bus`].
+//! # The built-in channels
+//!
+//! A run creates these on its bus before any actor starts; an embedding program reaches them
+//! through [`Bus::topic`] and [`Bus::queue`] with exactly these message types (another type
+//! is a [`WrongType`] error naming both), and adds channels of its own beside them.
+//!
+//! | name | channel and message type | from → to | guarantee |
+//! |---|---|---|---|
+//! | `requests` | [`Queue`]`<`[`CrawlRequest`](crate::crawl::CrawlRequest)`>` | scheduler (the frontier) → fetchers | at least once: an unacked request comes back; after `supervision.max_deliveries` it is dead-lettered |
+//! | `pages` | [`Queue`]`<`[`Page`](crate::crawl::Page)`>` | fetchers → parsers | at least once, as `requests` |
+//! | `items` | [`Topic`]`<`[`PageItems`](crate::crawl::PageItems)`>` | parsers → sinks, one message per parsed page (also one without items) | at most once per subscriber; a [`Overflow::Block`] subscriber (as the sinks are) loses nothing while subscribed, a [`Overflow::DropOldest`] one counts what it drops |
+//! | `events` | [`Topic`]`<`[`Event`](crate::crawl::Event)`>` | every part → the dashboard, bridges, user actors | at most once, never waits: a full subscriber misses the event (`publish_now`) |
+//! | `schedules` | [`Topic`]`<`[`Firing`]`>` | the clock → anyone; also each schedule's own `publish.topic` | at most once per subscriber |
+//!
+//! Bridges add the topics they name in the spec: an inbound one carries the broker's
+//! message type (`ChannelMessage` for Redis pub/sub, `KafkaMessage`, `AmqpMessage`); an
+//! outbound one reads `items`, `events`, `schedules` with the types above, and any other topic
+//! as [`serde_json::Value`].
+//!
+//! ```
+//! use arachne::bus::{Bus, Overflow, Topic, WrongType};
+//!
+//! let bus = Bus::new();
+//! let prices: Topic<f64> = bus.topic("prices")?;
+//! let sub = prices.subscribe(16, Overflow::DropOldest);
+//! prices.publish_now(9.5);
+//! assert_eq!(*sub.try_recv().expect("one message"), 9.5);
+//!
+//! // The same name with another message type is refused, and says both types.
+//! let err: WrongType = bus.topic::<String>("prices").unwrap_err();
+//! assert_eq!(err.expected, "alloc::string::String");
+//! assert_eq!(err.found, "f64");
+//! # Ok::<(), WrongType>(())
+//! ```
 
 mod pattern;
 mod queue;
@@ -16,7 +48,8 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 pub use pattern::{Pattern, PatternError, PatternSubscription};
-pub use queue::{Closed, Consumer, DeadLetter, Delivery, PublishError, Queue, QueueConfig, QueueStats};
+pub use queue::{Closed, Consumer, DeadLetter, Delivery, PublishError, Queue, QueueConfig, QueueStats, TryPublishError,
+};
 pub use schedule::{
     parse_coordinates, parse_cron, parse_timezone, run_schedule, run_schedule_from, solar_event_on, Firing,
     Resume, Schedule, ScheduleError, SystemClock, TokioClock, Trigger, WallClock, DEFAULT_GRACE,
@@ -39,6 +72,8 @@ trait Channel: Send + Sync {
     fn streamed_backlog(&self) -> usize {
         0
     }
+    /// The message type's name.
+    fn message_type(&self) -> &'static str;
 }
 
 impl<T: Send + Sync + 'static> Channel for Topic<T> {
@@ -51,6 +86,9 @@ impl<T: Send + Sync + 'static> Channel for Topic<T> {
     fn streamed_backlog(&self) -> usize {
         Topic::streamed_backlog(self)
     }
+    fn message_type(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
 }
 
 impl<T: Send + Sync + 'static> Channel for Queue<T> {
@@ -60,12 +98,39 @@ impl<T: Send + Sync + 'static> Channel for Queue<T> {
     fn close(&self) {
         Queue::close(self);
     }
+    fn message_type(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
 }
 
-/// A channel exists under that name with another message type.
-#[derive(Debug, thiserror::Error)]
-#[error("bus channel '{0}' exists with another message type")]
-pub struct WrongType(pub String);
+/// A channel exists under that name with another message type. The module docs list the
+/// built-in channels' types.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bus {kind} '{name}' carries {found}, not {expected}")]
+pub struct WrongType {
+    /// The channel's name.
+    pub name: String,
+    /// `topic` or `queue`.
+    pub kind: &'static str,
+    /// The message type asked for (`std::any::type_name`).
+    pub expected: &'static str,
+    /// The message type the channel was created with.
+    pub found: &'static str,
+}
+
+/// The channel as a `Topic<T>`/`Queue<T>`, or the error naming both types.
+fn typed<C: Clone + 'static, T: 'static>(
+    entry: &Arc<dyn Channel>,
+    name: &str,
+    kind: &'static str,
+) -> Result<C, WrongType> {
+    entry.as_any().downcast_ref::<C>().cloned().ok_or_else(|| WrongType {
+        name: name.to_string(),
+        kind,
+        expected: std::any::type_name::<T>(),
+        found: entry.message_type(),
+    })
+}
 
 impl Bus {
     /// An empty bus.
@@ -92,7 +157,7 @@ impl Bus {
                 })
                 .clone(),
         };
-        entry.as_any().downcast_ref::<Topic<T>>().cloned().ok_or_else(|| WrongType(name.to_string()))
+        typed::<Topic<T>, T>(&entry, name, "topic")
     }
 
     /// Subscribes to every topic of message type `T` whose name matches the Redis-style
@@ -150,7 +215,7 @@ impl Bus {
             .entry(name.to_string())
             .or_insert_with(|| Arc::new(Queue::<T>::new(name, config)))
             .clone();
-        entry.as_any().downcast_ref::<Queue<T>>().cloned().ok_or_else(|| WrongType(name.to_string()))
+        typed::<Queue<T>, T>(&entry, name, "queue")
     }
 }
 

@@ -61,6 +61,47 @@ pub enum PublishError {
     Closed,
 }
 
+/// [`Queue::try_publish`] refused a message: why, and the message, given back. It is a
+/// `std::error::Error` (its `source` is the [`PublishError`]), so `?` carries it into
+/// `anyhow::Error` or `Box<dyn Error>`; [`TryPublishError::into_message`] takes the message
+/// back to retry it.
+///
+/// ```
+/// use arachne::bus::{Bus, PublishError, QueueConfig};
+///
+/// let bus = Bus::new();
+/// let jobs = bus.queue::<String>("jobs", QueueConfig { capacity: 1, ..Default::default() })?;
+/// jobs.try_publish("first".to_string(), 0)?;
+/// let refused = jobs.try_publish("second".to_string(), 0).unwrap_err();
+/// assert_eq!(refused.kind, PublishError::Full);
+/// assert_eq!(refused.to_string(), "queue is full");
+/// assert_eq!(refused.into_message(), "second");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(thiserror::Error)]
+#[error("{kind}")]
+pub struct TryPublishError<T> {
+    /// Why it was refused.
+    #[source]
+    pub kind: PublishError,
+    /// The message, not published.
+    pub message: T,
+}
+
+impl<T> TryPublishError<T> {
+    /// The message that was not published.
+    pub fn into_message(self) -> T {
+        self.message
+    }
+}
+
+impl<T> std::fmt::Debug for TryPublishError<T> {
+    /// The reason only: the message's type need not be `Debug`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TryPublishError").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
 /// A point-to-point queue with acked deliveries. Cloning gives another handle to the same
 /// queue.
 pub struct Queue<T> {
@@ -263,34 +304,35 @@ impl<T: Send + Sync + 'static> Queue<T> {
         // Fast path: room now, no waiter registered (registering takes the Notify's lock).
         let mut message = match self.push(message, priority) {
             Ok(()) => return Ok(()),
-            Err((PublishError::Full, msg)) => msg,
-            Err((e, _)) => return Err(e),
+            Err(TryPublishError { kind: PublishError::Full, message }) => message,
+            Err(e) => return Err(e.kind),
         };
         loop {
             let mut writable = pin!(self.inner.writable.notified());
             writable.as_mut().enable();
             match self.push(message, priority) {
                 Ok(()) => return Ok(()),
-                Err((PublishError::Full, msg)) => message = msg,
-                Err((e, _)) => return Err(e),
+                Err(TryPublishError { kind: PublishError::Full, message: refused }) => message = refused,
+                Err(e) => return Err(e.kind),
             }
             writable.await;
         }
     }
 
-    /// Publishes without waiting; gives the message back when the queue is full or closed.
-    pub fn try_publish(&self, message: T, priority: i32) -> Result<(), (PublishError, T)> {
+    /// Publishes without waiting; gives the message back (in the error) when the queue is
+    /// full or closed.
+    pub fn try_publish(&self, message: T, priority: i32) -> Result<(), TryPublishError<T>> {
         self.push(message, priority)
     }
 
-    fn push(&self, message: T, priority: i32) -> Result<(), (PublishError, T)> {
+    fn push(&self, message: T, priority: i32) -> Result<(), TryPublishError<T>> {
         {
             let mut st = self.inner.lock();
             if st.closed {
-                return Err((PublishError::Closed, message));
+                return Err(TryPublishError { kind: PublishError::Closed, message });
             }
             if st.ready.len() >= self.inner.config.capacity {
-                return Err((PublishError::Full, message));
+                return Err(TryPublishError { kind: PublishError::Full, message });
             }
             let seq = st.next_seq;
             st.next_seq += 1;
@@ -637,7 +679,7 @@ mod tests {
         for i in 0..8 {
             q.try_publish(i, 0).unwrap();
         }
-        assert!(matches!(q.try_publish(9, 0), Err((PublishError::Full, 9))));
+        assert!(matches!(q.try_publish(9, 0), Err(TryPublishError { kind: PublishError::Full, message: 9 })));
         let c = q.consumer(2);
         let a = c.try_next().unwrap().unwrap();
         let _b = c.try_next().unwrap().unwrap();

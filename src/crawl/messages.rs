@@ -43,7 +43,8 @@ impl Page {
     }
 }
 
-/// One extracted item, as it travels on the `items` topic and lands in sinks.
+/// One extracted item: what sinks write. It travels inside a [`PageItems`] (the items of one
+/// page) on the `items` topic, which is a `Topic<PageItems>`, not a `Topic<Item>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     /// The item rule (or user parser) that produced it; not written to sinks.

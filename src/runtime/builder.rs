@@ -375,7 +375,7 @@ impl RuntimeBuilder {
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    /// let spec = arachne::spec::load_file("crawl.yaml".as_ref(), &[])?;
+    /// let spec = arachne::spec::load_file("crawl.yaml".as_ref(), arachne::spec::NO_OVERRIDES)?;
     /// let summary = arachne::runtime::Runtime::builder(spec).run_async().await?;
     /// println!("{} pages", summary.pages_fetched);
     /// # Ok(()) }

@@ -5,7 +5,7 @@
 //! ```no_run
 //! use arachne::runtime::Runtime;
 //!
-//! let spec = arachne::spec::load_file("crawl.yaml".as_ref(), &[])?;
+//! let spec = arachne::spec::load_file("crawl.yaml".as_ref(), arachne::spec::NO_OVERRIDES)?;
 //! let summary = Runtime::builder(spec).run()?;
 //! println!("{} pages, {} items", summary.pages_fetched, summary.items);
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -19,11 +19,19 @@ pub const MAX_SPEC_BYTES: u64 = 64 * 1024 * 1024;
 /// At most this many errors are reported; a last line says how many more there were.
 pub const MAX_REPORTED_ERRORS: usize = 100;
 
-/// Reads the spec at `path`, applies the `--set KEY=VALUE` `overrides` in order, substitutes
+/// No `--set` overrides: `load_file(path, NO_OVERRIDES)`.
+pub const NO_OVERRIDES: [&str; 0] = [];
+
+/// Reads the spec at `path`, applies the `--set KEY=VALUE` `overrides` in order (any
+/// strings: `["fetch.concurrency=8"]`, a `Vec<String>`, [`NO_OVERRIDES`]), substitutes
 /// `${ENV}` variables and checks everything.
 ///
 /// Errors in the file are reported as `path:line:column`; an unreadable file is one error.
-pub fn load_file(path: &Path, overrides: &[String]) -> Result<CrawlSpec, SpecErrors> {
+pub fn load_file(
+    path: &Path,
+    overrides: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Result<CrawlSpec, SpecErrors> {
+    let overrides = owned(overrides);
     let origin = path.display().to_string();
     let text = read_spec(path).map_err(|e| match e {
         ReadError::Io(e) => SpecError::new(origin.clone(), format!("cannot read the spec: {e}"))
@@ -38,7 +46,11 @@ pub fn load_file(path: &Path, overrides: &[String]) -> Result<CrawlSpec, SpecErr
         )
         .with_hint("save the file as UTF-8"),
     })?;
-    load_with_env(&text, &origin, overrides, &|var| std::env::var(var).ok(), Some(path))
+    load_with_env(&text, &origin, &overrides, &|var| std::env::var(var).ok(), Some(path))
+}
+
+fn owned(overrides: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<String> {
+    overrides.into_iter().map(|o| o.as_ref().to_string()).collect()
 }
 
 /// Why a spec file could not be read as text.
@@ -62,8 +74,28 @@ fn read_spec(path: &Path) -> Result<String, ReadError> {
 }
 
 /// Like [`load_file`], from YAML text; `origin` is printed as the file name in errors.
-pub fn load_str(text: &str, origin: &str, overrides: &[String]) -> Result<CrawlSpec, SpecErrors> {
-    load_with_env(text, origin, overrides, &|var| std::env::var(var).ok(), None)
+///
+/// ```
+/// use arachne::spec::{load_str, NO_OVERRIDES};
+///
+/// let yaml = "name: demo\nseeds: [\"https://example.com/\"]\n";
+/// let spec = load_str(yaml, "inline.yaml", NO_OVERRIDES)?;
+/// assert_eq!(spec.fetch.concurrency, 64);
+///
+/// let spec = load_str(yaml, "inline.yaml", ["fetch.concurrency=8"])?;
+/// assert_eq!(spec.fetch.concurrency, 8);
+///
+/// let errors = load_str("name: demo\nseeds: []\nfetch: { concurency: 8 }\n", "bad.yaml", NO_OVERRIDES)
+///     .unwrap_err();
+/// assert!(errors.to_string().contains("bad.yaml:3:10: unknown key 'concurency'"), "{errors}");
+/// # Ok::<(), arachne::spec::SpecErrors>(())
+/// ```
+pub fn load_str(
+    text: &str,
+    origin: &str,
+    overrides: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Result<CrawlSpec, SpecErrors> {
+    load_with_env(text, origin, &owned(overrides), &|var| std::env::var(var).ok(), None)
 }
 
 /// [`load_str`] with the environment given as a function (for tests), and the spec file's

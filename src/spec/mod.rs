@@ -18,7 +18,7 @@ mod units;
 mod validate;
 
 pub use error::{SpecError, SpecErrors};
-pub use load::{load_file, load_str};
+pub use load::{load_file, load_str, NO_OVERRIDES};
 pub use model::*;
 pub use schema::json_schema;
 pub use units::{ByteSize, HumanDuration, DURATION_FORMS, SIZE_FORMS};

@@ -245,7 +245,7 @@ impl RedisBroker {
     /// use arachne::bridges::redis::{ChannelMessage, RedisBroker};
     /// use arachne::runtime::Runtime;
     ///
-    /// let spec = arachne::spec::load_file("crawl.yaml".as_ref(), &[])?;
+    /// let spec = arachne::spec::load_file("crawl.yaml".as_ref(), arachne::spec::NO_OVERRIDES)?;
     /// let redis = RedisBroker::new("redis://127.0.0.1:6379/")?;
     /// let summary = Runtime::builder(spec)
     ///     .actor("alerts", move |_bus| {

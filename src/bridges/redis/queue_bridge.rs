@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use super::frontier::RedisFrontier;
 use super::{Backoff, BridgeCounters, BridgeError, RedisBroker};
 use crate::bridges::counters::{run_bridge, Runner};
-use crate::bus::{Bus, Queue, QueueConfig};
+use crate::bus::{Bus, Queue, QueueConfig, TryPublishError};
 use crate::spec::{BridgeDirection, BridgeSpec, QueueOrder};
 
 /// The local queue's capacity (the most entries leased and not yet acked locally).
@@ -257,7 +257,7 @@ impl Inbound {
                 receipt: Receipt { token, done: done.clone() },
             };
             // There is room (it was asked for above), so only a closed queue refuses.
-            if let Err((_, mut refused)) = self.queue.try_publish(message, 0) {
+            if let Err(TryPublishError { message: mut refused, .. }) = self.queue.try_publish(message, 0) {
                 // Not delivered: no ack in Redis; the lease expires and the entry comes back.
                 refused.receipt.token.clear();
                 return;

@@ -347,9 +347,9 @@ impl Scheduler {
                 match self.frontier.next(now) {
                     Next::Request(request) => {
                         let fingerprint = request.fingerprint;
-                        if let Err((e, request)) = self.requests.try_publish(request, 0) {
+                        if let Err(refused) = self.requests.try_publish(request, 0) {
                             // Only a closed queue refuses here (room was checked).
-                            tracing::debug!(url = %request.url, "requests queue refused: {e}");
+                            tracing::debug!(url = %refused.message.url, "requests queue refused: {}", refused.kind);
                             break;
                         }
                         self.in_progress.insert(fingerprint, false);

@@ -11,7 +11,7 @@
 //! use arachne::observe::dashboard::{Dashboard, DashboardOptions};
 //! use arachne::runtime::Runtime;
 //!
-//! let spec = arachne::spec::load_file("crawl.yaml".as_ref(), &[])?;
+//! let spec = arachne::spec::load_file("crawl.yaml".as_ref(), arachne::spec::NO_OVERRIDES)?;
 //! let dashboard = Dashboard::bind(DashboardOptions::loopback(9000))?;
 //! eprintln!("dashboard: {}", dashboard.browser_url());
 //! Runtime::builder(spec).dashboard(dashboard).run()?;
