@@ -82,7 +82,8 @@ fn crawl_yaml_matches_the_truth() {
 
 /// The `pages:` of crawl.yaml's sandbox key.
 fn summary_pages(spec: &str) -> u32 {
-    let parsed = arachne::spec::load_str(spec, "crawl.yaml", arachne::spec::NO_OVERRIDES).expect("crawl.yaml is valid");
+    let parsed = arachne::spec::load_str(spec, "crawl.yaml", arachne::spec::NO_OVERRIDES)
+        .expect("crawl.yaml is valid");
     parsed.sandbox.expect("crawl.yaml runs the sandbox").pages
 }
 

@@ -111,7 +111,8 @@ fn selectors_at_the_limits_run_on_a_deep_page() {
     let yaml = format!(
         "{BASE}parse:\n  items:\n    - name: a\n      match: .\n      fields: {{ t: \"{chain}\" }}\n"
     );
-    let spec = load_str(&yaml, "crawl.yaml", arachne::spec::NO_OVERRIDES).expect("a chain at the limit is valid");
+    let spec =
+        load_str(&yaml, "crawl.yaml", arachne::spec::NO_OVERRIDES).expect("a chain at the limit is valid");
     let parser = RuleParser::new(&spec.parse).expect("compiles");
     let html = format!("{}x{}", "<div>".repeat(2_000), "</div>".repeat(2_000));
     let url = url::Url::parse("http://h/").expect("url");
@@ -135,7 +136,12 @@ fn tiny_rates_are_refused_by_validate_and_never_panic_the_frontier() {
         let scope = arachne::crawl::frontier::Scope::new(&spec, &seeds).expect("scope");
         assert!(arachne::crawl::frontier::Frontier::new(&spec, scope).is_ok(), "rate {rate}");
     }
-    load_str(&format!("{BASE}fetch: {{ per_host: {{ rate: 0.0001 }} }}\n"), "crawl.yaml", arachne::spec::NO_OVERRIDES).expect("ok");
+    load_str(
+        &format!("{BASE}fetch: {{ per_host: {{ rate: 0.0001 }} }}\n"),
+        "crawl.yaml",
+        arachne::spec::NO_OVERRIDES,
+    )
+    .expect("ok");
 }
 
 // ---- 6. large mappings ---------------------------------------------------------------------
@@ -146,7 +152,8 @@ fn forty_thousand_fields_validate_quickly() {
     for i in 0..40_000 {
         yaml.push_str(&format!("        f{i}: h1\n"));
     }
-    let spec = within(Duration::from_secs(30), move || load_str(&yaml, "crawl.yaml", arachne::spec::NO_OVERRIDES));
+    let spec =
+        within(Duration::from_secs(30), move || load_str(&yaml, "crawl.yaml", arachne::spec::NO_OVERRIDES));
     assert_eq!(spec.expect("loads").parse.items[0].fields.len(), 40_000);
 }
 
@@ -602,7 +609,9 @@ fn default_ports_stay_in_scope_and_listed_ports_replace_them() {
     assert!(scope.allows(&url("http://example.com/a")));
     assert!(scope.allows(&url("https://www.example.com:443/a")));
     assert!(!scope.allows(&url("http://example.com:6379/")));
-    let spec = load_str(&format!("{BASE}scope: {{ ports: [8443] }}\n"), "crawl.yaml", arachne::spec::NO_OVERRIDES).expect("loads");
+    let spec =
+        load_str(&format!("{BASE}scope: {{ ports: [8443] }}\n"), "crawl.yaml", arachne::spec::NO_OVERRIDES)
+            .expect("loads");
     let scope = Scope::new(&spec, &seeds).expect("scope");
     assert!(scope.allows(&url("https://example.com:8443/")));
     assert!(!scope.allows(&url("https://example.com/")));
@@ -676,9 +685,12 @@ fn a_public_crawl_never_reaches_private_addresses() {
 
 #[test]
 fn allow_private_and_ports_are_spec_keys() {
-    let spec =
-        load_str(&format!("{BASE}scope: {{ allow_private: true, ports: [80, 8080] }}\n"), "crawl.yaml", arachne::spec::NO_OVERRIDES)
-            .expect("loads");
+    let spec = load_str(
+        &format!("{BASE}scope: {{ allow_private: true, ports: [80, 8080] }}\n"),
+        "crawl.yaml",
+        arachne::spec::NO_OVERRIDES,
+    )
+    .expect("loads");
     assert!(spec.scope.allow_private);
     assert_eq!(spec.scope.ports, [80, 8080]);
     let e = only_error("scope: { ports: [70000] }\n");

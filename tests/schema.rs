@@ -148,7 +148,10 @@ fn the_schema_and_the_loader_agree_on_edge_cases() {
     }
     for (extra, why) in REFUSED {
         let text = format!("{BASE}{extra}");
-        assert!(arachne::spec::load_str(&text, "case.yaml", arachne::spec::NO_OVERRIDES).is_err(), "the loader takes {why}");
+        assert!(
+            arachne::spec::load_str(&text, "case.yaml", arachne::spec::NO_OVERRIDES).is_err(),
+            "the loader takes {why}"
+        );
         let value = yaml_to_json(&text, why);
         assert!(!whole.is_valid(&value), "the schema takes {why}:\n{text}");
     }

@@ -626,7 +626,8 @@ fn validate_output_format() {
 
 #[test]
 fn unreadable_file() {
-    let errors = load_file(Path::new("/nonexistent/crawl.yaml"), arachne::spec::NO_OVERRIDES).expect_err("missing").0;
+    let errors =
+        load_file(Path::new("/nonexistent/crawl.yaml"), arachne::spec::NO_OVERRIDES).expect_err("missing").0;
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].origin, "/nonexistent/crawl.yaml");
     assert_says(&errors[0], &["cannot read the spec"]);

@@ -48,13 +48,19 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 pub use pattern::{Pattern, PatternError, PatternSubscription};
-pub use queue::{Closed, Consumer, DeadLetter, Delivery, PublishError, Queue, QueueConfig, QueueStats, TryPublishError,
+pub use queue::{
+    Closed, Consumer, DeadLetter, Delivery, PublishError, Queue, QueueConfig, QueueStats, TryPublishError,
 };
 pub use schedule::{
     parse_coordinates, parse_cron, parse_timezone, run_schedule, run_schedule_from, solar_event_on, Firing,
     Resume, Schedule, ScheduleError, SystemClock, TokioClock, Trigger, WallClock, DEFAULT_GRACE,
 };
 pub use topic::{Filter, Overflow, Subscription, Topic};
+
+/// The order of a [`QueueConfig`] (also the spec's `frontier.order`).
+pub use crate::spec::QueueOrder;
+/// What [`Delivery::id`] returns.
+pub use crate::supervise::blame::DeliveryId;
 
 /// A registry of named topics and queues, shared by every actor of a runtime.
 #[derive(Clone, Default)]

@@ -17,7 +17,10 @@ use crate::bus::Subscription;
 
 /// Writes items somewhere. Called from one actor, one item at a time.
 pub trait ItemSink: Send + 'static {
-    /// Takes one item. An error ends the run with exit 1 once the crawl has drained.
+    /// Takes one item. After an error this sink is given no more items (the crawl goes on
+    /// for the other sinks), and once the crawl has drained the run returns
+    /// [`RunError::Sink`](crate::runtime::RunError::Sink) naming it (the `arachne` binary
+    /// then exits with status 1).
     fn write(&mut self, item: &Item) -> io::Result<()>;
     /// Makes what was written durable (called every second and at the end).
     fn flush(&mut self) -> io::Result<()>;
@@ -32,7 +35,9 @@ pub trait ItemSink: Send + 'static {
 /// Bytes buffered before a write; writes always end on a line boundary.
 const BUFFER: usize = 64 * 1024;
 
-/// One JSON object a line, in a file that the run starts anew.
+/// One JSON object a line, in a file: a fresh run starts it anew ([`JsonlSink::create`]), a
+/// run resumed with `--state-dir` cuts it back to its committed position and appends
+/// ([`JsonlSink::resume`]).
 pub struct JsonlSink {
     path: PathBuf,
     file: File,
