@@ -10,6 +10,24 @@
 //!
 //! Every broker is checked (connected, logged in) before the crawl starts, so a wrong
 //! address or password is a clear error and nothing is crawled.
+//!
+//! A bridge is declared in the spec (`bridges:`) and started by the runtime; broker URLs are
+//! masked wherever they are printed:
+//!
+//! ```
+//! use arachne::spec::{load_str, BridgeKind, NO_OVERRIDES};
+//!
+//! let spec = load_str(
+//!     "name: t\nseeds: [\"https://example.com/\"]\n\
+//!      brokers: { redis: { url: \"redis://:s3cret@127.0.0.1:6379/\" } }\n\
+//!      bridges: [{ kind: redis-pubsub, topic: events, channel: crawl.events, direction: out }]\n",
+//!     "t.yaml",
+//!     NO_OVERRIDES,
+//! )?;
+//! assert_eq!(spec.bridges[0].kind, BridgeKind::RedisPubsub);
+//! assert!(!format!("{:?}", spec.brokers).contains("s3cret"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod amqp;
 mod counters;

@@ -57,6 +57,16 @@
 //!   `beta?ref=base`, items at `/trap/based/alpha` and `/trap/based/beta` (depth 3).
 //!
 //! See [`Truth`] for what a correct crawler sees, and [`truth`] to compute it.
+//!
+//! ```
+//! use arachne::sandbox::{truth, SandboxOptions};
+//!
+//! // What a full crawl of a 50-page sandbox must find, computed without crawling it.
+//! let expected = truth(&SandboxOptions { pages: 50, traps: false }, 20);
+//! assert_eq!(expected.item_titles.len() as u64, expected.items);
+//! assert!(expected.pages_fetched > 50, "item pages, categories and the home page");
+//! ```
+//!
 
 mod render;
 mod request_log;

@@ -6,6 +6,15 @@
 //! column; overrides and `${ENV}` edit that tree; a serde deserializer over the tree builds
 //! the [`CrawlSpec`] (collecting unknown keys with "did you mean" hints); then semantic
 //! checks run on the result, finding their positions in the tree by key path.
+//!
+//! ```
+//! use arachne::spec::{load_str, OutputSpec, NO_OVERRIDES};
+//!
+//! let spec = load_str("name: demo\nseeds: [\"https://example.com/\"]\nfetch: { timeout: 5s }\n", "demo.yaml", NO_OVERRIDES)?;
+//! assert_eq!(spec.fetch.timeout.0, std::time::Duration::from_secs(5));
+//! assert_eq!(spec.output, [OutputSpec::Stdout], "the default output");
+//! # Ok::<(), arachne::spec::SpecErrors>(())
+//! ```
 
 mod de;
 mod error;

@@ -6,6 +6,21 @@
 //! pending table only in the same transaction that records the sink positions holding its
 //! items: on resume, pending requests are fetched again, and each sink cuts what it wrote
 //! past its committed position, so every item is written exactly once.
+//!
+//! ```
+//! use arachne::state::{Batch, StateStore};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = StateStore::open(dir.path())?;
+//! assert!(!store.load()?.started, "a new directory holds no run");
+//! store.commit(&Batch { sink_positions: vec![("items".into(), 42)], mark_started: true, ..Default::default() })?;
+//! drop(store);
+//!
+//! let resume = StateStore::open(dir.path())?.load()?;
+//! assert!(resume.started);
+//! assert_eq!(resume.sink_positions["items"], 42);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::HashMap;
 use std::path::Path;

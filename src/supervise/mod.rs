@@ -11,6 +11,21 @@
 //! message's fault (see [`blame`] and `supervisor.rs`); past `max_restarts` within `within`
 //! it escalates to its parent, which at the root ends the run with an error counting the
 //! restarts of each actor.
+//!
+//! ```
+//! use arachne::spec::{Strategy, SupervisionSpec};
+//! use arachne::supervise::{Chaos, SupervisorConfig};
+//!
+//! // The spec's `supervision:` section becomes the root supervisor's settings.
+//! let config = SupervisorConfig::from_spec("root", &SupervisionSpec::default());
+//! assert_eq!(config.strategy, Strategy::OneForOne);
+//! assert_eq!(config.max_restarts, 10);
+//!
+//! // Fault injection, as `arachne run --chaos` takes it.
+//! let chaos: Chaos = "parser-panic=0.05,seed=7".parse()?;
+//! assert!(chaos.is_active());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod blame;
 pub mod chaos;
