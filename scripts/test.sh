@@ -32,6 +32,14 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
+step "cargo features: the library with none, and with each alone (README, \"Cargo features\")"
+# Lints only the library (cheap: no test binaries); warnings are errors, as above.
+cargo clippy --lib --quiet --no-default-features -- -D warnings
+for feature in redis kafka amqp sandbox state schedules dashboard; do
+    echo "--features $feature"
+    cargo clippy --lib --quiet --no-default-features --features "$feature" -- -D warnings
+done
+
 step "cargo doc --no-deps (RUSTDOCFLAGS=-D warnings: no broken intra-doc links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
@@ -67,6 +75,8 @@ log=target/test-output.log
 mkdir -p target
 cargo test --all-targets --quiet 2>&1 | tee "$log"
 cargo test --doc --quiet 2>&1 | tee -a "$log"
+# The unit tests of the smallest build: every part that a feature leaves out says so.
+cargo test --lib --quiet --no-default-features 2>&1 | tee -a "$log"
 
 # One closing line for the whole suite.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }

@@ -6,7 +6,7 @@
 //! legitimately differs from a tree builder (implied end tags, foster parenting) are kept out
 //! of the equality set and our behaviour on them is asserted explicitly.
 
-use arachne::crawl::extract::{Extracted, Item, RuleParser, MAX_LINKS};
+use arachne::crawl::extract::{Extracted, ExtractedItem, RuleParser, MAX_LINKS};
 use arachne::crawl::urls::normalize;
 use arachne::spec::{FieldSelector, ItemRule, ParseSpec};
 use indexmap::IndexMap;
@@ -97,7 +97,7 @@ fn reference(spec: &ParseSpec, page_url: &Url, html: &str) -> Extracted {
             fields.insert(name.clone(), v);
         }
         if any {
-            items.push(Item { rule: r.name.clone(), fields });
+            items.push(ExtractedItem { rule: r.name.clone(), fields });
         }
     }
     Extracted { links, items, truncated: false }

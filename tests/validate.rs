@@ -529,7 +529,7 @@ fn overrides_set_scalars_anywhere() {
     let spec = load_str(
         "name: x\nseeds: [\"https://example.com/\"]\nfetch: { concurrency: 4 }\n",
         "crawl.yaml",
-        &sets(&[
+        sets(&[
             "fetch.concurrency=8",
             "scope.max_depth=3",
             "sandbox.pages=100",
@@ -556,12 +556,9 @@ fn overrides_set_scalars_anywhere() {
 
 #[test]
 fn bad_overrides_get_the_same_checks() {
-    let err = load_str(
-        BASE,
-        "crawl.yaml",
-        &sets(&["fetch.concurrency=0", "fetch.timeot=3s", "fetch.retries=lots"]),
-    )
-    .expect_err("bad overrides");
+    let err =
+        load_str(BASE, "crawl.yaml", sets(&["fetch.concurrency=0", "fetch.timeot=3s", "fetch.retries=lots"]))
+            .expect_err("bad overrides");
     let errors = err.0;
     assert_eq!(errors.len(), 3, "{}", SpecErrors(errors.clone()));
     let find = |origin: &str| {
@@ -582,12 +579,12 @@ fn bad_overrides_get_the_same_checks() {
 
 #[test]
 fn malformed_override() {
-    let errors = load_str(BASE, "crawl.yaml", &sets(&["fetch.concurrency"])).expect_err("no =").0;
+    let errors = load_str(BASE, "crawl.yaml", sets(&["fetch.concurrency"])).expect_err("no =").0;
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].origin, "--set fetch.concurrency");
     assert_says(&errors[0], &["no '='"]);
     assert!(hint(&errors[0]).contains("KEY=VALUE"));
-    let errors = load_str(BASE, "crawl.yaml", &sets(&["seeds.7=http://x/"])).expect_err("index").0;
+    let errors = load_str(BASE, "crawl.yaml", sets(&["seeds.7=http://x/"])).expect_err("index").0;
     assert_says(&errors[0], &["past the end"]);
 }
 

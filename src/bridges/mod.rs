@@ -30,7 +30,10 @@
 //! ```
 
 pub mod amqp;
+// Shared by the broker modules: a build without some of them leaves parts unused.
+#[cfg_attr(not(all(feature = "redis", feature = "kafka", feature = "amqp")), allow(dead_code))]
 mod counters;
+#[cfg_attr(not(all(feature = "redis", feature = "kafka", feature = "amqp")), allow(dead_code))]
 mod encode;
 pub mod kafka;
 pub mod redis;
@@ -43,8 +46,8 @@ pub use self::counters::{BridgeCounters, ConsumerLag};
 use crate::bus::Bus;
 use crate::crawl::shared::SharedStore;
 use crate::crawl::ItemSink;
-use crate::spec::{BridgeKind, CrawlSpec, Dedup, FrontierBackend, OutputSpec, RedisLayout};
-use crate::supervise::{Restart, Supervisor};
+use crate::spec::{BridgeKind, BridgeSpec, CrawlSpec, FrontierBackend, OutputSpec};
+use crate::supervise::Supervisor;
 
 /// Why a broker or a bridge could not be used. Every URL in it has its password masked, and
 /// no secret from `${ENV}` is in it.
@@ -127,6 +130,12 @@ pub enum BridgeError {
     /// A combination this version does not support.
     #[error("{0}")]
     Unsupported(String),
+    /// The spec needs a broker this build was compiled without (a cargo feature left out).
+    #[error("this build has no {broker} support: rebuild with --features {broker}")]
+    NotBuilt {
+        /// `redis`, `kafka` or `amqp`: the broker, and the cargo feature.
+        broker: &'static str,
+    },
     /// The bridge's local topic exists with another message type.
     #[error(transparent)]
     Bus(#[from] crate::bus::WrongType),
@@ -168,13 +177,46 @@ pub async fn open_frontier(
     }
     match backend {
         FrontierBackend::Local => Ok(None),
-        FrontierBackend::Redis => Ok(Some(Arc::new(open_redis_frontier(spec).await?))),
-        FrontierBackend::Kafka => Ok(Some(Arc::new(kafka::KafkaFrontier::open(spec).await?))),
-        FrontierBackend::Amqp => Ok(Some(Arc::new(amqp::AmqpFrontier::open(spec).await?))),
+        FrontierBackend::Redis => open_redis_frontier(spec).await,
+        FrontierBackend::Kafka => open_kafka_frontier(spec).await,
+        FrontierBackend::Amqp => open_amqp_frontier(spec).await,
     }
 }
 
-async fn open_redis_frontier(spec: &CrawlSpec) -> Result<redis::frontier::RedisFrontier, BridgeError> {
+#[cfg(feature = "kafka")]
+async fn open_kafka_frontier(spec: &CrawlSpec) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
+    Ok(Some(Arc::new(kafka::KafkaFrontier::open(spec).await?)))
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn open_kafka_frontier(_: &CrawlSpec) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
+    Err(BridgeError::NotBuilt { broker: "kafka" })
+}
+
+#[cfg(feature = "amqp")]
+async fn open_amqp_frontier(spec: &CrawlSpec) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
+    Ok(Some(Arc::new(amqp::AmqpFrontier::open(spec).await?)))
+}
+
+#[cfg(not(feature = "amqp"))]
+async fn open_amqp_frontier(_: &CrawlSpec) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
+    Err(BridgeError::NotBuilt { broker: "amqp" })
+}
+
+#[cfg(not(feature = "redis"))]
+async fn open_redis_frontier(_: &CrawlSpec) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
+    Err(BridgeError::NotBuilt { broker: "redis" })
+}
+
+#[cfg(feature = "redis")]
+async fn open_redis_frontier(spec: &CrawlSpec) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
+    let store = redis_frontier(spec).await?;
+    Ok(Some(Arc::new(store)))
+}
+
+#[cfg(feature = "redis")]
+async fn redis_frontier(spec: &CrawlSpec) -> Result<redis::frontier::RedisFrontier, BridgeError> {
+    use crate::spec::{Dedup, RedisLayout};
     let broker_spec = spec
         .brokers
         .redis
@@ -204,6 +246,7 @@ pub fn worker_registry(
     spec: &CrawlSpec,
 ) -> Result<Option<Arc<dyn crate::observe::WorkerRegistry>>, BridgeError> {
     match spec.frontier.backend {
+        #[cfg(feature = "redis")]
         FrontierBackend::Redis => redis::heartbeat::registry(spec),
         _ => Ok(None),
     }
@@ -218,36 +261,57 @@ pub fn open_output(spec: &CrawlSpec, output: &OutputSpec) -> Result<Option<Named
     match output {
         OutputSpec::Jsonl(_) | OutputSpec::Stdout => Ok(None),
         OutputSpec::Redis(out) => {
-            // Connects and PINGs now: a wrong URL or password fails before the crawl.
             let key = out.key.clone().unwrap_or_else(|| format!("{}:items", spec.name));
             let name = format!("redis:{key}");
-            let sink = spec
-                .brokers
-                .redis
-                .as_ref()
-                .ok_or_else(|| BridgeError::NoBroker { broker: "redis", user: format!("output '{name}'") })
-                .and_then(redis::RedisBroker::from_spec)
-                .and_then(|broker| redis::RedisSink::connect(&broker, key));
-            match sink {
-                Ok(sink) => Ok(Some((name, Box::new(sink)))),
-                Err(error) => Err(OutputError { name, error }),
-            }
+            named(name, open_redis_sink(spec, key))
         }
-        OutputSpec::Kafka(out) => {
-            let name = format!("kafka:{}", out.topic);
-            match kafka::KafkaSink::open(spec, out) {
-                Ok(sink) => Ok(Some((name, Box::new(sink)))),
-                Err(error) => Err(OutputError { name, error }),
-            }
-        }
-        OutputSpec::Amqp(out) => {
-            let name = format!("amqp:{}", out.exchange);
-            match amqp::AmqpSink::open(spec, out) {
-                Ok(sink) => Ok(Some((name, Box::new(sink)))),
-                Err(error) => Err(OutputError { name, error }),
-            }
-        }
+        OutputSpec::Kafka(out) => named(format!("kafka:{}", out.topic), open_kafka_sink(spec, out)),
+        OutputSpec::Amqp(out) => named(format!("amqp:{}", out.exchange), open_amqp_sink(spec, out)),
     }
+}
+
+fn named(
+    name: String,
+    sink: Result<Box<dyn ItemSink>, BridgeError>,
+) -> Result<Option<NamedSink>, OutputError> {
+    match sink {
+        Ok(sink) => Ok(Some((name, sink))),
+        Err(error) => Err(OutputError { name, error }),
+    }
+}
+
+/// Connects and PINGs now: a wrong URL or password fails before the crawl.
+#[cfg(feature = "redis")]
+fn open_redis_sink(spec: &CrawlSpec, key: String) -> Result<Box<dyn ItemSink>, BridgeError> {
+    let user = format!("output 'redis:{key}'");
+    let broker_spec = spec.brokers.redis.as_ref().ok_or(BridgeError::NoBroker { broker: "redis", user })?;
+    let broker = redis::RedisBroker::from_spec(broker_spec)?;
+    Ok(Box::new(redis::RedisSink::connect(&broker, key)?))
+}
+
+#[cfg(not(feature = "redis"))]
+fn open_redis_sink(_: &CrawlSpec, _: String) -> Result<Box<dyn ItemSink>, BridgeError> {
+    Err(BridgeError::NotBuilt { broker: "redis" })
+}
+
+#[cfg(feature = "kafka")]
+fn open_kafka_sink(spec: &CrawlSpec, out: &kafka::KafkaOutputSpec) -> Result<Box<dyn ItemSink>, BridgeError> {
+    Ok(Box::new(kafka::KafkaSink::open(spec, out)?))
+}
+
+#[cfg(not(feature = "kafka"))]
+fn open_kafka_sink(_: &CrawlSpec, _: &kafka::KafkaOutputSpec) -> Result<Box<dyn ItemSink>, BridgeError> {
+    Err(BridgeError::NotBuilt { broker: "kafka" })
+}
+
+#[cfg(feature = "amqp")]
+fn open_amqp_sink(spec: &CrawlSpec, out: &amqp::AmqpOutputSpec) -> Result<Box<dyn ItemSink>, BridgeError> {
+    Ok(Box::new(amqp::AmqpSink::open(spec, out)?))
+}
+
+#[cfg(not(feature = "amqp"))]
+fn open_amqp_sink(_: &CrawlSpec, _: &amqp::AmqpOutputSpec) -> Result<Box<dyn ItemSink>, BridgeError> {
+    Err(BridgeError::NotBuilt { broker: "amqp" })
 }
 
 /// The bridges a run started: their counters and, for inbound ones that have it, their
@@ -300,72 +364,177 @@ pub async fn start(
     arbiter: &ArbiterHandle,
 ) -> Result<StartedBridges, BridgeError> {
     let mut started = StartedBridges::default();
-    let counters = &mut started.counters;
-    let redis_bridges: Vec<_> = spec
-        .bridges
-        .iter()
-        .filter(|b| matches!(b.kind, BridgeKind::RedisPubsub | BridgeKind::RedisQueue))
-        .collect();
+    let of = |kinds: &[BridgeKind]| -> Vec<&BridgeSpec> {
+        spec.bridges.iter().filter(|b| kinds.contains(&b.kind)).collect()
+    };
+    let redis_bridges = of(&[BridgeKind::RedisPubsub, BridgeKind::RedisQueue]);
     if !redis_bridges.is_empty() {
-        let broker_spec = spec
-            .brokers
-            .redis
-            .as_ref()
-            .ok_or_else(|| BridgeError::NoBroker { broker: "redis", user: "a bridge".into() })?;
-        let broker = redis::RedisBroker::from_spec(broker_spec)?;
-        broker.check().await?;
-        for (i, b) in redis_bridges.into_iter().enumerate() {
-            let name = format!("bridge-{i}");
-            let bridge_counters = if b.kind == BridgeKind::RedisQueue {
-                let bridge = redis::RedisQueueBridge::from_spec(&broker, b, bus)?;
-                let c = bridge.counters();
-                sup.start(format!("{name}-{}", bridge.describe()), Restart::Transient, arbiter, move |_| {
-                    bridge
-                });
-                c
-            } else {
-                let bridge = redis::PubSubBridge::from_spec(&broker, b, bus)?;
-                let c = bridge.counters();
-                sup.start(format!("{name}-{}", bridge.describe()), Restart::Transient, arbiter, move |_| {
-                    bridge
-                });
-                c
-            };
-            counters.push(bridge_counters.clone());
-            if b.direction == crate::spec::BridgeDirection::Out {
-                started.outbound.push(bridge_counters);
-            }
-        }
+        start_redis(spec, redis_bridges, bus, sup, arbiter, &mut started).await?;
     }
-    let kafka_bridges: Vec<_> = spec.bridges.iter().filter(|b| b.kind == BridgeKind::Kafka).collect();
+    let kafka_bridges = of(&[BridgeKind::Kafka]);
     if !kafka_bridges.is_empty() {
-        let broker = kafka::KafkaBroker::from_spec(spec, "a bridge")?;
-        broker.check().await?;
-        for (i, b) in kafka_bridges.into_iter().enumerate() {
-            let bridge = kafka::KafkaBridge::from_spec(&broker, spec, b, bus)?;
-            counters.push(bridge.counters());
-            match b.direction {
-                crate::spec::BridgeDirection::In => started.lags.push(bridge.lag()),
-                crate::spec::BridgeDirection::Out => started.outbound.push(bridge.counters()),
-            }
-            let name = format!("bridge-kafka-{i}-{}", bridge.describe());
-            sup.start(name, Restart::Transient, arbiter, move |_| bridge);
-        }
+        start_kafka(spec, kafka_bridges, bus, sup, arbiter, &mut started).await?;
     }
-    let amqp_bridges: Vec<_> = spec.bridges.iter().filter(|b| b.kind == BridgeKind::Amqp).collect();
+    let amqp_bridges = of(&[BridgeKind::Amqp]);
     if !amqp_bridges.is_empty() {
-        let broker = amqp::AmqpBroker::from_spec(spec, "a bridge")?;
-        broker.check().await?;
-        for (i, b) in amqp_bridges.into_iter().enumerate() {
-            let bridge = amqp::AmqpBridge::from_spec(&broker, b, bus)?;
-            bridge.connect().await?;
-            counters.push(bridge.counters());
-            if b.direction == crate::spec::BridgeDirection::Out {
-                started.outbound.push(bridge.counters());
-            }
-            let name = format!("bridge-amqp-{i}-{}", bridge.describe());
-            sup.start(name, Restart::Transient, arbiter, move |_| bridge);
-        }
+        start_amqp(spec, amqp_bridges, bus, sup, arbiter, &mut started).await?;
     }
     Ok(started)
+}
+
+/// A bridge kind's starter when its broker's feature is left out.
+#[cfg(not(all(feature = "redis", feature = "kafka", feature = "amqp")))]
+macro_rules! not_built {
+    ($name:ident, $broker:literal) => {
+        async fn $name(
+            _: &CrawlSpec,
+            _: Vec<&BridgeSpec>,
+            _: &Bus,
+            _: &mut Supervisor,
+            _: &ArbiterHandle,
+            _: &mut StartedBridges,
+        ) -> Result<(), BridgeError> {
+            Err(BridgeError::NotBuilt { broker: $broker })
+        }
+    };
+}
+
+#[cfg(not(feature = "redis"))]
+not_built!(start_redis, "redis");
+#[cfg(not(feature = "kafka"))]
+not_built!(start_kafka, "kafka");
+#[cfg(not(feature = "amqp"))]
+not_built!(start_amqp, "amqp");
+
+#[cfg(feature = "redis")]
+async fn start_redis(
+    spec: &CrawlSpec,
+    bridges: Vec<&BridgeSpec>,
+    bus: &Bus,
+    sup: &mut Supervisor,
+    arbiter: &ArbiterHandle,
+    started: &mut StartedBridges,
+) -> Result<(), BridgeError> {
+    let broker_spec = spec
+        .brokers
+        .redis
+        .as_ref()
+        .ok_or_else(|| BridgeError::NoBroker { broker: "redis", user: "a bridge".into() })?;
+    let broker = redis::RedisBroker::from_spec(broker_spec)?;
+    broker.check().await?;
+    for (i, b) in bridges.into_iter().enumerate() {
+        let name = format!("bridge-{i}");
+        let bridge_counters = if b.kind == BridgeKind::RedisQueue {
+            let bridge = redis::RedisQueueBridge::from_spec(&broker, b, bus)?;
+            let c = bridge.counters();
+            sup.start(
+                format!("{name}-{}", bridge.describe()),
+                crate::supervise::Restart::Transient,
+                arbiter,
+                move |_| bridge,
+            );
+            c
+        } else {
+            let bridge = redis::PubSubBridge::from_spec(&broker, b, bus)?;
+            let c = bridge.counters();
+            sup.start(
+                format!("{name}-{}", bridge.describe()),
+                crate::supervise::Restart::Transient,
+                arbiter,
+                move |_| bridge,
+            );
+            c
+        };
+        started.counters.push(bridge_counters.clone());
+        if b.direction == crate::spec::BridgeDirection::Out {
+            started.outbound.push(bridge_counters);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "kafka")]
+async fn start_kafka(
+    spec: &CrawlSpec,
+    bridges: Vec<&BridgeSpec>,
+    bus: &Bus,
+    sup: &mut Supervisor,
+    arbiter: &ArbiterHandle,
+    started: &mut StartedBridges,
+) -> Result<(), BridgeError> {
+    let broker = kafka::KafkaBroker::from_spec(spec, "a bridge")?;
+    broker.check().await?;
+    for (i, b) in bridges.into_iter().enumerate() {
+        let bridge = kafka::KafkaBridge::from_spec(&broker, spec, b, bus)?;
+        started.counters.push(bridge.counters());
+        match b.direction {
+            crate::spec::BridgeDirection::In => started.lags.push(bridge.lag()),
+            crate::spec::BridgeDirection::Out => started.outbound.push(bridge.counters()),
+        }
+        let name = format!("bridge-kafka-{i}-{}", bridge.describe());
+        sup.start(name, crate::supervise::Restart::Transient, arbiter, move |_| bridge);
+    }
+    Ok(())
+}
+
+#[cfg(feature = "amqp")]
+async fn start_amqp(
+    spec: &CrawlSpec,
+    bridges: Vec<&BridgeSpec>,
+    bus: &Bus,
+    sup: &mut Supervisor,
+    arbiter: &ArbiterHandle,
+    started: &mut StartedBridges,
+) -> Result<(), BridgeError> {
+    let broker = amqp::AmqpBroker::from_spec(spec, "a bridge")?;
+    broker.check().await?;
+    for (i, b) in bridges.into_iter().enumerate() {
+        let bridge = amqp::AmqpBridge::from_spec(&broker, b, bus)?;
+        bridge.connect().await?;
+        started.counters.push(bridge.counters());
+        if b.direction == crate::spec::BridgeDirection::Out {
+            started.outbound.push(bridge.counters());
+        }
+        let name = format!("bridge-amqp-{i}-{}", bridge.describe());
+        sup.start(name, crate::supervise::Restart::Transient, arbiter, move |_| bridge);
+    }
+    Ok(())
+}
+
+/// A build without a broker's feature reads specs that name it, and refuses to use it.
+#[cfg(all(test, not(any(feature = "redis", feature = "kafka", feature = "amqp"))))]
+mod not_built_tests {
+    use super::*;
+
+    fn spec(extra: &str) -> CrawlSpec {
+        let text = format!("name: t\nseeds: [\"https://example.com/\"]\n{extra}");
+        crate::spec::load_str(&text, "t.yaml", crate::spec::NO_OVERRIDES).expect("loads in any build")
+    }
+
+    #[test]
+    fn outputs_say_which_feature_is_missing() {
+        let spec = spec(
+            "brokers: { kafka: { bootstrap: \"127.0.0.1:9\" }, redis: { url: \"redis://127.0.0.1:9/\" }, \
+             amqp: { url: \"amqp://127.0.0.1:9/%2f\" } }\n\
+             output: [{ kafka: { topic: items } }, { redis: {} }, { amqp: { exchange: x } }]\n",
+        );
+        let messages: Vec<String> =
+            spec.output.iter().map(|o| open_output(&spec, o).err().expect("refused").to_string()).collect();
+        assert_eq!(
+            messages,
+            [
+                "output 'kafka:items': this build has no kafka support: rebuild with --features kafka",
+                "output 'redis:t:items': this build has no redis support: rebuild with --features redis",
+                "output 'amqp:x': this build has no amqp support: rebuild with --features amqp",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_shared_frontier_says_which_feature_is_missing() {
+        let spec = spec("frontier: { backend: kafka }\nbrokers: { kafka: { bootstrap: \"127.0.0.1:9\" } }\n");
+        let context = FrontierContext { state_dir: false };
+        let err = futures::executor::block_on(open_frontier(&spec, context)).err().expect("refused");
+        assert_eq!(err.to_string(), "this build has no kafka support: rebuild with --features kafka");
+    }
 }

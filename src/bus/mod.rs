@@ -51,9 +51,11 @@ pub use pattern::{Pattern, PatternError, PatternSubscription};
 pub use queue::{
     Closed, Consumer, DeadLetter, Delivery, PublishError, Queue, QueueConfig, QueueStats, TryPublishError,
 };
+#[cfg(feature = "schedules")]
+pub use schedule::{parse_coordinates, parse_cron, parse_timezone, solar_event_on};
 pub use schedule::{
-    parse_coordinates, parse_cron, parse_timezone, run_schedule, run_schedule_from, solar_event_on, Firing,
-    Resume, Schedule, ScheduleError, SystemClock, TokioClock, Trigger, WallClock, DEFAULT_GRACE,
+    run_schedule, run_schedule_from, Firing, Resume, Schedule, ScheduleError, SystemClock, TokioClock,
+    Trigger, WallClock, DEFAULT_GRACE,
 };
 pub use topic::{Filter, Overflow, Subscription, Topic};
 

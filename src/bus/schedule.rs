@@ -11,9 +11,14 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+#[cfg(feature = "schedules")]
+use chrono::NaiveDate;
+use chrono::{DateTime, TimeDelta, Utc};
+#[cfg(feature = "schedules")]
 use chrono_tz::Tz;
+#[cfg(feature = "schedules")]
 use croner::parser::{CronParser, Seconds, Year};
+#[cfg(feature = "schedules")]
 use croner::Cron;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -22,6 +27,7 @@ use crate::spec::{Misfire, ScheduleSpec, SolarEventKind};
 
 /// How many days ahead a solar event is looked for (polar night and day last up to about six
 /// months; the poles have one sunrise a year).
+#[cfg(feature = "schedules")]
 const SOLAR_SEARCH_DAYS: i64 = 400;
 
 /// How many missed instants are counted one by one before the count stops.
@@ -58,6 +64,9 @@ pub enum ScheduleError {
     /// `every` of zero.
     #[error("the period of 'every' must be longer than 0")]
     ZeroPeriod,
+    /// A `cron` or `solar` schedule in a build without the `schedules` feature.
+    #[error("this build has no {0} schedules (cron, time zones, solar): rebuild with --features schedules")]
+    NotBuilt(&'static str),
     /// None, or more than one, of `every`, `cron` and `solar`.
     #[error("a schedule needs exactly one of 'every', 'cron' or 'solar' (found {0})")]
     Trigger(usize),
@@ -74,6 +83,7 @@ pub enum Trigger {
         anchor: DateTime<Utc>,
     },
     /// When the cron pattern matches the wall clock of `timezone`.
+    #[cfg(feature = "schedules")]
     Cron {
         /// The parsed pattern.
         cron: Box<Cron>,
@@ -81,6 +91,7 @@ pub enum Trigger {
         timezone: Tz,
     },
     /// Every day the event happens at the place.
+    #[cfg(feature = "schedules")]
     Solar {
         /// Which event.
         event: SolarEventKind,
@@ -123,6 +134,7 @@ pub struct Firing {
     pub missed: u64,
 }
 
+#[cfg(feature = "schedules")]
 /// Parses a cron pattern: 6 fields with seconds first (`0 30 7 * * Mon`), or the classic 5
 /// (minute first; seconds are then 0). Names of days and months, `L`, `#`, `W` and
 /// `@daily`-style nicknames are croner's.
@@ -140,11 +152,13 @@ pub fn parse_cron(pattern: &str) -> Result<Cron, ScheduleError> {
         .map_err(|e| bad(e.to_string().trim_end_matches('.').to_string()))
 }
 
+#[cfg(feature = "schedules")]
 /// Parses an IANA time zone name (`Europe/Paris`, `UTC`).
 pub fn parse_timezone(name: &str) -> Result<Tz, ScheduleError> {
     name.trim().parse::<Tz>().map_err(|_| ScheduleError::UnknownTimezone(name.to_string()))
 }
 
+#[cfg(feature = "schedules")]
 /// Checks a latitude and longitude in degrees.
 pub fn parse_coordinates(lat: f64, lon: f64) -> Result<sunrise::Coordinates, ScheduleError> {
     sunrise::Coordinates::new(lat, lon).ok_or(ScheduleError::BadCoordinates { lat, lon })
@@ -174,6 +188,7 @@ impl Schedule {
     }
 
     /// Fires when `pattern` matches the wall clock in `timezone` (an IANA name).
+    #[cfg(feature = "schedules")]
     pub fn cron(name: impl Into<String>, pattern: &str, timezone: &str) -> Result<Self, ScheduleError> {
         let cron = parse_cron(pattern)?;
         let timezone = parse_timezone(timezone)?;
@@ -187,6 +202,7 @@ impl Schedule {
     }
 
     /// Fires every day `event` happens at `lat`, `lon` (degrees).
+    #[cfg(feature = "schedules")]
     pub fn solar(
         name: impl Into<String>,
         event: SolarEventKind,
@@ -195,6 +211,18 @@ impl Schedule {
     ) -> Result<Self, ScheduleError> {
         let coordinates = parse_coordinates(lat, lon)?;
         Ok(Self::with_trigger(name, Trigger::Solar { event, coordinates }))
+    }
+
+    /// Without the `schedules` feature: an error saying so.
+    #[cfg(not(feature = "schedules"))]
+    pub fn cron(_: impl Into<String>, _: &str, _: &str) -> Result<Self, ScheduleError> {
+        Err(ScheduleError::NotBuilt("cron"))
+    }
+
+    /// Without the `schedules` feature: an error saying so.
+    #[cfg(not(feature = "schedules"))]
+    pub fn solar(_: impl Into<String>, _: SolarEventKind, _: f64, _: f64) -> Result<Self, ScheduleError> {
+        Err(ScheduleError::NotBuilt("solar"))
     }
 
     /// The schedule a spec entry describes; an `every` period is counted from `anchor`
@@ -237,16 +265,19 @@ impl Schedule {
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match &self.trigger {
             Trigger::Every { period, anchor } => every_next(*period, *anchor, t),
+            #[cfg(feature = "schedules")]
             Trigger::Cron { cron, timezone } => {
                 let local = t.with_timezone(timezone);
                 cron.find_next_occurrence(&local, false).ok().map(|n| n.with_timezone(&Utc))
             }
+            #[cfg(feature = "schedules")]
             Trigger::Solar { event, coordinates } => solar_next(*event, *coordinates, t),
         }
     }
 
     /// The instants that passed by `now`, from `due` on: the latest of them and how many
     /// (counting stops at [`MAX_MISSED_COUNT`]).
+    #[cfg_attr(not(feature = "schedules"), allow(irrefutable_let_patterns))]
     fn passed(&self, due: DateTime<Utc>, now: DateTime<Utc>) -> (DateTime<Utc>, u64) {
         if let Trigger::Every { period, .. } = self.trigger {
             // Direct arithmetic: any number of periods.
@@ -290,6 +321,7 @@ fn every_next(period: Duration, anchor: DateTime<Utc>, t: DateTime<Utc>) -> Opti
     anchor.checked_add_signed(TimeDelta::nanoseconds(offset))
 }
 
+#[cfg(feature = "schedules")]
 fn solar_next(
     event: SolarEventKind,
     coordinates: sunrise::Coordinates,
@@ -303,6 +335,7 @@ fn solar_next(
         .find(|at| *at > t)
 }
 
+#[cfg(feature = "schedules")]
 /// The event on `date` at the place, if it happens that day.
 pub fn solar_event_on(
     event: SolarEventKind,
@@ -320,6 +353,7 @@ pub fn solar_event_on(
     }
 }
 
+#[cfg(feature = "schedules")]
 /// Solar transit on `date` at longitude `lon`: the sunrise crate's own equation (the
 /// Wikipedia "sunrise equation", as in `SolarDay`), which it computes but does not expose.
 /// Sunrise and sunset are symmetric around it.
@@ -479,7 +513,7 @@ async fn sleep_until<C: WallClock + ?Sized>(clock: &C, target: DateTime<Utc>) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "schedules"))]
 mod tests {
     use super::*;
 

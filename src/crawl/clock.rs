@@ -161,6 +161,7 @@ struct Fired {
 impl Actor for Clock {
     type Context = Context<Self>;
 
+    #[cfg_attr(not(feature = "schedules"), allow(irrefutable_let_patterns))]
     fn started(&mut self, ctx: &mut Context<Self>) {
         let resumes = self.progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for (index, (entry, resume)) in self.entries.iter().zip(resumes).enumerate() {

@@ -208,15 +208,16 @@ pub struct Extracted {
     /// Absolute, normalised http(s) links, in document order, without duplicates.
     pub links: Vec<Url>,
     /// Items of the rules that matched the page URL.
-    pub items: Vec<Item>,
+    pub items: Vec<ExtractedItem>,
     /// Extraction stopped early (a memory cap or a lol_html error): `links` and `items`
     /// hold what was found before that point.
     pub truncated: bool,
 }
 
-/// One item taken from a page by one rule.
+/// One item taken from a page by one rule: its fields, before the parser adds the page's
+/// URL and fetch time to make it a [`crate::crawl::Item`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Item {
+pub struct ExtractedItem {
     /// The rule's name.
     pub rule: String,
     /// Field name -> string value, or `null` when not found; in the rule's field order.
@@ -461,7 +462,7 @@ impl PageState {
                 fields.insert(field.name.clone(), value);
             }
             if any {
-                items.push(Item { rule: rule.name.clone(), fields });
+                items.push(ExtractedItem { rule: rule.name.clone(), fields });
             }
         }
         Extracted { links, items, truncated: self.truncated }

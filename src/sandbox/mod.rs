@@ -68,18 +68,27 @@
 //! ```
 //!
 
+// Used by the server; the truth alone needs less of them.
+#[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
 mod render;
+#[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
 mod request_log;
+#[cfg(feature = "sandbox")]
 mod server;
+#[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
 pub(crate) mod site;
+#[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
 mod traps;
 mod truth;
 
+#[cfg(feature = "sandbox")]
 use std::sync::Arc;
+#[cfg(feature = "sandbox")]
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use request_log::{RequestLogSnapshot, RequestRecord, REQUEST_LOG_CAPACITY};
+#[cfg(feature = "sandbox")]
 pub use server::{PathStats, StatsSnapshot};
 pub use traps::{
     BASED_ALPHA_TITLE, BASED_BETA_TITLE, BUSY_TITLE, CALENDAR_START, CHAIN_END_TITLE, FLAKY_TITLE,
@@ -123,6 +132,7 @@ impl Default for SandboxOptions {
     }
 }
 
+#[cfg(feature = "sandbox")]
 /// Serves the sandbox site on `listener` until an accept error ends it (it normally runs
 /// forever). Links the site writes with a host use `http://127.0.0.1:<listener's port>`.
 pub async fn serve(listener: tokio::net::TcpListener, opts: SandboxOptions) -> std::io::Result<()> {
@@ -133,6 +143,7 @@ pub async fn serve(listener: tokio::net::TcpListener, opts: SandboxOptions) -> s
 
 /// A sandbox site running on its own thread (with its own single-threaded tokio runtime),
 /// on 127.0.0.1. Dropping it, or [`SandboxServer::stop`], shuts it down and joins the thread.
+#[cfg(feature = "sandbox")]
 pub struct SandboxServer {
     port: u16,
     opts: SandboxOptions,
@@ -141,12 +152,14 @@ pub struct SandboxServer {
     thread: Option<JoinHandle<()>>,
 }
 
+#[cfg(feature = "sandbox")]
 impl std::fmt::Debug for SandboxServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SandboxServer").field("port", &self.port).field("opts", &self.opts).finish()
     }
 }
 
+#[cfg(feature = "sandbox")]
 impl SandboxServer {
     /// Binds 127.0.0.1:`port` (0 = a free port) and starts serving; returns once the socket
     /// is listening (connections queue until the server thread accepts them).
@@ -230,9 +243,54 @@ impl SandboxServer {
     }
 }
 
+#[cfg(feature = "sandbox")]
 impl Drop for SandboxServer {
     fn drop(&mut self) {
         self.shutdown_now();
+    }
+}
+
+/// The sandbox site, in a build without the `sandbox` feature: [`SandboxServer::start`]
+/// says so (a spec with `sandbox:` is then a clear error at start), and no server exists.
+#[cfg(not(feature = "sandbox"))]
+#[derive(Debug)]
+pub struct SandboxServer {
+    never: std::convert::Infallible,
+}
+
+#[cfg(not(feature = "sandbox"))]
+impl SandboxServer {
+    /// Always an error: this build has no sandbox server.
+    pub fn start(_: SandboxOptions, _: u16) -> std::io::Result<SandboxServer> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this build has no sandbox support: rebuild with --features sandbox",
+        ))
+    }
+
+    /// `http://127.0.0.1:PORT` (never called: no server exists).
+    pub fn base_url(&self) -> String {
+        match self.never {}
+    }
+
+    /// The port (never called: no server exists).
+    pub fn port(&self) -> u16 {
+        match self.never {}
+    }
+
+    /// The options (never called: no server exists).
+    pub fn options(&self) -> &SandboxOptions {
+        match self.never {}
+    }
+
+    /// The truth for this site (never called: no server exists).
+    pub fn truth(&self, _: u32) -> Truth {
+        match self.never {}
+    }
+
+    /// Shuts the server down (never called: no server exists).
+    pub fn stop(self) {
+        match self.never {}
     }
 }
 
@@ -354,5 +412,14 @@ mod tests {
         }
         let home = render::home(&layout);
         assert!((11 * 1024..=12 * 1024).contains(&home.len()), "home: {}", home.len());
+    }
+}
+
+#[cfg(all(test, not(feature = "sandbox")))]
+mod not_built_tests {
+    #[test]
+    fn starting_says_the_feature_is_missing() {
+        let err = super::SandboxServer::start(super::SandboxOptions::default(), 0).err().expect("refused");
+        assert_eq!(err.to_string(), "this build has no sandbox support: rebuild with --features sandbox");
     }
 }

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::error::SpecError;
-use super::model::{BridgeDirection, BridgeKind, CrawlSpec, FieldSelector, FrontierBackend, OutputSpec};
+use super::model::{
+    BridgeDirection, BridgeKind, CrawlSpec, FieldSelector, FrontierBackend, OutputSpec, ScheduleSpec,
+};
 use super::tree::{Node, Seg};
 
 /// What `{sandbox}` stands for while seeds are checked (the real port is known at run time).
@@ -797,13 +799,78 @@ fn bridge_kind_name(k: BridgeKind) -> &'static str {
     }
 }
 
+/// A schedule's `cron`, `timezone` and `solar` parse as the Clock will parse them.
+#[cfg(feature = "schedules")]
+fn check_calendar(c: &mut Check<'_>, s: &ScheduleSpec, i: usize, label: &str) {
+    use crate::bus::{parse_coordinates, parse_cron, parse_timezone, ScheduleError};
+    use Seg::{I, K};
+    let at = |k| [K("schedules"), I(i), K(k)];
+    if let Some(pattern) = &s.cron {
+        match parse_cron(pattern) {
+            Err(ScheduleError::BadCron { reason, .. }) => c.value(
+                &at("cron"),
+                format!("{label}: bad cron pattern '{pattern}': {reason}"),
+                Some("6 fields with seconds first (`0 30 7 * * Mon`: 07:30:00 on Mondays), or the classic 5 (`30 7 * * Mon`)".into()),
+            ),
+            Err(e) => c.value(&at("cron"), format!("{label}: {e}"), None),
+            Ok(_) => {
+                // Parses; does it ever match (the 30th of February does not)?
+                if let Err(e @ ScheduleError::NeverFires(_)) = crate::bus::Schedule::cron(&s.name, pattern, "UTC") {
+                    c.value(&at("cron"), format!("{label}: {e}"), None);
+                }
+            }
+        }
+    }
+    if let Some(tz) = &s.timezone {
+        if s.cron.is_none() {
+            c.key(
+                &at("timezone"),
+                format!("{label}: 'timezone' applies to 'cron' only"),
+                Some(
+                    "'every' counts real time and 'solar' events are the same instant everywhere: remove it"
+                        .into(),
+                ),
+            );
+        } else if parse_timezone(tz).is_err() {
+            c.value(&at("timezone"), format!("{label}: unknown time zone '{tz}'"), Some(timezone_hint(tz)));
+        }
+    }
+    if let Some(solar) = &s.solar {
+        if parse_coordinates(solar.lat, 0.0).is_err() {
+            c.value(
+                &[K("schedules"), I(i), K("solar"), K("lat")],
+                format!("{label}: latitude {} is out of range", solar.lat),
+                Some("degrees from -90 (south pole) to 90 (north pole)".into()),
+            );
+        }
+        if parse_coordinates(0.0, solar.lon).is_err() {
+            c.value(
+                &[K("schedules"), I(i), K("solar"), K("lon")],
+                format!("{label}: longitude {} is out of range", solar.lon),
+                Some("degrees from -180 (west) to 180 (east)".into()),
+            );
+        }
+    }
+}
+
+/// Without the `schedules` feature, `cron` and `solar` (and so `timezone`) are errors.
+#[cfg(not(feature = "schedules"))]
+fn check_calendar(c: &mut Check<'_>, s: &ScheduleSpec, i: usize, label: &str) {
+    use Seg::{I, K};
+    for (key, present) in [("cron", s.cron.is_some()), ("solar", s.solar.is_some())] {
+        if present {
+            let e = crate::bus::ScheduleError::NotBuilt(key);
+            c.value(&[K("schedules"), I(i), K(key)], format!("{label}: {e}"), None);
+        }
+    }
+}
+
 /// Bus channels of the crawl itself, which a schedule may not publish to.
 const RESERVED_TOPICS: [&str; 5] = ["requests", "pages", "items", "events", "schedules"];
 
 /// `schedules:` — each entry has exactly one trigger and one action, and every part of it
 /// parses as the Clock will parse it.
 fn check_schedules(c: &mut Check<'_>, spec: &CrawlSpec) {
-    use crate::bus::{parse_coordinates, parse_cron, parse_timezone, ScheduleError};
     use Seg::{I, K};
 
     let mut names: HashMap<&str, usize> = HashMap::new();
@@ -872,53 +939,7 @@ fn check_schedules(c: &mut Check<'_>, spec: &CrawlSpec) {
                 );
             }
         }
-        if let Some(pattern) = &s.cron {
-            match parse_cron(pattern) {
-                Err(ScheduleError::BadCron { reason, .. }) => c.value(
-                    &at("cron"),
-                    format!("{label}: bad cron pattern '{pattern}': {reason}"),
-                    Some("6 fields with seconds first (`0 30 7 * * Mon`: 07:30:00 on Mondays), or the classic 5 (`30 7 * * Mon`)".into()),
-                ),
-                Err(e) => c.value(&at("cron"), format!("{label}: {e}"), None),
-                Ok(_) => {
-                    // Parses; does it ever match (the 30th of February does not)?
-                    if let Err(e @ ScheduleError::NeverFires(_)) = crate::bus::Schedule::cron(&s.name, pattern, "UTC") {
-                        c.value(&at("cron"), format!("{label}: {e}"), None);
-                    }
-                }
-            }
-        }
-        if let Some(tz) = &s.timezone {
-            if s.cron.is_none() {
-                c.key(
-                    &at("timezone"),
-                    format!("{label}: 'timezone' applies to 'cron' only"),
-                    Some("'every' counts real time and 'solar' events are the same instant everywhere: remove it".into()),
-                );
-            } else if parse_timezone(tz).is_err() {
-                c.value(
-                    &at("timezone"),
-                    format!("{label}: unknown time zone '{tz}'"),
-                    Some(timezone_hint(tz)),
-                );
-            }
-        }
-        if let Some(solar) = &s.solar {
-            if parse_coordinates(solar.lat, 0.0).is_err() {
-                c.value(
-                    &[K("schedules"), I(i), K("solar"), K("lat")],
-                    format!("{label}: latitude {} is out of range", solar.lat),
-                    Some("degrees from -90 (south pole) to 90 (north pole)".into()),
-                );
-            }
-            if parse_coordinates(0.0, solar.lon).is_err() {
-                c.value(
-                    &[K("schedules"), I(i), K("solar"), K("lon")],
-                    format!("{label}: longitude {} is out of range", solar.lon),
-                    Some("degrees from -180 (west) to 180 (east)".into()),
-                );
-            }
-        }
+        check_calendar(c, s, i, &label);
 
         // What: exactly one of action / publish.
         match (c.present(&at("action")), c.present(&at("publish"))) {
@@ -972,6 +993,7 @@ fn has_unknown_key(node: Option<&Node>, known: &[&str]) -> bool {
     }
 }
 
+#[cfg(feature = "schedules")]
 /// A hint for an unknown time zone: the zone it may have meant.
 fn timezone_hint(name: &str) -> String {
     let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect();
@@ -985,5 +1007,19 @@ fn timezone_hint(name: &str) -> String {
             format!("did you mean '{}'? (an IANA name such as Europe/Paris, America/New_York, UTC)", zones[i])
         }
         None => "use an IANA name such as Europe/Paris, America/New_York, UTC".to_string(),
+    }
+}
+
+#[cfg(all(test, not(feature = "schedules")))]
+mod not_built_tests {
+    #[test]
+    fn cron_and_solar_say_the_feature_is_missing_and_every_works() {
+        let base = "name: t\nseeds: [\"https://example.com/\"]\n";
+        let cron = format!("{base}schedules: [{{ name: c, cron: \"0 0 * * *\", action: reseed }}]\n");
+        let err = crate::spec::load_str(&cron, "t.yaml", crate::spec::NO_OVERRIDES).unwrap_err().to_string();
+        assert!(err.contains("t.yaml:3:30: schedule 'c': this build has no cron schedules"), "{err}");
+        assert!(err.contains("rebuild with --features schedules"), "{err}");
+        let every = format!("{base}schedules: [{{ name: e, every: 6h, action: reseed }}]\n");
+        crate::spec::load_str(&every, "t.yaml", crate::spec::NO_OVERRIDES).expect("every works in any build");
     }
 }

@@ -25,15 +25,21 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+#[cfg(feature = "state")]
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::crawl::urls::Fingerprint;
 
+#[cfg(feature = "state")]
 const SEEN: TableDefinition<u128, ()> = TableDefinition::new("seen");
+#[cfg(feature = "state")]
 const PENDING: TableDefinition<u128, &[u8]> = TableDefinition::new("pending");
+#[cfg(feature = "state")]
 const SINKS: TableDefinition<&str, u64> = TableDefinition::new("sink_positions");
+#[cfg(feature = "state")]
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+#[cfg(feature = "state")]
 /// The META key of the in-process sandbox's port.
 const SANDBOX_PORT: &str = "sandbox_port";
 
@@ -96,11 +102,13 @@ pub struct StateError {
 }
 
 /// The crawl's durable state.
+#[cfg(feature = "state")]
 pub struct StateStore {
     db: Database,
     path: String,
 }
 
+#[cfg(feature = "state")]
 impl StateStore {
     /// Opens (or creates) `dir/state.redb`.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
@@ -197,13 +205,48 @@ impl StateStore {
     }
 }
 
+#[cfg(feature = "state")]
 impl std::fmt::Debug for StateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateStore").field("path", &self.path).finish()
     }
 }
 
-#[cfg(test)]
+/// The crawl's durable state, in a build without the `state` feature: [`StateStore::open`]
+/// says so (`--state-dir` is then a clear error at start), and no store can exist.
+#[cfg(not(feature = "state"))]
+#[derive(Debug)]
+pub struct StateStore {
+    never: std::convert::Infallible,
+}
+
+#[cfg(not(feature = "state"))]
+impl StateStore {
+    /// Always an error: this build has no state store.
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        Err(StateError {
+            path: dir.display().to_string(),
+            message: "this build has no state support: rebuild with --features state".into(),
+        })
+    }
+
+    /// What a previous run left (never called: no store exists).
+    pub fn load(&self) -> Result<Resume, StateError> {
+        match self.never {}
+    }
+
+    /// Commits `batch` (never called: no store exists).
+    pub fn commit(&self, _: &Batch) -> Result<(), StateError> {
+        match self.never {}
+    }
+
+    /// Records the sandbox's port (never called: no store exists).
+    pub fn set_sandbox_port(&self, _: u16) -> Result<(), StateError> {
+        match self.never {}
+    }
+}
+
+#[cfg(all(test, feature = "state"))]
 mod tests {
     use super::*;
 
@@ -238,5 +281,17 @@ mod tests {
         assert_eq!(resume.pending.len(), 1);
         assert_eq!(resume.pending[0].url, "http://a/2");
         assert_eq!(resume.sink_positions["jsonl:items.jsonl"], 42);
+    }
+}
+
+#[cfg(all(test, not(feature = "state")))]
+mod not_built_tests {
+    #[test]
+    fn opening_says_the_feature_is_missing() {
+        let err = super::StateStore::open(std::path::Path::new("state")).err().expect("refused");
+        assert_eq!(
+            err.to_string(),
+            "state store state: this build has no state support: rebuild with --features state"
+        );
     }
 }

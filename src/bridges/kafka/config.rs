@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+#[cfg(feature = "kafka")]
 use rdkafka::ClientConfig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,7 @@ pub enum KafkaProtocol {
 }
 
 impl KafkaProtocol {
+    #[cfg(feature = "kafka")]
     fn as_str(self) -> &'static str {
         match self {
             KafkaProtocol::Plaintext => "plaintext",
@@ -130,6 +132,7 @@ fn default_connect_timeout() -> HumanDuration {
 }
 
 /// A `client:` value as librdkafka wants it: text.
+#[cfg(feature = "kafka")]
 fn property_text(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
@@ -140,6 +143,7 @@ fn property_text(value: &serde_json::Value) -> String {
 impl KafkaBrokerSpec {
     /// Adds the bootstrap servers, the security settings, then the `client:` properties
     /// (which win) to `config`.
+    #[cfg(feature = "kafka")]
     pub fn apply(&self, config: &mut ClientConfig) {
         config.set("bootstrap.servers", self.bootstrap.trim());
         config.set(
@@ -346,6 +350,21 @@ mod tests {
         let json = serde_json::to_string(&b).unwrap();
         assert!(!json.contains("hunter2") && !json.contains("s3cret"), "{json}");
         assert!(json.contains("6000"), "{json}");
+    }
+
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn client_properties_win() {
+        let mut b = broker("h:1");
+        b.client.insert("sasl.password".into(), "hunter2".into());
+        b.client.insert("session.timeout.ms".into(), 6000.into());
+        b.security = Some(KafkaSecuritySpec {
+            protocol: KafkaProtocol::SaslSsl,
+            mechanism: Some("SCRAM-SHA-512".into()),
+            username: Some("app".into()),
+            password: Some("s3cret".into()),
+            ca_file: None,
+        });
         let mut config = ClientConfig::new();
         b.apply(&mut config);
         assert_eq!(config.get("session.timeout.ms"), Some("6000"));

@@ -5,23 +5,35 @@
 //! Passwords are never printed: every URL in a log line or an error goes through
 //! [`mask_url`].
 
+#[cfg(feature = "redis")]
 pub mod frontier;
+#[cfg(feature = "redis")]
 pub mod heartbeat;
+#[cfg(feature = "redis")]
 mod pubsub;
+#[cfg(feature = "redis")]
 mod queue_bridge;
+#[cfg(feature = "redis")]
 mod sink;
 
 use std::time::Duration;
 
+#[cfg(feature = "redis")]
 use redis::{Client, ErrorKind, IntoConnectionInfo, RedisError};
 
+#[cfg(feature = "redis")]
 pub use pubsub::{on_message, ChannelMessage, PubSubBridge, PubSubOptions};
+#[cfg(feature = "redis")]
 pub use queue_bridge::{RedisQueueBridge, RedisQueueMessage};
+#[cfg(feature = "redis")]
 pub use sink::RedisSink;
 
+#[cfg(feature = "redis")]
 pub(crate) use super::counters::Backoff;
 pub use super::counters::BridgeCounters;
+#[cfg(feature = "redis")]
 use super::BridgeError;
+#[cfg(feature = "redis")]
 use crate::spec::RedisBrokerSpec;
 
 /// The default for `brokers.redis.connect_timeout`.
@@ -99,9 +111,14 @@ pub fn check_url(url: &str) -> Result<(), String> {
         "redis" | "rediss" | "valkey" | "valkeys" | "unix" | "redis+unix" | "valkey+unix" => {}
         other => return Err(format!("scheme '{other}' is not redis://, rediss:// or redis+unix://")),
     }
-    trimmed.into_connection_info().map(|_| ()).map_err(|e| redis_reason(&e))
+    // Without the client (no `redis` feature) the scheme is all that is checked; the run
+    // then says this build has no Redis support.
+    #[cfg(feature = "redis")]
+    trimmed.into_connection_info().map_err(|e| redis_reason(&e))?;
+    Ok(())
 }
 
+#[cfg(feature = "redis")]
 /// The error's text without anything but the server's or client's words.
 fn redis_reason(e: &RedisError) -> String {
     let text = e.to_string();
@@ -111,6 +128,7 @@ fn redis_reason(e: &RedisError) -> String {
 
 /// One Redis server, as `brokers.redis` describes it: its URL (parsed, not yet connected)
 /// and the connect timeout. Cheap to clone.
+#[cfg(feature = "redis")]
 #[derive(Clone)]
 pub struct RedisBroker {
     client: Client,
@@ -118,6 +136,7 @@ pub struct RedisBroker {
     connect_timeout: Duration,
 }
 
+#[cfg(feature = "redis")]
 impl std::fmt::Debug for RedisBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBroker")
@@ -127,6 +146,7 @@ impl std::fmt::Debug for RedisBroker {
     }
 }
 
+#[cfg(feature = "redis")]
 impl RedisBroker {
     /// Parses `url` (nothing is connected yet); the connect timeout is 5 s.
     pub fn new(url: &str) -> Result<Self, BridgeError> {
@@ -291,7 +311,7 @@ impl RedisBroker {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "redis"))]
 mod tests {
     use super::*;
 

@@ -3,7 +3,9 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
+#[cfg(feature = "dashboard")]
 use axum::http::HeaderMap;
+#[cfg(feature = "dashboard")]
 use subtle::ConstantTimeEq;
 
 /// `host:port` to listen on (`localhost` is 127.0.0.1); the error says why not.
@@ -27,6 +29,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 }
 
 /// The dashboard's access rule.
+#[cfg(feature = "dashboard")]
 #[derive(Clone)]
 pub struct Access {
     token: String,
@@ -34,6 +37,7 @@ pub struct Access {
     open_reads: bool,
 }
 
+#[cfg(feature = "dashboard")]
 impl Access {
     /// Control always needs `token`; reads need it too unless `loopback`.
     pub fn new(token: String, loopback: bool) -> Self {
@@ -58,13 +62,14 @@ impl Access {
     }
 }
 
+#[cfg(feature = "dashboard")]
 impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Access").field("token", &"***").field("open_reads", &self.open_reads).finish()
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "dashboard"))]
 mod tests {
     use super::*;
 

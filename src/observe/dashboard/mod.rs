@@ -18,24 +18,29 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "dashboard")]
 mod api;
 mod auth;
 pub mod client;
+// Its views are read by the dashboard only.
+#[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
 mod collector;
+#[cfg(feature = "dashboard")]
 mod metrics;
+#[cfg(feature = "dashboard")]
 mod server;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Instant;
 
+#[cfg(feature = "dashboard")]
 pub use api::{QueueView, Status, WorkerView};
 pub use auth::parse_listen;
 pub use collector::{Restarts, Sample, Stamped};
 
 use crate::bus::{Queue, Topic};
 use crate::crawl::{CrawlRequest, Event, Page};
-use crate::observe::{unix_millis, Controller, Stats, WorkerAgent, WorkerRegistry};
+use crate::observe::{Controller, Stats, WorkerAgent, WorkerRegistry};
 use crate::spec::ObserveSpec;
 
 /// Where the dashboard listens when nothing says otherwise.
@@ -66,6 +71,9 @@ pub enum DashboardError {
     /// The dashboard's thread or runtime could not start.
     #[error("dashboard: cannot start: {0}")]
     Start(std::io::Error),
+    /// A build without the `dashboard` feature.
+    #[error("this build has no dashboard support: rebuild with --features dashboard")]
+    NotBuilt,
 }
 
 /// Where to listen and the control token.
@@ -102,6 +110,7 @@ impl std::fmt::Debug for DashboardOptions {
 
 /// A bound dashboard, not serving yet: hand it to
 /// [`RuntimeBuilder::dashboard`](crate::runtime::RuntimeBuilder::dashboard).
+#[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
 pub struct Dashboard {
     listener: TcpListener,
     addr: SocketAddr,
@@ -113,6 +122,9 @@ impl Dashboard {
     /// Binds the address now (so its port is known, and a taken port is an error before
     /// the crawl starts). Refuses a non-loopback address without a token.
     pub fn bind(options: DashboardOptions) -> Result<Self, DashboardError> {
+        if !cfg!(feature = "dashboard") {
+            return Err(DashboardError::NotBuilt);
+        }
         let loopback = options.listen.ip().is_loopback();
         let token = options.token.filter(|t| !t.trim().is_empty());
         if !loopback && token.is_none() {
@@ -226,6 +238,7 @@ async fn serve(
             url.clone(),
         )
     });
+    #[cfg(feature = "dashboard")]
     if let Some(dashboard) = parts.dashboard {
         let state = server::AppState {
             stats: parts.stats,
@@ -238,14 +251,20 @@ async fn serve(
             worker_id,
             crawl: parts.crawl,
             url: url.unwrap_or_default(),
-            started: Instant::now(),
-            started_ms: unix_millis(),
+            started: std::time::Instant::now(),
+            started_ms: crate::observe::unix_millis(),
         };
         tokio::select! {
             () = serve_http(dashboard, state) => {}
             _ = stop => {}
         }
     } else {
+        let _ = stop.await;
+    }
+    // No dashboard in this build (`Dashboard::bind` refuses): the worker agent only.
+    #[cfg(not(feature = "dashboard"))]
+    {
+        let _ = (collector, worker_id);
         let _ = stop.await;
     }
     if let Some(agent) = agent {
@@ -255,6 +274,7 @@ async fn serve(
 }
 
 /// Serves the dashboard's routes until the listener fails.
+#[cfg(feature = "dashboard")]
 async fn serve_http(dashboard: Dashboard, state: server::AppState) {
     let listener = match dashboard
         .listener
@@ -286,5 +306,14 @@ impl Drop for Observer {
 impl std::fmt::Debug for Observer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Observer").field("running", &self.thread.is_some()).finish()
+    }
+}
+
+#[cfg(all(test, not(feature = "dashboard")))]
+mod not_built_tests {
+    #[test]
+    fn binding_says_the_feature_is_missing() {
+        let err = super::Dashboard::bind(super::DashboardOptions::loopback(0)).err().expect("refused");
+        assert_eq!(err.to_string(), "this build has no dashboard support: rebuild with --features dashboard");
     }
 }
