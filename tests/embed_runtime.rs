@@ -25,7 +25,7 @@ fn spec_of(pages: u32, extra: &str) -> CrawlSpec {
         "name: embed\nsandbox: {{ pages: {pages} }}\nseeds: [\"{{sandbox}}/\"]\noutput: []\n\
          parse:\n  items:\n    - {{ name: product, match: \"/item/\", fields: {{ title: h1 }} }}\n{extra}"
     );
-    arachne::spec::load_str(&text, "embed.yaml", &[]).expect("spec")
+    arachne::spec::load_str(&text, "embed.yaml", arachne::spec::NO_OVERRIDES).expect("spec")
 }
 
 fn want() -> arachne::sandbox::Truth {

@@ -35,9 +35,9 @@ mod parsers;
 mod run;
 mod sinks;
 
-pub use actors::{FactoryError, Subtree};
 /// What a run returns (defined in [`crate::observe`], beside the live figures).
 pub use crate::observe::Summary;
+pub use actors::{FactoryError, Subtree};
 pub use builder::{Runtime, RuntimeBuilder, StopHandle, DEFAULT_GRACE};
 pub use error::RunError;
 pub use parsers::ItemParser;
