@@ -1,6 +1,6 @@
 //! The frontier: what has been seen, what may be fetched, and what to fetch next.
 //!
-//! Pure data, no I/O: the [`Scheduler`](super::scheduler::Scheduler) actor feeds it links and
+//! Pure data, no I/O: the `Scheduler` actor feeds it links and
 //! robots.txt answers and drains it into the `requests` queue. Requests wait in one queue per
 //! host; hosts take turns (round robin), each within its concurrency cap, its rate limit
 //! (governor, keyed by host) and its robots.txt Crawl-delay.

@@ -1,5 +1,5 @@
 //! One HTTP fetch with retries, a body cap, redirects handed back to the frontier, and
-//! charset decoding. The [`Fetcher`](super::fetcher::Fetcher) actor runs these.
+//! charset decoding. The `Fetcher` actor runs these.
 
 use std::sync::Arc;
 use std::time::Duration;

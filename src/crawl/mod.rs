@@ -1,6 +1,13 @@
 //! The crawl pipeline: the Scheduler (frontier), Fetchers, Parsers and Sinks, and the pieces
 //! they are made of (URL normalisation, HTML extraction, HTTP, robots.txt).
 //!
+//! The actors themselves (scheduler, fetchers, parsers, sinks) and their messages are
+//! internal: the runtime builds them. What a program uses is re-exported here: the channel
+//! messages ([`CrawlRequest`], [`Page`], [`PageItems`], [`Item`], [`Event`]), the traits to
+//! plug in ([`PageParser`], [`ItemSink`]) and the built-in parser and sinks; the public
+//! submodules are the building blocks worth using on their own ([`urls`], [`extract`],
+//! [`robots`], [`http`], [`guard`], [`frontier`]) and the broker seam ([`shared`]).
+//!
 //! A parser turns a [`Page`] into links and [`Item`]s; here the spec's own, [`SpecParser`]:
 //!
 //! ```
@@ -36,20 +43,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod backlog;
+pub(crate) mod backlog;
 pub mod clock;
 pub mod extract;
-pub mod fetcher;
+pub(crate) mod fetcher;
 pub mod frontier;
 pub mod guard;
 pub mod http;
-pub mod messages;
-pub mod parser;
-pub mod recrawl;
+pub(crate) mod messages;
+pub(crate) mod parser;
+pub(crate) mod recrawl;
 pub mod robots;
-pub mod scheduler;
+pub(crate) mod scheduler;
 pub mod shared;
-pub mod sink;
+pub(crate) mod sink;
 pub mod urls;
 
 pub use messages::{CrawlRequest, Event, Item, Page, PageItems, Parsed};
