@@ -56,6 +56,10 @@ enum Command {
         /// spec's `observe:` gives the token.
         #[arg(long, value_name = "ADDR")]
         dashboard: Option<String>,
+        /// Consume only these queues of the spec's routing, comma-separated (like
+        /// `celery worker -Q`), e.g. `--queues documents,default`; needs a shared frontier.
+        #[arg(long, value_name = "QUEUES", value_delimiter = ',')]
+        queues: Option<Vec<String>>,
     },
     /// Print a running crawl's status, from its dashboard.
     Inspect {
@@ -215,8 +219,10 @@ fn main() -> ExitCode {
             grace,
             quiet,
             dashboard,
+            queues,
         } => {
             let options = RunOptions {
+                queues,
                 summary_json,
                 state_dir,
                 chaos,
@@ -283,10 +289,11 @@ struct RunOptions {
     grace: Option<Duration>,
     quiet: bool,
     dashboard: Option<String>,
+    queues: Option<Vec<String>>,
 }
 
 fn run(path: &std::path::Path, overrides: &[String], options: RunOptions) -> ExitCode {
-    let RunOptions { summary_json, state_dir, chaos, stop_after, grace, quiet, dashboard } = options;
+    let RunOptions { summary_json, state_dir, chaos, stop_after, grace, quiet, dashboard, queues } = options;
     track_secrets(path, overrides);
     let spec = match spec::load_file(path, overrides) {
         Ok(spec) => spec,
@@ -313,6 +320,9 @@ fn run(path: &std::path::Path, overrides: &[String], options: RunOptions) -> Exi
     }
     if let Some(chaos) = chaos {
         builder = builder.chaos(chaos);
+    }
+    if let Some(queues) = queues {
+        builder = builder.queues(queues);
     }
     if let Some(listen) = dashboard {
         let bound = DashboardOptions::from_spec(builder.spec().observe.as_ref(), Some(&listen))

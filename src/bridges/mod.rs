@@ -232,7 +232,8 @@ async fn redis_frontier(spec: &CrawlSpec) -> Result<redis::frontier::RedisFronti
     let bloom = spec.frontier.dedup == Dedup::Bloom;
     let order = redis::frontier::adopt_order(&broker, &spec.name, layout, spec.frontier.order, bloom).await?;
     let mut store = redis::frontier::RedisFrontier::new(&broker, &spec.name, order, layout, lease)
-        .with_max_requests(spec.scope.max_pages);
+        .with_max_requests(spec.scope.max_pages)
+        .with_queues(spec.queues.keys());
     if bloom {
         store = store.with_bloom(spec.frontier.bloom.capacity, spec.frontier.bloom.error_rate);
     }

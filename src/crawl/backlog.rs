@@ -137,6 +137,7 @@ mod tests {
             host: "a.test".into(),
             depth: 0,
             redirect_chain: vec![],
+            queue: Default::default(),
         }
     }
 

@@ -11,6 +11,7 @@ use reqwest::Client;
 use super::http::{self, FetchOutcome};
 use super::messages::{CrawlRequest, Event, Page};
 use super::recrawl::{Revisit, Revisits};
+use super::routing::{QueueId, Routing};
 use super::scheduler::{Completed, FetchFinished, Scheduler};
 use crate::bus::{Delivery, Queue, Topic};
 use crate::observe::Stats;
@@ -24,6 +25,9 @@ pub struct FetchShared {
     pub client: Client,
     /// The spec's `fetch:`.
     pub spec: FetchSpec,
+    /// `fetch:` as each queue of the routing sees it (its own `retries`), by queue number;
+    /// empty: `spec` for every queue ([`FetchShared::queue_specs`] builds it).
+    pub queue_specs: Vec<FetchSpec>,
     /// Where requests come from.
     pub requests: Queue<CrawlRequest>,
     /// Where HTML pages go.
@@ -75,7 +79,24 @@ impl StreamHandler<Delivery<CrawlRequest>> for Fetcher {
     fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
+/// `fetch:` for each queue of `routing`, by queue number: the same, with the queue's retries.
+pub fn queue_specs(spec: &FetchSpec, routing: &Routing) -> Vec<FetchSpec> {
+    routing.queues().iter().map(|q| FetchSpec { retries: q.retries, ..spec.clone() }).collect()
+}
+
 impl FetchShared {
+    /// `fetch:` for a request of `queue`.
+    fn spec_for(&self, queue: QueueId) -> &FetchSpec {
+        self.queue_specs.get(queue.index()).unwrap_or(&self.spec)
+    }
+
+    /// Counts a request's end in its queue's counters (a routed run).
+    fn count_in_queue(&self, queue: QueueId, fetched: bool) {
+        if let Some(q) = self.stats.queue(queue.index()) {
+            Stats::incr(if fetched { &q.fetched } else { &q.failed });
+        }
+    }
+
     async fn process(&self, delivery: Delivery<CrawlRequest>) {
         let request = delivery.message().clone();
         if self.chaos.is_active() {
@@ -84,12 +105,25 @@ impl FetchShared {
         let conditional =
             self.revisits.as_ref().and_then(|r| r.get(&request.fingerprint).map(|v| v.validators.clone()));
         let started = std::time::Instant::now();
-        let outcome =
-            http::fetch(&self.client, &request.url, conditional.as_ref(), &self.spec, &self.stats).await;
+        let outcome = http::fetch(
+            &self.client,
+            &request.url,
+            conditional.as_ref(),
+            self.spec_for(request.queue),
+            &self.stats,
+        )
+        .await;
         let failed = matches!(outcome, FetchOutcome::Failed { .. });
         self.stats.hosts.record(&request.host, started.elapsed(), failed);
         if let FetchOutcome::Fetched { status, .. } = &outcome {
             self.stats.status.add(*status);
+        }
+        match &outcome {
+            FetchOutcome::Fetched { .. } | FetchOutcome::NotModified => {
+                self.count_in_queue(request.queue, true)
+            }
+            FetchOutcome::Failed { .. } => self.count_in_queue(request.queue, false),
+            FetchOutcome::Redirect { .. } => {}
         }
         self.scheduler.do_send(FetchFinished { request: request.clone() });
         match outcome {

@@ -2,11 +2,14 @@
 //!
 //! Pure data, no I/O: the `Scheduler` actor feeds it links and
 //! robots.txt answers and drains it into the `requests` queue. Requests wait in one queue per
-//! host; hosts take turns (round robin), each within its concurrency cap, its rate limit
-//! (governor, keyed by host) and its robots.txt Crawl-delay.
+//! host within each queue of the crawl's routing ([`Lane`]s: `default`, and those of
+//! `queues:`); the highest-priority queue with a request ready goes first, each within its
+//! own cap and rate; within a queue hosts take turns (round robin), each within its
+//! concurrency cap, its rate limit (governor, keyed by host) and its robots.txt
+//! Crawl-delay, which hold across queues.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,9 +21,10 @@ use regex::RegexSet;
 use texting_robots::Robot;
 use url::Url;
 
-use super::backlog::Backlog;
 use super::guard::AddressGuard;
+use super::lanes::Lane;
 use super::messages::CrawlRequest;
+use super::routing::{QueueId, Routing, RoutingError};
 use super::urls::{self, Fingerprint, FingerprintBuildHasher};
 use crate::spec::{CrawlSpec, QueueOrder, RobotsPolicy};
 
@@ -30,6 +34,18 @@ pub const MIN_RATE: f64 = 1.0 / 86_400.0;
 
 /// The most redirect hops one request may follow.
 pub const MAX_REDIRECTS: usize = 10;
+
+/// Why a frontier cannot be built from a spec (validation reports both first, with their
+/// positions).
+#[derive(Debug, thiserror::Error)]
+pub enum FrontierError {
+    /// A `frontier.priorities` regex does not compile.
+    #[error("bad frontier.priorities regex: {0}")]
+    Priorities(#[from] regex::Error),
+    /// `routes:` or the worker's queues are wrong.
+    #[error(transparent)]
+    Routing(#[from] RoutingError),
+}
 
 /// What became of a link offered to the frontier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,15 +201,37 @@ enum RobotsState {
     Known(Option<Arc<Robot>>),
 }
 
+/// What holds for a host across every queue: politeness and robots.txt.
 #[derive(Debug)]
 struct HostQueue {
-    pending: Backlog,
+    /// Requests waiting, in every queue.
+    queued: usize,
     in_flight: u32,
     robots: RobotsState,
-    /// In `ready` or `waiting` right now.
-    scheduled: bool,
     crawl_delay: Option<Duration>,
     not_before: Option<Instant>,
+}
+
+/// What one queue's turn came to.
+enum Step {
+    Request(CrawlRequest),
+    Wait(Instant),
+    /// The whole crawl is at its rate: nothing from any queue before then.
+    CrawlWait(Instant),
+    Idle,
+}
+
+/// One queue of the frontier as the dashboard and the summary show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueueView {
+    /// Its name.
+    pub name: String,
+    /// Requests waiting.
+    pub queued: usize,
+    /// Requests handed out and not finished.
+    pub in_flight: u32,
+    /// The most ever in flight at once.
+    pub max_in_flight: u32,
 }
 
 /// The frontier of one crawl.
@@ -201,12 +239,15 @@ pub struct Frontier {
     scope: Scope,
     seen: Arc<DashSet<Fingerprint, FingerprintBuildHasher>>,
     hosts: HashMap<Arc<str>, HostQueue>,
-    ready: VecDeque<Arc<str>>,
-    waiting: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
+    /// One per queue of `routing`, by [`QueueId`].
+    lanes: Vec<Lane>,
+    /// The lanes by priority, highest first: each group's lanes (of one priority) take
+    /// turns, from the group's turn.
+    groups: Vec<(Vec<usize>, usize)>,
+    routing: Arc<Routing>,
     per_host: u32,
     limiter: Option<DefaultKeyedRateLimiter<Arc<str>>>,
     robots: RobotsPolicy,
-    order: QueueOrder,
     /// With `order: priority`: the rules' regexes and their priorities.
     priorities: Option<(RegexSet, Vec<i32>)>,
     admitted: u64,
@@ -244,7 +285,7 @@ pub struct HostView {
 ///
 /// Whatever the rate, no panic: one below [`MIN_RATE`] (refused by validation, but the
 /// builder takes any spec) waits a day between requests.
-fn quota(rate: f64) -> Option<Quota> {
+pub(super) fn quota(rate: f64) -> Option<Quota> {
     (rate > 0.0 && rate.is_finite())
         .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / rate.max(MIN_RATE))))
         .flatten()
@@ -252,8 +293,18 @@ fn quota(rate: f64) -> Option<Quota> {
 }
 
 impl Frontier {
-    /// An empty frontier for a spec (fails on a bad `frontier.priorities` regex).
-    pub fn new(spec: &CrawlSpec, scope: Scope) -> Result<Self, regex::Error> {
+    /// An empty frontier for a spec, with its routing (every queue consumed); fails on a
+    /// bad `frontier.priorities` regex or bad `routes:`.
+    pub fn new(spec: &CrawlSpec, scope: Scope) -> Result<Self, FrontierError> {
+        Self::with_routing(spec, scope, Arc::new(Routing::new(spec)?))
+    }
+
+    /// An empty frontier for a spec with this routing (a worker's: `--queues`).
+    pub fn with_routing(
+        spec: &CrawlSpec,
+        scope: Scope,
+        routing: Arc<Routing>,
+    ) -> Result<Self, FrontierError> {
         let rate = spec.fetch.per_host.rate;
         let limiter = quota(rate).map(RateLimiter::dashmap);
         let rules = &spec.frontier.priorities;
@@ -267,12 +318,12 @@ impl Frontier {
             scope,
             seen: Arc::new(DashSet::default()),
             hosts: HashMap::new(),
-            ready: VecDeque::new(),
-            waiting: BinaryHeap::new(),
+            lanes: routing.queues().iter().map(|q| Lane::new(q, spec.frontier.order)).collect(),
+            groups: priority_groups(&routing),
+            routing,
             per_host: spec.fetch.per_host.concurrency.max(1),
             limiter,
             robots: spec.fetch.robots_txt,
-            order: spec.frontier.order,
             priorities,
             admitted: 0,
             queued: 0,
@@ -281,6 +332,30 @@ impl Frontier {
             paused: HashSet::new(),
             crawl_rate: (0.0, None),
         })
+    }
+
+    /// The crawl's routing: its queues, and which this process consumes.
+    pub fn routing(&self) -> &Arc<Routing> {
+        &self.routing
+    }
+
+    /// Each queue: waiting, in flight, the most in flight at once.
+    pub fn queue_views(&self) -> Vec<QueueView> {
+        self.lanes
+            .iter()
+            .zip(self.routing.queues())
+            .map(|(lane, q)| QueueView {
+                name: q.name.to_string(),
+                queued: lane.queued,
+                in_flight: lane.in_flight,
+                max_in_flight: lane.max_in_flight,
+            })
+            .collect()
+    }
+
+    /// Requests waiting in one queue, and in flight from it.
+    pub fn queue_load(&self, queue: QueueId) -> (usize, u32) {
+        self.lanes.get(queue.index()).map_or((0, 0), |l| (l.queued, l.in_flight))
     }
 
     /// Sets the rate of every request, whatever its host (requests/s; 0: no limit).
@@ -338,7 +413,7 @@ impl Frontier {
             .iter()
             .map(|(host, hq)| HostView {
                 host: host.to_string(),
-                queued: hq.pending.len(),
+                queued: hq.queued,
                 in_flight: hq.in_flight,
                 paused: self.paused.contains(host),
                 rate: self.host_rates.get(host).map_or(self.rate, |(r, _)| *r),
@@ -395,7 +470,10 @@ impl Frontier {
     /// Offers a normalised link at `depth`, reached through `redirect_chain`.
     pub fn admit(&mut self, url: &Url, depth: u32, redirect_chain: Vec<Fingerprint>) -> Admission {
         match self.screen(url, depth, &redirect_chain) {
-            Ok(fingerprint) => self.enqueue(url.clone(), fingerprint, depth, redirect_chain),
+            Ok(fingerprint) => {
+                let queue = self.routing.route(url);
+                self.enqueue(url.clone(), fingerprint, depth, redirect_chain, queue)
+            }
             Err(admission) => admission,
         }
     }
@@ -431,9 +509,27 @@ impl Frontier {
     /// Queues a request a previous run admitted and did not finish: no dedup or scope check
     /// (its fingerprint is already in the restored seen-set).
     pub fn restore(&mut self, url: Url, depth: u32, redirect_chain: Vec<Fingerprint>) -> Admission {
+        let queue = self.routing.route(&url);
+        self.restore_to(url, depth, redirect_chain, queue)
+    }
+
+    /// [`Frontier::restore`] into a given queue (a request leased from that queue of a
+    /// shared frontier).
+    pub fn restore_to(
+        &mut self,
+        url: Url,
+        depth: u32,
+        redirect_chain: Vec<Fingerprint>,
+        queue: QueueId,
+    ) -> Admission {
         let fingerprint = urls::fingerprint(&url);
         self.seen.insert(fingerprint);
-        self.enqueue(url, fingerprint, depth, redirect_chain)
+        self.enqueue(url, fingerprint, depth, redirect_chain, queue)
+    }
+
+    /// The queue a request for `url` goes to (the first route that matches).
+    pub fn route(&self, url: &Url) -> QueueId {
+        self.routing.route(url)
     }
 
     fn enqueue(
@@ -442,17 +538,17 @@ impl Frontier {
         fingerprint: Fingerprint,
         depth: u32,
         redirect_chain: Vec<Fingerprint>,
+        queue: QueueId,
     ) -> Admission {
         let host: Arc<str> = urls::host_key(&url).into();
         let priority = self.priority_of(&url);
-        let request = CrawlRequest { url, fingerprint, host: host.clone(), depth, redirect_chain };
+        let queue = if queue.index() < self.lanes.len() { queue } else { QueueId::DEFAULT };
+        let request = CrawlRequest { url, fingerprint, host: host.clone(), depth, redirect_chain, queue };
         let obey = self.robots == RobotsPolicy::Obey;
-        let order = self.order;
         let hq = self.hosts.entry(host.clone()).or_insert_with(|| HostQueue {
-            pending: Backlog::new(order),
+            queued: 0,
             in_flight: 0,
             robots: if obey { RobotsState::Unknown } else { RobotsState::Known(None) },
-            scheduled: false,
             crawl_delay: None,
             not_before: None,
         });
@@ -461,7 +557,10 @@ impl Frontier {
                 return Admission::RobotsBlocked;
             }
         }
-        hq.pending.push(request, priority);
+        hq.queued += 1;
+        let lane = &mut self.lanes[queue.index()];
+        lane.host(&host).pending.push(request, priority);
+        lane.queued += 1;
         self.queued += 1;
         self.admitted += 1;
         let fetch_robots = match hq.robots {
@@ -485,11 +584,18 @@ impl Frontier {
         let robots = robots.map(Arc::new);
         let mut blocked = Vec::new();
         if let Some(r) = &robots {
-            blocked = hq.pending.remove_where(|req| !r.allowed(req.url.as_str()));
+            for lane in &mut self.lanes {
+                if let Some(hl) = lane.hosts.get_mut(host) {
+                    let out = hl.pending.remove_where(|req| !r.allowed(req.url.as_str()));
+                    lane.queued -= out.len();
+                    blocked.extend(out);
+                }
+            }
             hq.crawl_delay =
                 r.delay.filter(|d| d.is_finite() && *d > 0.0).map(|d| Duration::from_secs_f32(d.min(60.0)));
         }
         hq.robots = RobotsState::Known(robots);
+        hq.queued -= blocked.len();
         self.queued -= blocked.len();
         self.schedule(host);
         blocked
@@ -501,35 +607,62 @@ impl Frontier {
         self.hosts
             .iter()
             .filter(|(_, hq)| matches!(hq.robots, RobotsState::Fetching))
-            .filter_map(|(host, hq)| hq.pending.any_url().map(|u| (host.clone(), u.clone())))
+            .filter_map(|(host, _)| {
+                let url =
+                    self.lanes.iter().find_map(|l| l.hosts.get(host).and_then(|hl| hl.pending.any_url()));
+                url.map(|u| (host.clone(), u.clone()))
+            })
             .collect()
     }
 
-    /// A fetch for `host` has finished: a slot is free.
-    pub fn finished(&mut self, host: &Arc<str>) {
+    /// A fetch for `host`, from `queue`, has finished: a slot is free.
+    pub fn finished(&mut self, host: &Arc<str>, queue: QueueId) {
         if let Some(hq) = self.hosts.get_mut(host) {
             hq.in_flight = hq.in_flight.saturating_sub(1);
+        }
+        if let Some(lane) = self.lanes.get_mut(queue.index()) {
+            lane.in_flight = lane.in_flight.saturating_sub(1);
         }
         self.schedule(host);
     }
 
-    /// The next request that may be fetched now.
+    /// The next request that may be fetched now: from the highest-priority queue that has
+    /// one ready (queues of one priority take turns).
     pub fn next(&mut self, now: Instant) -> Next {
-        while let Some(Reverse((at, _))) = self.waiting.peek() {
-            if *at > now {
-                break;
-            }
-            if let Some(Reverse((_, host))) = self.waiting.pop() {
-                if let Some(hq) = self.hosts.get_mut(&host) {
-                    hq.scheduled = false;
+        let mut earliest: Option<Instant> = None;
+        for g in 0..self.groups.len() {
+            let n = self.groups[g].0.len();
+            for k in 0..n {
+                let lane = self.groups[g].0[(self.groups[g].1 + k) % n];
+                match self.next_in(lane, now) {
+                    Step::Request(request) => {
+                        self.groups[g].1 = (self.groups[g].1 + k + 1) % n;
+                        return Next::Request(request);
+                    }
+                    Step::CrawlWait(at) => return Next::WaitUntil(at),
+                    Step::Wait(at) => earliest = Some(earliest.map_or(at, |e| e.min(at))),
+                    Step::Idle => {}
                 }
-                self.schedule(&host);
             }
         }
-        while let Some(host) = self.ready.pop_front() {
+        earliest.map_or(Next::Idle, Next::WaitUntil)
+    }
+
+    /// The next request of one queue: its hosts take turns, each within its politeness;
+    /// then the queue's rate and the whole crawl's rate must allow it.
+    fn next_in(&mut self, li: usize, now: Instant) -> Step {
+        if let Err(at) = self.lanes[li].open(now) {
+            return at.map_or(Step::Idle, Step::Wait);
+        }
+        for host in self.lanes[li].wake(now) {
+            self.schedule_in(li, &host);
+        }
+        let lane = &mut self.lanes[li];
+        while let Some(host) = lane.ready.pop_front() {
+            let Some(hl) = lane.hosts.get_mut(&host) else { continue };
+            hl.scheduled = false;
             let Some(hq) = self.hosts.get_mut(&host) else { continue };
-            hq.scheduled = false;
-            if hq.pending.is_empty()
+            if hl.pending.is_empty()
                 || hq.in_flight >= self.per_host
                 || !matches!(hq.robots, RobotsState::Known(_))
                 || (!self.paused.is_empty() && self.paused.contains(&host))
@@ -547,28 +680,33 @@ impl Frontier {
                 }
             }
             if let Some(at) = not_before {
-                hq.scheduled = true;
-                self.waiting.push(Reverse((at, host)));
+                hl.scheduled = true;
+                lane.waiting.push(Reverse((at, host)));
                 continue;
             }
-            if let Some(Err(not_until)) = self.crawl_rate.1.as_ref().map(|l| l.check()) {
-                // The whole crawl is at its rate: this host keeps its turn (the token its own
-                // limiter gave is spent: a host with its own rate waits a little longer).
-                hq.scheduled = true;
-                self.ready.push_front(host);
-                return Next::WaitUntil(now + not_until.wait_time_from(DefaultClock::default().now()));
+            // The host may go; the queue's rate, then the crawl's, must allow it too (when
+            // they refuse, the host keeps its turn, and the token its own limiter gave is
+            // spent: a host with a rate waits a little longer).
+            if let Err(at) = Lane::take_token(&lane.limiter, &mut lane.not_before, now) {
+                hl.scheduled = true;
+                lane.ready.push_front(host);
+                return Step::Wait(at);
             }
-            let Some(request) = hq.pending.pop() else { continue };
+            if let Some(Err(not_until)) = self.crawl_rate.1.as_ref().map(|l| l.check()) {
+                hl.scheduled = true;
+                lane.ready.push_front(host);
+                return Step::CrawlWait(now + not_until.wait_time_from(DefaultClock::default().now()));
+            }
+            let Some(request) = hl.pending.pop() else { continue };
             hq.in_flight += 1;
+            hq.queued -= 1;
             hq.not_before = hq.crawl_delay.map(|d| now + d);
+            lane.started();
             self.queued -= 1;
-            self.schedule(&host);
-            return Next::Request(request);
+            self.schedule_in(li, &host);
+            return Step::Request(request);
         }
-        match self.waiting.peek() {
-            Some(Reverse((at, _))) => Next::WaitUntil(*at),
-            None => Next::Idle,
-        }
+        lane.next_wake().map_or(Step::Idle, Step::Wait)
     }
 
     /// The priority of a URL: the first `frontier.priorities` rule that matches, else 0.
@@ -579,20 +717,42 @@ impl Frontier {
         }
     }
 
-    /// Puts a host in the round robin if it has work it may start.
+    /// Puts a host in the round robin of every queue where it has work it may start.
     fn schedule(&mut self, host: &Arc<str>) {
-        let Some(hq) = self.hosts.get_mut(host) else { return };
-        if hq.scheduled
-            || hq.pending.is_empty()
+        for li in 0..self.lanes.len() {
+            self.schedule_in(li, host);
+        }
+    }
+
+    /// Puts a host in one queue's round robin if it has work there it may start.
+    fn schedule_in(&mut self, li: usize, host: &Arc<str>) {
+        let Some(hq) = self.hosts.get(host) else { return };
+        let Some(hl) = self.lanes[li].hosts.get_mut(host) else { return };
+        if hl.scheduled
+            || hl.pending.is_empty()
             || hq.in_flight >= self.per_host
             || !matches!(hq.robots, RobotsState::Known(_))
             || (!self.paused.is_empty() && self.paused.contains(host))
         {
             return;
         }
-        hq.scheduled = true;
-        self.ready.push_back(host.clone());
+        hl.scheduled = true;
+        self.lanes[li].ready.push_back(host.clone());
     }
+}
+
+/// The queues' lanes grouped by priority, highest first.
+fn priority_groups(routing: &Routing) -> Vec<(Vec<usize>, usize)> {
+    let mut priorities: Vec<i32> = routing.queues().iter().map(|q| q.priority).collect();
+    priorities.sort_unstable_by(|a, b| b.cmp(a));
+    priorities.dedup();
+    priorities
+        .into_iter()
+        .map(|p| {
+            let lanes = routing.queues().iter().enumerate().filter(|(_, q)| q.priority == p).map(|(i, _)| i);
+            (lanes.collect(), 0)
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for Frontier {
@@ -663,7 +823,7 @@ mod tests {
         let Next::Request(second) = f.next(now) else { panic!("a request") };
         assert_ne!(first.host, second.host, "hosts take turns");
         assert!(matches!(f.next(now), Next::Idle), "both hosts at their cap");
-        f.finished(&first.host);
+        f.finished(&first.host, first.queue);
         assert!(matches!(f.next(now), Next::Request(_)));
     }
 
@@ -682,7 +842,7 @@ mod tests {
         let mut order = Vec::new();
         while let Next::Request(r) = f.next(Instant::now()) {
             order.push(r.url.path().to_string());
-            f.finished(&r.host);
+            f.finished(&r.host, r.queue);
         }
         assert_eq!(order, ["/item/1", "/item/2", "/list", "/list2"]);
     }
@@ -695,7 +855,7 @@ mod tests {
         f.admit(&url("http://a.test/2"), 0, vec![]);
         let now = Instant::now();
         let Next::Request(r) = f.next(now) else { panic!("a request") };
-        f.finished(&r.host);
+        f.finished(&r.host, r.queue);
         match f.next(now) {
             Next::WaitUntil(at) => assert!(at > now && at <= now + Duration::from_millis(600)),
             other => panic!("expected a wait, got {other:?}"),
@@ -718,7 +878,7 @@ mod tests {
         f.set_rate(Some("a.test"), 1.0);
         f.resume_host("a.test");
         let Next::Request(r) = f.next(now) else { panic!("a's request") };
-        f.finished(&r.host);
+        f.finished(&r.host, r.queue);
         assert!(matches!(f.next(now), Next::WaitUntil(_)), "a.test now waits for its own rate");
         assert_eq!(f.hosts_view(10).iter().find(|h| h.host == "a.test").map(|h| h.rate), Some(1.0));
         f.set_rate(None, 3.0);

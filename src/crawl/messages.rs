@@ -21,6 +21,8 @@ pub struct CrawlRequest {
     pub depth: u32,
     /// The fingerprints of the URLs that redirected to this one, oldest first.
     pub redirect_chain: Vec<Fingerprint>,
+    /// The queue it was routed to (`routes:`; docs/routing.md).
+    pub queue: super::routing::QueueId,
 }
 
 /// A fetched HTML page, decoded to UTF-8, as it travels on the `pages` queue.

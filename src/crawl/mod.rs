@@ -6,7 +6,8 @@
 //! messages ([`CrawlRequest`], [`Page`], [`PageItems`], [`Item`], [`Event`]), the traits to
 //! plug in ([`PageParser`], [`ItemSink`]) and the built-in parser and sinks; the public
 //! submodules are the building blocks worth using on their own ([`urls`], [`extract`],
-//! [`robots`], [`http`], [`guard`], [`frontier`]) and the broker seam ([`shared`]).
+//! [`robots`], [`http`], [`guard`], [`frontier`], [`routing`]) and the broker seam
+//! ([`shared`]).
 //!
 //! A parser turns a [`Page`] into links and [`Item`]s; here the spec's own, [`SpecParser`]:
 //!
@@ -23,6 +24,7 @@
 //!     url,
 //!     depth: 0,
 //!     redirect_chain: Vec::new(),
+//!     queue: Default::default(),
 //! };
 //! let page = Page {
 //!     request: Arc::new(request),
@@ -50,10 +52,12 @@ pub(crate) mod fetcher;
 pub mod frontier;
 pub mod guard;
 pub mod http;
+mod lanes;
 pub(crate) mod messages;
 pub(crate) mod parser;
 pub(crate) mod recrawl;
 pub mod robots;
+pub mod routing;
 pub(crate) mod scheduler;
 pub mod shared;
 pub(crate) mod sink;

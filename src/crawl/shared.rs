@@ -13,7 +13,12 @@
 //!   partition that is reassigned, a message that is redelivered).
 //! - **ack**: called only when the request is fully done (its links admitted, its items
 //!   acked by every sink), so nothing is lost between the broker and the sinks.
-//! - **pending**: the crawl is done across processes when nothing is queued or held.
+//! - **pending**: the crawl is done across processes when nothing is queued or held, in
+//!   any queue of the crawl.
+//!
+//! Routing (docs/routing.md): a store that keeps one broker queue per queue of the crawl
+//! says so ([`SharedStore::supports_queues`]) and takes [`SharedStore::admit_to`] and
+//! [`SharedStore::lease_from`]; the plain `admit` and `lease` are the `default` queue's.
 
 use std::fmt;
 use std::sync::Arc;
@@ -77,6 +82,24 @@ pub struct Leased {
 /// A request to admit: its fingerprint, the request, its priority.
 pub type Admit = (Fingerprint, PendingRequest, i32);
 
+/// Up to `max` requests wanted from `queue` ([`SharedStore::lease_from`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseAsk {
+    /// The queue's name.
+    pub queue: Arc<str>,
+    /// How many at most.
+    pub max: usize,
+}
+
+/// A request leased from a named queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasedFrom {
+    /// The queue it came from.
+    pub queue: Arc<str>,
+    /// The lease.
+    pub lease: Leased,
+}
+
 /// What is left of the crawl across every process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pending {
@@ -106,6 +129,37 @@ pub trait SharedStore: Send + Sync + 'static {
 
     /// Leases up to `max` requests (fewer, or none, when there are fewer queued).
     fn lease(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<Leased>>>;
+
+    /// Whether the store keeps the named queues of a crawl's routing (one broker queue
+    /// each); without, only `default` is served ([`SharedStore::admit_to`] and
+    /// [`SharedStore::lease_from`] refuse the others).
+    fn supports_queues(&self) -> bool {
+        false
+    }
+
+    /// [`SharedStore::admit`] into the named queue `queue` (`default` is the plain one).
+    fn admit_to(&self, queue: Arc<str>, batch: Vec<Admit>) -> BoxFuture<'static, StoreResult<()>> {
+        if &*queue == crate::spec::DEFAULT_QUEUE {
+            return self.admit(batch);
+        }
+        Box::pin(async move {
+            Err(StoreError::new(format!("this frontier has no queue '{queue}' (only `default`)")))
+        })
+    }
+
+    /// Leases from several queues at once, each ask in turn (the caller orders them,
+    /// highest priority first); a lease's token is acked, renewed and released as any other.
+    fn lease_from(&self, asks: Vec<LeaseAsk>) -> BoxFuture<'static, StoreResult<Vec<LeasedFrom>>> {
+        let max: usize = asks.iter().filter(|a| &*a.queue == crate::spec::DEFAULT_QUEUE).map(|a| a.max).sum();
+        if max == 0 {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
+        let leased = self.lease(max);
+        Box::pin(async move {
+            let queue: Arc<str> = crate::spec::DEFAULT_QUEUE.into();
+            Ok(leased.await?.into_iter().map(|lease| LeasedFrom { queue: queue.clone(), lease }).collect())
+        })
+    }
 
     /// Acknowledges leases: their requests are fully done.
     fn ack(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<()>>;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -102,9 +103,40 @@ pub struct Stats {
     pub hosts: HostTable,
     /// Items written, per sink.
     pub sinks: SinkCounts,
+    /// Per queue of the crawl's routing (docs/routing.md), by queue number; set once, at
+    /// the start of a routed run ([`Stats::set_queues`]).
+    pub queues: OnceLock<Vec<QueueCounters>>,
     errors: DashMap<ErrorKind, u64>,
     /// The first detail of each kind of error.
     error_details: DashMap<ErrorKind, String>,
+}
+
+/// The counters of one queue of the crawl's routing.
+#[derive(Debug, Default)]
+pub struct QueueCounters {
+    /// The queue's name.
+    pub name: String,
+    /// Requests of this queue fetched here that ended in a 2xx (or a 304).
+    pub fetched: AtomicU64,
+    /// Requests of this queue that failed for good here (after its retries).
+    pub failed: AtomicU64,
+    /// Gauge: requests of this queue waiting in this process.
+    pub queued: AtomicU64,
+    /// Gauge: requests of this queue in flight in this process.
+    pub in_flight: AtomicU64,
+    /// The most requests of this queue ever in flight at once in this process.
+    pub max_in_flight: AtomicU64,
+}
+
+/// One queue in the summary.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QueueSummary {
+    /// Requests fetched with a 2xx (or a 304) by this process.
+    pub fetched: u64,
+    /// Requests that failed for good in this process.
+    pub failed: u64,
+    /// The most in flight at once in this process.
+    pub max_in_flight: u64,
 }
 
 /// The longest error detail kept for the summary, in bytes.
@@ -128,6 +160,27 @@ impl Stats {
             }
             detail[..end].to_string()
         });
+    }
+
+    /// Names the queues of a routed run (by queue number); once, before the crawl starts.
+    pub fn set_queues<S: Into<String>>(&self, names: impl IntoIterator<Item = S>) {
+        let counters = names.into_iter().map(|n| QueueCounters { name: n.into(), ..Default::default() });
+        let _ = self.queues.set(counters.collect());
+    }
+
+    /// The counters of queue number `index`, in a routed run.
+    pub fn queue(&self, index: usize) -> Option<&QueueCounters> {
+        self.queues.get().and_then(|q| q.get(index))
+    }
+
+    /// Copies the frontier's per-queue gauges.
+    pub fn queue_gauges(&self, views: &[crate::crawl::frontier::QueueView]) {
+        let Some(queues) = self.queues.get() else { return };
+        for (counters, view) in queues.iter().zip(views) {
+            counters.queued.store(view.queued as u64, Ordering::Relaxed);
+            counters.in_flight.store(u64::from(view.in_flight), Ordering::Relaxed);
+            counters.max_in_flight.fetch_max(u64::from(view.max_in_flight), Ordering::Relaxed);
+        }
     }
 
     /// The first detail of each kind of error.
@@ -164,6 +217,18 @@ impl Stats {
             reconnects: get(&self.reconnects),
             released: get(&self.released),
             errors: self.errors(),
+            queues: self
+                .queues
+                .get()
+                .map(|queues| {
+                    let summary = |q: &QueueCounters| QueueSummary {
+                        fetched: get(&q.fetched),
+                        failed: get(&q.failed),
+                        max_in_flight: get(&q.max_in_flight),
+                    };
+                    queues.iter().map(|q| (q.name.clone(), summary(q))).collect()
+                })
+                .unwrap_or_default(),
             consumer_lag: BTreeMap::new(),
             error_details: self.error_details(),
             elapsed_s,
@@ -212,6 +277,10 @@ pub struct Summary {
     pub released: u64,
     /// Failed pages by kind (`timeout`, `http_404`, `body_too_large`, `redirect_loop`, ...).
     pub errors: BTreeMap<String, u64>,
+    /// Per queue of the crawl's routing (`routes:`, `queues:`): what this process fetched
+    /// from each; absent without routing (docs/routing.md).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub queues: BTreeMap<String, QueueSummary>,
     /// Inbound broker bridges' consumer lag at the end, per `topic/partition` (messages
     /// behind the end of the partition); absent without such bridges.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -65,6 +65,7 @@ impl Runtime {
             state_dir: None,
             chaos: Chaos::default(),
             dashboard: None,
+            queues: None,
         }
     }
 }
@@ -126,6 +127,7 @@ pub struct RuntimeBuilder {
     pub(crate) state_dir: Option<PathBuf>,
     pub(crate) chaos: Chaos,
     pub(crate) dashboard: Option<Dashboard>,
+    pub(crate) queues: Option<Vec<String>>,
 }
 
 impl RuntimeBuilder {
@@ -353,6 +355,17 @@ impl RuntimeBuilder {
     /// run. Without it, the spec's `observe:` key starts one.
     pub fn dashboard(mut self, dashboard: Dashboard) -> Self {
         self.dashboard = Some(dashboard);
+        self
+    }
+
+    /// Consumes only these queues of the crawl's routing (`arachne run --queues`, Celery's
+    /// `celery worker -Q`): this process fetches only their requests, still admits every
+    /// link it finds into the queue its route names (for the workers that consume it), and
+    /// ends when the whole crawl is done. Needs a shared frontier (`frontier.backend:
+    /// redis`); a queue the spec does not have fails the run before it starts. By default
+    /// a process consumes every queue. See docs/routing.md.
+    pub fn queues<S: Into<String>>(mut self, queues: impl IntoIterator<Item = S>) -> Self {
+        self.queues = Some(queues.into_iter().map(Into::into).collect());
         self
     }
 

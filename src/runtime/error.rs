@@ -34,6 +34,10 @@ pub enum RunError {
     /// A scope regex does not compile.
     #[error("bad scope regex: {0}")]
     Scope(#[from] regex::Error),
+    /// The frontier's priorities or the spec's routing do not compile, or `--queues`
+    /// names a queue the crawl does not have.
+    #[error(transparent)]
+    Frontier(#[from] crate::crawl::frontier::FrontierError),
     /// The spec's parse rules do not compile.
     #[error("bad parse rules: {0}")]
     Parse(#[from] crate::crawl::extract::ExtractError),

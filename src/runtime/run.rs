@@ -17,10 +17,11 @@ use super::parsers::SpecLinksUserItems;
 use crate::bridges::FrontierContext;
 use crate::bus::{Overflow, Queue, QueueConfig, Topic};
 use crate::crawl::clock::Clock;
-use crate::crawl::fetcher::{FetchShared, Fetcher};
-use crate::crawl::frontier::{Frontier, Scope};
+use crate::crawl::fetcher::{queue_specs, FetchShared, Fetcher};
+use crate::crawl::frontier::{Frontier, FrontierError, Scope};
 use crate::crawl::parser::{ParseShared, ParserActor, SpecParser};
 use crate::crawl::recrawl::Revisits;
+use crate::crawl::routing::Routing;
 use crate::crawl::scheduler::SharedFrontier;
 use crate::crawl::scheduler::{
     Checkpoint, DeadLettered, Drain, Reseed, Restore, Scheduler, SchedulerParts, Seed,
@@ -202,6 +203,10 @@ impl Run {
         let durable_sinks = sinks.iter().filter(|(_, s)| s.position().is_some()).count() as u32;
         let shared_store =
             crate::bridges::open_frontier(&spec, FrontierContext { state_dir: store.is_some() }).await?;
+        let routing = routing_of(&spec, builder.queues.as_deref(), shared_store.as_deref())?;
+        if routing.is_routed() {
+            stats.set_queues(routing.queues().iter().map(|q| q.name.to_string()));
+        }
         let shared = shared_store.clone().map(|store| SharedFrontier {
             store,
             wait_for_start_urls: spec.seeds.is_empty(),
@@ -209,7 +214,7 @@ impl Run {
             sinks: sinks.len() as u32,
         });
         let parts = SchedulerParts {
-            frontier: Frontier::new(&spec, scope)?,
+            frontier: Frontier::with_routing(&spec, scope, routing.clone())?,
             requests: requests.clone(),
             events: events.clone(),
             stats: stats.clone(),
@@ -264,6 +269,7 @@ impl Run {
         let fetch_shared = Arc::new(FetchShared {
             client,
             spec: spec.fetch.clone(),
+            queue_specs: if routing.is_routed() { queue_specs(&spec.fetch, &routing) } else { Vec::new() },
             requests: requests.clone(),
             pages: pages.clone(),
             events: events.clone(),
@@ -400,6 +406,31 @@ fn stop_arbiters(arbiters: Vec<Arbiter>) {
 struct Ends<'a> {
     done: &'a mut tokio::sync::mpsc::UnboundedReceiver<()>,
     escalations: &'a mut tokio::sync::mpsc::UnboundedReceiver<crate::supervise::Escalation>,
+}
+
+/// The crawl's routing, with the queues this worker consumes (`--queues`): a subset needs
+/// a shared frontier (with the local one, nobody else would take the other queues' work),
+/// and a store that keeps named queues.
+fn routing_of(
+    spec: &CrawlSpec,
+    queues: Option<&[String]>,
+    store: Option<&dyn SharedStore>,
+) -> Result<Arc<Routing>, RunError> {
+    let mut routing = Routing::new(spec).map_err(FrontierError::from)?;
+    if let Some(queues) = queues {
+        routing.consume_only(queues).map_err(FrontierError::from)?;
+    }
+    match store {
+        None if !routing.consumes_all() => Err(RunError::Unsupported(
+            "--queues takes some of the queues of a crawl shared by several processes: it needs              `frontier.backend: redis` (with the local frontier this one process consumes every queue)"
+                .into(),
+        )),
+        Some(store) if routing.is_routed() && !store.supports_queues() => Err(RunError::Unsupported(format!(
+            "routing to named queues is not supported by this frontier yet ({}): use the local or redis frontier",
+            store.describe()
+        ))),
+        _ => Ok(Arc::new(routing)),
+    }
 }
 
 /// One firing per tick across the processes of a shared crawl: the store decides who takes

@@ -14,7 +14,7 @@ use serde::de::{
 
 use super::error::SpecError;
 use super::tree::{Entry, Kind, Node, Resolved, Src, Step};
-use super::units::{DURATION_FORMS, SIZE_FORMS};
+use super::units::{DURATION_FORMS, RATE_FORMS, SIZE_FORMS};
 
 /// What deserializing collects besides its result.
 pub(crate) struct Ctx<'a> {
@@ -69,7 +69,7 @@ impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
         let msg = msg.to_string();
         // The units' parse errors end with "; use <the accepted forms>": make that the hint.
-        for forms in [DURATION_FORMS, SIZE_FORMS] {
+        for forms in [DURATION_FORMS, SIZE_FORMS, RATE_FORMS] {
             if let Some(head) = msg.strip_suffix(forms).and_then(|m| m.strip_suffix("; use ")) {
                 return DeError::Pending(Pending::Value(head.to_string()), Some(format!("use {forms}")));
             }

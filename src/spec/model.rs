@@ -39,6 +39,14 @@ pub struct CrawlSpec {
     /// Where the frontier lives and in which order it hands out requests.
     #[serde(default)]
     pub frontier: FrontierSpec,
+    /// Celery-style routes: the first whose `match` (URL regex) or `host` (glob) fits a
+    /// request sends it to its `queue`; `default` otherwise (docs/routing.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<super::routing::RouteSpec>,
+    /// Named queues and what each gets: `concurrency`, `rate` (`10/m`), `retries`,
+    /// `priority` (docs/routing.md). `default` may be listed too.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub queues: IndexMap<String, super::routing::QueueSpec>,
     /// Broker connection settings: `redis`, `kafka`, `amqp`.
     #[serde(default)]
     pub brokers: BrokersSpec,

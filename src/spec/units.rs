@@ -19,8 +19,84 @@ pub struct ByteSize(pub u64);
 
 /// The accepted forms, quoted in error hints.
 pub const DURATION_FORMS: &str = "a number with a unit: 500ms, 30s, 5m, 6h, 1d (or bare seconds)";
+/// The accepted forms of a [`Rate`], quoted in error hints.
+pub const RATE_FORMS: &str =
+    "Celery's N/s, N/m or N/h (10/m: ten a minute), or a bare number a second; 0 is no limit";
 /// The accepted forms, quoted in error hints.
 pub const SIZE_FORMS: &str = "a number with a unit: 512B, 64KiB, 10MiB, 1GiB, 10MB (or bare bytes)";
+
+/// A rate limit as Celery writes its `rate_limit`: `N/s`, `N/m` or `N/h` (`10/m` is ten a
+/// minute, spread evenly: one every 6 s), or a bare number a second. `0` (or `0/m`) is no
+/// limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// How many in each `per`.
+    pub count: f64,
+    /// The period: one second, minute or hour.
+    pub per: Duration,
+}
+
+impl Rate {
+    /// Requests a second (0: no limit).
+    pub fn per_second(&self) -> f64 {
+        if self.per.is_zero() {
+            0.0
+        } else {
+            self.count / self.per.as_secs_f64()
+        }
+    }
+
+    /// Whether it limits anything (a count above 0).
+    pub fn is_limited(&self) -> bool {
+        self.count > 0.0
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("'{s}' is not a rate; use {RATE_FORMS}");
+        let (count, unit) = match s.trim().split_once('/') {
+            Some((n, unit)) => (n.trim(), unit.trim()),
+            None => (s.trim(), "s"),
+        };
+        let (count, rest) = split_number(count).ok_or_else(bad)?;
+        if !rest.is_empty() {
+            return Err(bad());
+        }
+        let per = match unit {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        Ok(Self { count, per })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.per.as_secs() {
+            3600 => "h",
+            60 => "m",
+            _ => "s",
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Raw::deserialize(d)?.text().parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 impl HumanDuration {
     /// A duration of whole seconds.
@@ -187,6 +263,21 @@ mod tests {
         assert!("30 parsecs".parse::<HumanDuration>().is_err());
         assert!("-1s".parse::<HumanDuration>().is_err());
         assert!("".parse::<HumanDuration>().is_err());
+    }
+
+    #[test]
+    fn rates() {
+        let r: Rate = "10/m".parse().unwrap();
+        assert_eq!((r.count, r.per), (10.0, Duration::from_secs(60)));
+        assert!((r.per_second() - 1.0 / 6.0).abs() < 1e-12);
+        assert_eq!("20/s".parse::<Rate>().unwrap().per_second(), 20.0);
+        assert_eq!("7200/h".parse::<Rate>().unwrap().per_second(), 2.0);
+        assert_eq!("5".parse::<Rate>().unwrap().per_second(), 5.0);
+        assert!(!"0/m".parse::<Rate>().unwrap().is_limited());
+        for bad in ["10/d", "ten/m", "-1/s", "10 /x", "", "/m", "1m/s"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+        assert_eq!("10/m".parse::<Rate>().unwrap().to_string(), "10/m");
     }
 
     #[test]

@@ -457,6 +457,7 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str, spec_path: Opti
     }
     check_schedules(&mut c, spec);
     check_observe(&mut c, spec);
+    check_routing(&mut c, spec);
 
     // Supervision.
     let sup = &spec.supervision;
@@ -472,6 +473,118 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str, spec_path: Opti
     }
 
     c.errors
+}
+
+/// Whether `name` may name a queue: it becomes part of a Redis key and a broker queue's
+/// name, so letters, digits, `_`, `-` and `.` only.
+pub(crate) fn is_queue_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'))
+}
+
+/// `routes:` and `queues:` — queue names, each route's queue known, its regex and glob,
+/// each queue's concurrency and rate, and a backend that can route.
+fn check_routing(c: &mut Check<'_>, spec: &CrawlSpec) {
+    use super::routing::DEFAULT_QUEUE;
+    use Seg::{I, K};
+    for (name, queue) in &spec.queues {
+        if !is_queue_name(name) {
+            c.key(
+                &[K("queues"), K(name)],
+                format!("queue name '{}' is not usable", shorten(name)),
+                Some(
+                    "letters, digits, `_`, `-` and `.` only (it names a Redis key and a broker queue)".into(),
+                ),
+            );
+        }
+        let at = |k| [K("queues"), K(name), K(k)];
+        match queue.concurrency {
+            Some(0) => {
+                c.value(&at("concurrency"), format!("queues.{name}.concurrency must be at least 1"), None)
+            }
+            Some(n) if spec.fetch.concurrency > 0 && n > spec.fetch.concurrency => c.value(
+                &at("concurrency"),
+                format!(
+                    "queues.{name}.concurrency ({n}) is larger than fetch.concurrency ({})",
+                    spec.fetch.concurrency
+                ),
+                Some(format!("lower it to at most {}, or raise fetch.concurrency", spec.fetch.concurrency)),
+            ),
+            _ => {}
+        }
+        if let Some(rate) = queue.rate.filter(|r| r.is_limited()) {
+            if rate.per_second() < crate::crawl::frontier::MIN_RATE {
+                c.value(
+                    &at("rate"),
+                    format!("queues.{name}.rate {rate} is less than one request a day"),
+                    Some("write e.g. `10/m` or `100/h`; leave it out for no limit".into()),
+                );
+            }
+        }
+    }
+    let known = |q: &str| q == DEFAULT_QUEUE || spec.queues.contains_key(q);
+    for (i, route) in spec.routes.iter().enumerate() {
+        let at = |k| [K("routes"), I(i), K(k)];
+        if !known(&route.queue) {
+            let mut names: Vec<&str> = spec.queues.keys().map(String::as_str).collect();
+            if !names.contains(&DEFAULT_QUEUE) {
+                names.insert(0, DEFAULT_QUEUE);
+            }
+            let hint = match names.iter().min_by_key(|n| strsim::levenshtein(n, &route.queue)) {
+                Some(near) if strsim::levenshtein(near, &route.queue) <= 2 => {
+                    format!("did you mean '{near}'? (queues: {})", names.join(", "))
+                }
+                _ => format!(
+                    "add it under `queues:` (e.g. `queues: {{ {}: {{}} }}`), or use one of: {}",
+                    route.queue,
+                    names.join(", ")
+                ),
+            };
+            c.value(
+                &at("queue"),
+                format!("routes[{i}] sends to the unknown queue '{}'", route.queue),
+                Some(hint),
+            );
+        }
+        if route.matches.is_none() && route.host.is_none() {
+            c.value(
+                &[K("routes"), I(i)],
+                format!("routes[{i}] has neither `match` nor `host`: it would match nothing"),
+                Some("e.g. `{ match: \"\\\\.pdf$\", queue: documents }` or `{ host: \"*.example.org\", queue: slow }`".into()),
+            );
+        }
+        if let Some(pattern) = &route.matches {
+            c.regex(&at("match"), &format!("routes[{i}].match"), pattern);
+        }
+        if let Some(glob) = &route.host {
+            let bad =
+                glob.trim().is_empty() || glob.contains(['/', ':']) || glob.contains(char::is_whitespace);
+            match crate::bus::Pattern::new(glob) {
+                Err(e) => c.value(&at("host"), format!("routes[{i}].host: {e}"), None),
+                Ok(_) if bad => c.value(
+                    &at("host"),
+                    format!("routes[{i}].host '{}' is not a host name glob", shorten(glob)),
+                    Some(
+                        "a host name with `*` and `?`, e.g. `*.example.org` (no scheme, port or path)".into(),
+                    ),
+                ),
+                Ok(_) => {}
+            }
+        }
+    }
+    let routed = !spec.routes.is_empty() || spec.queues.keys().any(|q| q != DEFAULT_QUEUE);
+    let backend = spec.frontier.backend;
+    if routed && matches!(backend, FrontierBackend::Kafka | FrontierBackend::Amqp) {
+        c.value(
+            &[K("frontier"), K("backend")],
+            format!(
+                "routing to named queues is not supported with `frontier.backend: {}` yet",
+                backend.name()
+            ),
+            Some("use the local or redis frontier, or leave out `routes:` and the named `queues:`".into()),
+        );
+    }
 }
 
 /// `observe:` — a listen address that parses, and a token wherever it is not loopback.

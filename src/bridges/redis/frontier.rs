@@ -26,9 +26,9 @@ use futures::future::BoxFuture;
 
 use super::{Backoff, RedisBroker};
 use crate::bridges::BridgeError;
-use crate::crawl::shared::{Admit, Pending, SharedStore, StoreError, StoreResult};
+use crate::crawl::shared::{Admit, LeaseAsk, LeasedFrom, Pending, SharedStore, StoreError, StoreResult};
 use crate::crawl::urls::Fingerprint;
-use crate::spec::QueueOrder;
+use crate::spec::{QueueOrder, DEFAULT_QUEUE};
 use crate::state::PendingRequest;
 
 /// How long a call keeps trying to reconnect to a Redis that went away before it fails.
@@ -294,9 +294,9 @@ end
 return out
 "#;
 
-/// lease: KEYS queue, leases, lease_seq; ARGV mode, max, lease ms.
+/// lease: KEYS queue, leases, lease_seq; ARGV mode, max, lease ms[, id prefix].
 /// Pops up to max entries and leases each until server time + lease ms; returns the tokens
-/// `<lease id>|<score>|<entry>`.
+/// `<lease id>|<score>|<entry>` (a named queue's lease ids are `<queue>/<n>`).
 const LEASE: &str = r#"
 local mode = ARGV[1]
 local max = tonumber(ARGV[2])
@@ -319,7 +319,7 @@ else
 end
 local out = {}
 for i = 1, #popped do
-  local id = redis.call('INCR', KEYS[3])
+  local id = (ARGV[4] or '') .. redis.call('INCR', KEYS[3])
   local token = id .. '|' .. popped[i][2] .. '|' .. popped[i][1]
   redis.call('ZADD', KEYS[2], expiry, token)
   out[#out + 1] = token
@@ -473,6 +473,8 @@ pub struct RedisFrontier {
     bloom: Option<Bloom>,
     bloom_key: String,
     max_requests: Option<u64>,
+    /// The crawl's named queues besides `default` (routing; docs/routing.md).
+    queues: Arc<Vec<Arc<str>>>,
     admit_script: Arc<Script>,
     lease_script: Arc<Script>,
     reap_script: Arc<Script>,
@@ -507,6 +509,7 @@ impl RedisFrontier {
             bloom: None,
             bloom_key: String::new(),
             max_requests: None,
+            queues: Arc::default(),
             admit_script: Arc::new(Script::new(ADMIT)),
             lease_script: Arc::new(Script::new(LEASE)),
             reap_script: Arc::new(Script::new(REAP)),
@@ -524,6 +527,49 @@ impl RedisFrontier {
     /// The keys this frontier uses.
     pub fn keys(&self) -> &FrontierKeys {
         &self.keys
+    }
+
+    /// Keeps these named queues of the crawl's routing besides `default` (docs/routing.md):
+    /// queue `q` is the key `<queue key>:q` (`arachne:<name>:queue:q`, or
+    /// `<name>:requests:q` in the scrapy-redis layout) with its leases in
+    /// `<leases key>:q`; `default` stays on the plain keys.
+    pub fn with_queues<S: AsRef<str>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        let named = names.into_iter().map(|n| n.as_ref().into()).filter(|n: &Arc<str>| &**n != DEFAULT_QUEUE);
+        self.queues = Arc::new(named.collect());
+        self
+    }
+
+    /// The queue key and the leases key of queue `queue` (`default`: the plain ones).
+    pub fn queue_keys(&self, queue: &str) -> (String, String) {
+        if queue == DEFAULT_QUEUE {
+            (self.keys.queue.clone(), self.keys.leases.clone())
+        } else {
+            (format!("{}:{queue}", self.keys.queue), format!("{}:{queue}", self.keys.leases))
+        }
+    }
+
+    /// Every queue of the crawl, `default` first.
+    fn all_queues(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(DEFAULT_QUEUE).chain(self.queues.iter().map(|q| &**q))
+    }
+
+    /// The queue a lease token came from: its lease id is `<queue>/<n>` for a named queue.
+    fn queue_of(token: &str) -> &str {
+        let id = token.split('|').next().unwrap_or("");
+        id.split_once('/').map_or(DEFAULT_QUEUE, |(queue, _)| queue)
+    }
+
+    /// Tokens grouped by the queue they came from.
+    fn by_queue<'t>(tokens: &'t [LeaseToken]) -> Vec<(&'t str, Vec<&'t str>)> {
+        let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+        for t in tokens {
+            let queue = Self::queue_of(t.as_str());
+            match groups.iter_mut().find(|(q, _)| *q == queue) {
+                Some((_, ts)) => ts.push(t.as_str()),
+                None => groups.push((queue, vec![t.as_str()])),
+            }
+        }
+        groups
     }
 
     /// A reliable queue of any payloads at Redis key `key` (a list for `fifo`/`lifo`,
@@ -660,6 +706,16 @@ impl RedisFrontier {
     /// seen and answers `false` for all: nothing is queued twice, but the caller may count
     /// fewer new requests than were queued.
     pub async fn admit(&self, batch: &[(Fingerprint, PendingRequest, i32)]) -> Result<Vec<bool>> {
+        self.admit_to(DEFAULT_QUEUE, batch).await
+    }
+
+    /// [`RedisFrontier::admit`] into the named queue `queue` (see
+    /// [`RedisFrontier::with_queues`]); one seen-set for every queue.
+    pub async fn admit_to(
+        &self,
+        queue: &str,
+        batch: &[(Fingerprint, PendingRequest, i32)],
+    ) -> Result<Vec<bool>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -684,15 +740,16 @@ impl RedisFrontier {
             args.push(self.encode(req, *priority)?);
             args.push((-i64::from(*priority)).to_string());
         }
+        let (queue_key, _) = self.queue_keys(queue);
         let flags: Vec<i64> = self
             .invoke(
                 &self.admit_script,
-                &[self.seen_key(), &self.keys.queue, &self.keys.seq, &self.keys.admitted()],
+                &[self.seen_key(), &queue_key, &self.keys.seq, &self.keys.admitted()],
                 &args,
             )
             .await?;
         if flags.len() != batch.len() {
-            return Err(self.corrupt(&self.keys.queue, format!("admit answered {} flags", flags.len())));
+            return Err(self.corrupt(&queue_key, format!("admit answered {} flags", flags.len())));
         }
         Ok(flags.into_iter().map(|f| f == 1).collect())
     }
@@ -703,10 +760,15 @@ impl RedisFrontier {
     /// queue. An entry this store cannot read is moved to [`FrontierKeys::dead`] with the
     /// reason, and counted (`dead_lettered`).
     pub async fn lease(&self, max: usize) -> Result<Vec<Leased>> {
+        self.lease_from(DEFAULT_QUEUE, max).await
+    }
+
+    /// [`RedisFrontier::lease`] from the named queue `queue`.
+    pub async fn lease_from(&self, queue: &str, max: usize) -> Result<Vec<Leased>> {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let tokens = self.lease_tokens(max).await?;
+        let tokens = self.lease_tokens_in(queue, max).await?;
         let mut leased = Vec::with_capacity(tokens.len());
         let mut unreadable = Vec::new();
         for token in tokens {
@@ -727,9 +789,17 @@ impl RedisFrontier {
 
     /// The lease script: pops up to `max` entries and leases each; the lease tokens.
     async fn lease_tokens(&self, max: usize) -> Result<Vec<Vec<u8>>> {
-        let args = [self.mode.arg().to_string(), max.to_string(), self.lease_ms.to_string()];
-        self.invoke(&self.lease_script, &[&self.keys.queue, &self.keys.leases, &self.keys.lease_seq], &args)
-            .await
+        self.lease_tokens_in(DEFAULT_QUEUE, max).await
+    }
+
+    /// The lease script on queue `queue` (its lease ids say which: `<queue>/<n>`).
+    async fn lease_tokens_in(&self, queue: &str, max: usize) -> Result<Vec<Vec<u8>>> {
+        let (queue_key, leases_key) = self.queue_keys(queue);
+        let mut args = vec![self.mode.arg().to_string(), max.to_string(), self.lease_ms.to_string()];
+        if queue != DEFAULT_QUEUE {
+            args.push(format!("{queue}/"));
+        }
+        self.invoke(&self.lease_script, &[&queue_key, &leases_key, &self.keys.lease_seq], &args).await
     }
 
     /// Moves leased entries this store cannot read to the dead key, with the reason: they
@@ -741,7 +811,8 @@ impl RedisFrontier {
             tracing::warn!(key = %self.keys.dead(), "shared frontier: moved an unreadable entry aside: {reason}");
             let record = serde_json::json!({ "entry": String::from_utf8_lossy(entry), "reason": reason });
             pipe.cmd("RPUSH").arg(self.keys.dead()).arg(record.to_string()).ignore();
-            pipe.cmd("ZREM").arg(&self.keys.leases).arg(token).ignore();
+            let (_, leases_key) = self.queue_keys(Self::queue_of(&String::from_utf8_lossy(token)));
+            pipe.cmd("ZREM").arg(leases_key).arg(token).ignore();
         }
         let () = self.query_pipe(&pipe).await?;
         self.counters.dead_lettered.fetch_add(unreadable.len() as u64, Ordering::Relaxed);
@@ -755,13 +826,12 @@ impl RedisFrontier {
         if leased.is_empty() {
             return Ok(0);
         }
-        let mut cmd = redis::cmd("ZREM");
-        cmd.arg(&self.keys.leases);
-        for t in leased {
-            cmd.arg(t.as_str());
+        let mut pipe = redis::pipe();
+        for (queue, tokens) in Self::by_queue(leased) {
+            pipe.cmd("ZREM").arg(self.queue_keys(queue).1).arg(tokens);
         }
-        let n: i64 = self.query(&cmd).await?;
-        Ok(usize::try_from(n).unwrap_or(0))
+        let removed: Vec<i64> = self.query_pipe(&pipe).await?;
+        Ok(removed.into_iter().map(|n| usize::try_from(n).unwrap_or(0)).sum())
     }
 
     /// Moves up to [`REAP_LIMIT`] expired leases (by the server's clock) back to the head of
@@ -769,47 +839,62 @@ impl RedisFrontier {
     /// Any process may call it, as often as it likes (every lease period, say).
     pub async fn reap(&self) -> Result<usize> {
         let args = [self.mode.arg().to_string(), REAP_LIMIT.to_string()];
-        let n: i64 = self.invoke(&self.reap_script, &[&self.keys.queue, &self.keys.leases], &args).await?;
-        Ok(usize::try_from(n).unwrap_or(0))
+        let mut reaped = 0;
+        for queue in self.all_queues() {
+            let (queue_key, leases_key) = self.queue_keys(queue);
+            let n: i64 = self.invoke(&self.reap_script, &[&queue_key, &leases_key], &args).await?;
+            reaped += usize::try_from(n).unwrap_or(0);
+        }
+        Ok(reaped)
     }
 
     /// Gives leases back at once (a process that stops gracefully): each lease still held
     /// goes back to the head of the queue, as [`RedisFrontier::reap`] does for expired ones,
     /// in ONE script call; returns how many went back.
     pub async fn release(&self, tokens: &[LeaseToken]) -> Result<usize> {
-        if tokens.is_empty() {
-            return Ok(0);
+        let mut released = 0;
+        for (queue, tokens) in Self::by_queue(tokens) {
+            let mut args = vec![self.mode.arg().to_string(), tokens.len().to_string()];
+            args.extend(tokens.iter().map(|t| t.to_string()));
+            let (queue_key, leases_key) = self.queue_keys(queue);
+            let n: i64 = self.invoke(&self.reap_script, &[&queue_key, &leases_key], &args).await?;
+            released += usize::try_from(n).unwrap_or(0);
         }
-        let mut args = vec![self.mode.arg().to_string(), tokens.len().to_string()];
-        args.extend(tokens.iter().map(|t| t.as_str().to_string()));
-        let n: i64 = self.invoke(&self.reap_script, &[&self.keys.queue, &self.keys.leases], &args).await?;
-        Ok(usize::try_from(n).unwrap_or(0))
+        Ok(released)
     }
 
     /// Extends leases still held to `lease` from now (server time), for slow pages; ONE
     /// script call. Returns, per token, whether the lease was still held (`false`: it
     /// expired and was reaped, or was acked; the request may be with another consumer).
     pub async fn renew(&self, tokens: &[LeaseToken]) -> Result<Vec<bool>> {
-        if tokens.is_empty() {
-            return Ok(Vec::new());
+        let mut held = std::collections::HashMap::new();
+        for (queue, tokens) in Self::by_queue(tokens) {
+            let mut args = Vec::with_capacity(tokens.len() + 1);
+            args.push(self.lease_ms.to_string());
+            args.extend(tokens.iter().map(|t| t.to_string()));
+            let flags: Vec<i64> =
+                self.invoke(&self.renew_script, &[&self.queue_keys(queue).1], &args).await?;
+            held.extend(tokens.into_iter().zip(flags.into_iter().map(|f| f == 1)));
         }
-        let mut args = Vec::with_capacity(tokens.len() + 1);
-        args.push(self.lease_ms.to_string());
-        args.extend(tokens.iter().map(|t| t.as_str().to_string()));
-        let flags: Vec<i64> = self.invoke(&self.renew_script, &[&self.keys.leases], &args).await?;
-        Ok(flags.into_iter().map(|f| f == 1).collect())
+        Ok(tokens.iter().map(|t| held.get(t.as_str()).copied().unwrap_or(false)).collect())
     }
 
-    /// (queued, leased): the queue's length and the number of leases, in one pipeline. The
-    /// crawl is done across processes when both are 0 and this process is idle.
+    /// (queued, leased): the queues' lengths and the number of leases, summed over every
+    /// queue of the crawl, in one pipeline. The crawl is done across processes when both
+    /// are 0 and this process is idle.
     pub async fn pending(&self) -> Result<(u64, u64)> {
         let mut pipe = redis::pipe();
-        match self.mode {
-            Mode::Zset { .. } => pipe.cmd("ZCARD").arg(&self.keys.queue),
-            Mode::List { .. } => pipe.cmd("LLEN").arg(&self.keys.queue),
-        };
-        pipe.cmd("ZCARD").arg(&self.keys.leases);
-        let (queued, leased): (u64, u64) = self.query_pipe(&pipe).await?;
+        for queue in self.all_queues() {
+            let (queue_key, leases_key) = self.queue_keys(queue);
+            match self.mode {
+                Mode::Zset { .. } => pipe.cmd("ZCARD").arg(queue_key),
+                Mode::List { .. } => pipe.cmd("LLEN").arg(queue_key),
+            };
+            pipe.cmd("ZCARD").arg(leases_key);
+        }
+        let counts: Vec<u64> = self.query_pipe(&pipe).await?;
+        let queued = counts.iter().step_by(2).sum();
+        let leased = counts.iter().skip(1).step_by(2).sum();
         Ok((queued, leased))
     }
 
@@ -1346,7 +1431,14 @@ pub async fn adopt_order(
 /// scheduler renews what it holds and any process reaps what dead ones left.
 impl SharedStore for RedisFrontier {
     fn describe(&self) -> String {
-        format!("Redis {} ({})", self.broker.masked_url(), self.keys.queue)
+        match self.queues.len() {
+            0 => format!("Redis {} ({})", self.broker.masked_url(), self.keys.queue),
+            n => format!(
+                "Redis {} ({} and {n} named queues beside it)",
+                self.broker.masked_url(),
+                self.keys.queue
+            ),
+        }
     }
 
     fn admit(&self, batch: Vec<Admit>) -> BoxFuture<'static, StoreResult<()>> {
@@ -1357,6 +1449,28 @@ impl SharedStore for RedisFrontier {
     fn lease(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<Leased>>> {
         let this = self.clone();
         Box::pin(async move { this.lease(max).await.map_err(StoreError::new) })
+    }
+
+    fn supports_queues(&self) -> bool {
+        true
+    }
+
+    fn admit_to(&self, queue: Arc<str>, batch: Vec<Admit>) -> BoxFuture<'static, StoreResult<()>> {
+        let this = self.clone();
+        Box::pin(async move { this.admit_to(&queue, &batch).await.map(drop).map_err(StoreError::new) })
+    }
+
+    /// One lease script call per queue asked for, in the order asked.
+    fn lease_from(&self, asks: Vec<LeaseAsk>) -> BoxFuture<'static, StoreResult<Vec<LeasedFrom>>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for ask in asks {
+                let leased = this.lease_from(&ask.queue, ask.max).await.map_err(StoreError::new)?;
+                out.extend(leased.into_iter().map(|lease| LeasedFrom { queue: ask.queue.clone(), lease }));
+            }
+            Ok(out)
+        })
     }
 
     fn ack(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<()>> {

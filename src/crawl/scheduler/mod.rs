@@ -252,7 +252,7 @@ impl Scheduler {
             None => false,
             Some(fetched) => {
                 if !fetched {
-                    self.frontier.finished(&request.host);
+                    self.frontier.finished(&request.host, request.queue);
                 }
                 self.outstanding = self.outstanding.saturating_sub(1);
                 true
@@ -364,6 +364,9 @@ impl Scheduler {
         }
         self.stats.queued.store(self.frontier.queued() as u64, Ordering::Relaxed);
         self.stats.in_flight.store(self.in_progress.len() as u64, Ordering::Relaxed);
+        if self.frontier.routing().is_routed() {
+            self.stats.queue_gauges(&self.frontier.queue_views());
+        }
         if self.remote.is_some() {
             self.remote_counters();
             if self.paused && !self.draining {
@@ -471,7 +474,7 @@ impl Handler<FetchFinished> for Scheduler {
     fn handle(&mut self, msg: FetchFinished, ctx: &mut Context<Self>) {
         if let Some(fetched) = self.in_progress.get_mut(&msg.request.fingerprint) {
             if !std::mem::replace(fetched, true) {
-                self.frontier.finished(&msg.request.host);
+                self.frontier.finished(&msg.request.host, msg.request.queue);
             }
         }
         self.pump(ctx);

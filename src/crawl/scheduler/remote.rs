@@ -20,7 +20,8 @@ use url::Url;
 use super::Scheduler;
 use crate::crawl::frontier::Admission;
 use crate::crawl::messages::CrawlRequest;
-use crate::crawl::shared::{Admit, LeaseToken, Pending, SharedStore, StoreError};
+use crate::crawl::routing::{QueueId, Routing};
+use crate::crawl::shared::{Admit, LeaseAsk, LeaseToken, Pending, SharedStore, StoreError, StoreResult};
 use crate::crawl::urls::{self, Fingerprint, FingerprintBuildHasher};
 use crate::state::PendingRequest;
 
@@ -50,8 +51,8 @@ struct AwaitingAck {
 /// The scheduler's state for a shared frontier.
 pub(super) struct Remote {
     shared: SharedFrontier,
-    /// Links screened locally and not yet admitted to the broker.
-    batch: Vec<Admit>,
+    /// Links screened locally and not yet admitted to the broker, with their queues.
+    batch: Vec<(QueueId, Admit)>,
     /// The leases this process holds.
     tokens: HashMap<Fingerprint, LeaseToken, FingerprintBuildHasher>,
     /// Admit/ack calls in flight.
@@ -145,12 +146,23 @@ impl Scheduler {
         chain: &[Fingerprint],
     ) {
         let priority = self.frontier.priority_of(url);
+        let queue = self.frontier.route(url);
         let request = PendingRequest {
             url: url.to_string(),
             depth,
             redirect_chain: chain.iter().map(|f| f.0).collect(),
         };
-        self.remote().batch.push((fingerprint, request, priority));
+        self.remote().batch.push((queue, (fingerprint, request, priority)));
+    }
+
+    /// A future that admits `batch`, one call per queue it goes to.
+    fn remote_admit_batch(
+        &mut self,
+        batch: Vec<(QueueId, Admit)>,
+    ) -> impl std::future::Future<Output = StoreResult<()>> {
+        let routing = self.frontier.routing().clone();
+        let store = self.remote().shared.store.clone();
+        admit_by_queue(store, routing, batch)
     }
 
     /// Admits the screened links, then acks `done` (the request they came from): a
@@ -163,10 +175,9 @@ impl Scheduler {
         }
         remote.ops += 1;
         let store = remote.shared.store.clone();
+        let admit = self.remote_admit_batch(batch);
         let work = async move {
-            if !batch.is_empty() {
-                store.admit(batch).await?;
-            }
+            admit.await?;
             if let Some(token) = done {
                 store.ack(vec![token]).await?;
             }
@@ -201,14 +212,7 @@ impl Scheduler {
         remote.awaiting.insert(fingerprint, AwaitingAck { token, sinks_left: sinks, admitted: false });
         let batch = std::mem::take(&mut remote.batch);
         remote.ops += 1;
-        let store = remote.shared.store.clone();
-        let work = async move {
-            if batch.is_empty() {
-                Ok(())
-            } else {
-                store.admit(batch).await
-            }
-        };
+        let work = self.remote_admit_batch(batch);
         ctx.spawn(work.into_actor(self).map(move |admitted, act, ctx| {
             act.remote().ops -= 1;
             match admitted {
@@ -257,14 +261,15 @@ impl Scheduler {
             return;
         }
         let local = self.frontier.queued() + self.in_progress.len();
+        let room = self.remote().shared.lease_batch.saturating_sub(local);
+        let asks = lease_asks(self.frontier.routing(), |q| self.frontier.queue_load(q), room);
         let remote = self.remote();
-        let room = remote.shared.lease_batch.saturating_sub(local);
-        if remote.leasing || room == 0 {
+        if remote.leasing || asks.is_empty() {
             return;
         }
         remote.leasing = true;
         let store = remote.shared.store.clone();
-        ctx.spawn(async move { store.lease(room).await }.into_actor(self).map(|leased, act, ctx| {
+        ctx.spawn(async move { store.lease_from(asks).await }.into_actor(self).map(|leased, act, ctx| {
             act.remote().leasing = false;
             let leased = match leased {
                 Ok(l) => l,
@@ -274,8 +279,9 @@ impl Scheduler {
                 }
             };
             let got = leased.len();
-            for lease in leased {
-                act.enqueue_leased(lease.request, lease.token, ctx);
+            for from in leased {
+                let queue = act.frontier.routing().id(&from.queue).unwrap_or(QueueId::DEFAULT);
+                act.enqueue_leased(from.lease.request, from.lease.token, queue, ctx);
             }
             if got > 0 {
                 act.pump(ctx);
@@ -285,7 +291,13 @@ impl Scheduler {
         }));
     }
 
-    fn enqueue_leased(&mut self, record: PendingRequest, token: LeaseToken, ctx: &mut Context<Self>) {
+    fn enqueue_leased(
+        &mut self,
+        record: PendingRequest,
+        token: LeaseToken,
+        queue: QueueId,
+        ctx: &mut Context<Self>,
+    ) {
         let Ok(mut url) = Url::parse(&record.url) else {
             tracing::warn!(url = %record.url, "shared frontier: dropping an unparsable URL");
             let ack = Some(token);
@@ -298,7 +310,7 @@ impl Scheduler {
             return self.remote_flush(Some(older), ctx);
         }
         let chain = record.redirect_chain.into_iter().map(Fingerprint).collect();
-        match self.frontier.restore(url.clone(), record.depth, chain) {
+        match self.frontier.restore_to(url.clone(), record.depth, chain, queue) {
             Admission::Queued { fetch_robots } => {
                 self.remote().tokens.insert(fingerprint, token);
                 if let Some(host) = fetch_robots {
@@ -422,4 +434,44 @@ impl Scheduler {
             self.stats.reconnects.store(reconnects, std::sync::atomic::Ordering::Relaxed);
         }
     }
+}
+
+/// Admits `batch`, one store call per queue it goes to (in the order the queues first
+/// appear).
+async fn admit_by_queue(
+    store: Arc<dyn SharedStore>,
+    routing: Arc<Routing>,
+    batch: Vec<(QueueId, Admit)>,
+) -> StoreResult<()> {
+    let mut by_queue: Vec<(QueueId, Vec<Admit>)> = Vec::new();
+    for (queue, admit) in batch {
+        match by_queue.iter_mut().find(|(q, _)| *q == queue) {
+            Some((_, admits)) => admits.push(admit),
+            None => by_queue.push((queue, vec![admit])),
+        }
+    }
+    for (queue, admits) in by_queue {
+        store.admit_to(routing.queue(queue).name.clone(), admits).await?;
+    }
+    Ok(())
+}
+
+/// What to lease: from each queue this process consumes, highest priority first, as many
+/// as its concurrency leaves room for (counting what it holds already), and `room` in all.
+fn lease_asks(routing: &Routing, load: impl Fn(QueueId) -> (usize, u32), room: usize) -> Vec<LeaseAsk> {
+    let mut consumed: Vec<(usize, &crate::crawl::routing::QueueConfig)> =
+        routing.queues().iter().enumerate().filter(|(_, q)| q.consumed).collect();
+    consumed.sort_by_key(|(_, q)| std::cmp::Reverse(q.priority));
+    let mut left = room;
+    let mut asks = Vec::new();
+    for (i, q) in consumed {
+        let (queued, in_flight) = load(QueueId(i as u16));
+        let held = queued + in_flight as usize;
+        let max = (q.concurrency as usize).saturating_sub(held).min(left);
+        if max > 0 {
+            left -= max;
+            asks.push(LeaseAsk { queue: q.name.clone(), max });
+        }
+    }
+    asks
 }
