@@ -72,6 +72,34 @@ fn a_routed_crawl_fetches_each_queue_within_its_cap_and_matches_the_truth() {
     assert!(default.max_in_flight <= 8, "the host's cap (8) holds: {}", default.max_in_flight);
 }
 
+#[test]
+fn a_queue_rate_is_an_upper_bound_on_the_servers_request_log() {
+    let (site, want) = sandbox(80);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "name: rated\nseeds: [\"{}/\"]\nfetch: {{ concurrency: 16, per_host: {{ concurrency: 8 }} }}\n\
+         routes:\n  - {{ match: \"/item/\\\\d+$\", queue: documents }}\n\
+         queues:\n  documents: {{ rate: \"20/s\" }}\n{PRODUCTS}{}",
+        site.base_url(),
+        output(dir.path())
+    );
+    let (summary, items) = run(dir.path(), &yaml);
+    assert_eq!(items.len() as u64, want.items, "{summary:?}");
+    let log = site.requests();
+    assert_eq!(log.dropped, 0);
+    let is_product = |path: &str| path.starts_with("/item/");
+    let products = log.requests.iter().filter(|r| is_product(&r.path)).count();
+    assert_eq!(products as u64, want.items, "every product page once");
+    let busiest = log.max_in_window(1000, is_product);
+    // The tightest run of 21 product requests, for the record (20/s: at least 1 s).
+    let times: Vec<u64> = log.requests.iter().filter(|r| is_product(&r.path)).map(|r| r.t_ms).collect();
+    let tightest = times.windows(21).map(|w| w[20] - w[0]).min();
+    eprintln!("busiest second: {busiest} product requests; tightest 21 in a row: {tightest:?} ms");
+    assert!(busiest <= 20, "{busiest} requests of a `20/s` queue within one second");
+    let others = log.max_in_window(1000, |p| !is_product(p));
+    assert!(others >= 1, "the other queue was not held back");
+}
+
 /// The sandbox with its traps, crawling only home, `/traps` and `/trap/flaky`.
 fn flaky_spec(site: &SandboxServer, dir: &Path, routes: &str) -> String {
     format!(
@@ -136,15 +164,15 @@ fn routing_mistakes_are_reported_where_they_are() {
     assert_error(
         &e,
         4,
-        27,
+        24,
         &["routes[0] sends to the unknown queue 'documnets'", "did you mean 'documents'?"],
     );
 
     let e = only_error("routes:\n  - { host: \"*.a.org\", queue: slow }\n");
-    assert_error(&e, 4, 33, &["unknown queue 'slow'", "add it under `queues:`"]);
+    assert_error(&e, 4, 31, &["unknown queue 'slow'", "add it under `queues:`"]);
 
     let e = only_error("queues:\n  documents: { rate: 10/d }\n");
-    assert_error(&e, 4, 23, &["'10/d' is not a rate", "N/s, N/m or N/h"]);
+    assert_error(&e, 4, 22, &["'10/d' is not a rate", "N/s, N/m or N/h"]);
 
     let e = only_error("routes:\n  - { match: \"(\", queue: default }\n");
     assert_error(&e, 4, 14, &["bad regex in routes[0].match"]);

@@ -422,7 +422,8 @@ fn routing_of(
     }
     match store {
         None if !routing.consumes_all() => Err(RunError::Unsupported(
-            "--queues takes some of the queues of a crawl shared by several processes: it needs              `frontier.backend: redis` (with the local frontier this one process consumes every queue)"
+            "--queues takes some of the queues of a crawl shared by several processes: it needs \
+             `frontier.backend: redis` (with the local frontier this one process consumes every queue)"
                 .into(),
         )),
         Some(store) if routing.is_routed() && !store.supports_queues() => Err(RunError::Unsupported(format!(
