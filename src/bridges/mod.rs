@@ -153,10 +153,12 @@ pub struct OutputError {
 }
 
 /// What the runtime needs to know about the run to open a shared frontier.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FrontierContext {
     /// `--state-dir` was given (a local store, which a shared frontier replaces).
     pub state_dir: bool,
+    /// The crawl's routing, with the queues this process consumes (`--queues`).
+    pub routing: Arc<crate::crawl::routing::Routing>,
 }
 
 /// The shared frontier of `frontier.backend` (`None` for `local`), connected and checked
@@ -231,6 +233,7 @@ async fn redis_frontier(spec: &CrawlSpec) -> Result<redis::frontier::RedisFronti
     let lease = spec.frontier.lease.0;
     let bloom = spec.frontier.dedup == Dedup::Bloom;
     let order = redis::frontier::adopt_order(&broker, &spec.name, layout, spec.frontier.order, bloom).await?;
+    redis::frontier::check_queue_keys(&broker, &spec.name, layout, order, spec.queues.keys()).await?;
     let mut store = redis::frontier::RedisFrontier::new(&broker, &spec.name, order, layout, lease)
         .with_max_requests(spec.scope.max_pages)
         .with_queues(spec.queues.keys());

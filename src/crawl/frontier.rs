@@ -2,7 +2,7 @@
 //!
 //! Pure data, no I/O: the `Scheduler` actor feeds it links and
 //! robots.txt answers and drains it into the `requests` queue. Requests wait in one queue per
-//! host within each queue of the crawl's routing ([`Lane`]s: `default`, and those of
+//! host within each queue of the crawl's routing (lanes: `default`, and those of
 //! `queues:`); the highest-priority queue with a request ready goes first, each within its
 //! own cap and rate; within a queue hosts take turns (round robin), each within its
 //! concurrency cap, its rate limit (governor, keyed by host) and its robots.txt

@@ -201,9 +201,10 @@ impl Run {
         let reseeds = spec.schedules.iter().any(|s| s.action.is_some());
         let revisits = reseeds.then(|| Arc::new(Revisits::default()));
         let durable_sinks = sinks.iter().filter(|(_, s)| s.position().is_some()).count() as u32;
-        let shared_store =
-            crate::bridges::open_frontier(&spec, FrontierContext { state_dir: store.is_some() }).await?;
-        let routing = routing_of(&spec, builder.queues.as_deref(), shared_store.as_deref())?;
+        let routing = routing_of(&spec, builder.queues.as_deref())?;
+        let context = FrontierContext { state_dir: store.is_some(), routing: routing.clone() };
+        let shared_store = crate::bridges::open_frontier(&spec, context).await?;
+        check_routing(&routing, shared_store.as_deref())?;
         if routing.is_routed() {
             stats.set_queues(routing.queues().iter().map(|q| q.name.to_string()));
         }
@@ -408,18 +409,18 @@ struct Ends<'a> {
     escalations: &'a mut tokio::sync::mpsc::UnboundedReceiver<crate::supervise::Escalation>,
 }
 
-/// The crawl's routing, with the queues this worker consumes (`--queues`): a subset needs
-/// a shared frontier (with the local one, nobody else would take the other queues' work),
-/// and a store that keeps named queues.
-fn routing_of(
-    spec: &CrawlSpec,
-    queues: Option<&[String]>,
-    store: Option<&dyn SharedStore>,
-) -> Result<Arc<Routing>, RunError> {
+/// The crawl's routing, with the queues this worker consumes (`--queues`).
+fn routing_of(spec: &CrawlSpec, queues: Option<&[String]>) -> Result<Arc<Routing>, RunError> {
     let mut routing = Routing::new(spec).map_err(FrontierError::from)?;
     if let Some(queues) = queues {
         routing.consume_only(queues).map_err(FrontierError::from)?;
     }
+    Ok(Arc::new(routing))
+}
+
+/// Some queues only needs a shared frontier (with the local one, nobody else would take
+/// the other queues' work), and named queues a store that keeps them.
+fn check_routing(routing: &Routing, store: Option<&dyn SharedStore>) -> Result<(), RunError> {
     match store {
         None if !routing.consumes_all() => Err(RunError::Unsupported(
             "--queues takes some of the queues of a crawl shared by several processes: it needs \
@@ -430,7 +431,7 @@ fn routing_of(
             "routing to named queues is not supported by this frontier yet ({}): use the local or redis frontier",
             store.describe()
         ))),
-        _ => Ok(Arc::new(routing)),
+        _ => Ok(()),
     }
 }
 

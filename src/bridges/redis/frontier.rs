@@ -560,7 +560,7 @@ impl RedisFrontier {
     }
 
     /// Tokens grouped by the queue they came from.
-    fn by_queue<'t>(tokens: &'t [LeaseToken]) -> Vec<(&'t str, Vec<&'t str>)> {
+    fn by_queue(tokens: &[LeaseToken]) -> Vec<(&str, Vec<&str>)> {
         let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
         for t in tokens {
             let queue = Self::queue_of(t.as_str());
@@ -1425,6 +1425,46 @@ pub async fn adopt_order(
             Err(wrong(&keys.queue, other, "a list, or a sorted set with `order: priority` (the queue)"))
         }
     }
+}
+
+/// Checks the keys of the named queues of a routed crawl (`queues:`; docs/routing.md):
+/// each queue key must be absent or of the kind `order` needs (a list, or a sorted set for
+/// `priority`: the order the `default` queue settled on), each leases key absent or a
+/// sorted set; otherwise an error names the key.
+pub async fn check_queue_keys<S: AsRef<str>>(
+    broker: &RedisBroker,
+    name: &str,
+    layout: Layout,
+    order: QueueOrder,
+    queues: impl IntoIterator<Item = S>,
+) -> std::result::Result<(), BridgeError> {
+    let keys = FrontierKeys::new(name, layout);
+    let named: Vec<(String, String)> = queues
+        .into_iter()
+        .filter(|q| q.as_ref() != DEFAULT_QUEUE)
+        .map(|q| (format!("{}:{}", keys.queue, q.as_ref()), format!("{}:{}", keys.leases, q.as_ref())))
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    let mut conn = broker.connection().await?;
+    let mut pipe = redis::pipe();
+    for (queue, leases) in &named {
+        pipe.cmd("TYPE").arg(queue).cmd("TYPE").arg(leases);
+    }
+    let types: Vec<String> = pipe.query_async(&mut conn).await.map_err(|e| broker.error(&e))?;
+    let want = if order == QueueOrder::Priority { "zset" } else { "list" };
+    for ((queue, leases), kinds) in named.iter().zip(types.chunks(2)) {
+        for (key, kind, need) in [(queue, &kinds[0], want), (leases, &kinds[1], "zset")] {
+            if kind != "none" && kind != need {
+                return Err(BridgeError::Unsupported(format!(
+                    "the Redis key '{key}' holds a {kind}, but this routed crawl needs a {need} there: \
+                     delete the key, or give the crawl another `name`"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The Redis frontier behind the broker seam: leases expire (`frontier.lease`), so the
