@@ -216,7 +216,7 @@ fn a_worker_of_some_queues_needs_a_shared_frontier() {
         format!("name: w\nseeds: [\"{}/\"]\nqueues: {{ documents: {{}} }}\noutput: []\n", site.base_url());
     let spec = load_str(&yaml, "crawl.yaml", &[]).expect("spec");
     let err = Runtime::builder(spec.clone()).queues(["documents"]).run().expect_err("local").to_string();
-    assert!(err.contains("needs `frontier.backend: redis`"), "{err}");
+    assert!(err.contains("needs a shared frontier, `frontier.backend: redis` or `amqp`"), "{err}");
     let err = Runtime::builder(spec).queues(["nope"]).run().expect_err("unknown").to_string();
     assert!(
         err.contains("unknown queue 'nope' in --queues (the crawl's queues: default, documents)"),

@@ -181,7 +181,7 @@ pub async fn open_frontier(
         FrontierBackend::Local => Ok(None),
         FrontierBackend::Redis => open_redis_frontier(spec).await,
         FrontierBackend::Kafka => open_kafka_frontier(spec).await,
-        FrontierBackend::Amqp => open_amqp_frontier(spec).await,
+        FrontierBackend::Amqp => open_amqp_frontier(spec, &context).await,
     }
 }
 
@@ -196,12 +196,21 @@ async fn open_kafka_frontier(_: &CrawlSpec) -> Result<Option<Arc<dyn SharedStore
 }
 
 #[cfg(feature = "amqp")]
-async fn open_amqp_frontier(spec: &CrawlSpec) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
+async fn open_amqp_frontier(
+    spec: &CrawlSpec,
+    context: &FrontierContext,
+) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
+    if context.routing.is_routed() {
+        return Ok(Some(Arc::new(amqp::RoutedAmqpFrontier::open(spec, &context.routing).await?)));
+    }
     Ok(Some(Arc::new(amqp::AmqpFrontier::open(spec).await?)))
 }
 
 #[cfg(not(feature = "amqp"))]
-async fn open_amqp_frontier(_: &CrawlSpec) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
+async fn open_amqp_frontier(
+    _: &CrawlSpec,
+    _: &FrontierContext,
+) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
     Err(BridgeError::NotBuilt { broker: "amqp" })
 }
 

@@ -575,14 +575,17 @@ fn check_routing(c: &mut Check<'_>, spec: &CrawlSpec) {
     }
     let routed = !spec.routes.is_empty() || spec.queues.keys().any(|q| q != DEFAULT_QUEUE);
     let backend = spec.frontier.backend;
-    if routed && matches!(backend, FrontierBackend::Kafka | FrontierBackend::Amqp) {
+    if routed && backend == FrontierBackend::Kafka {
         c.value(
             &[K("frontier"), K("backend")],
             format!(
                 "routing to named queues is not supported with `frontier.backend: {}` yet",
                 backend.name()
             ),
-            Some("use the local or redis frontier, or leave out `routes:` and the named `queues:`".into()),
+            Some(
+                "use the local, redis or amqp frontier, or leave out `routes:` and the named `queues:`"
+                    .into(),
+            ),
         );
     }
 }

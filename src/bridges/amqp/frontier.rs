@@ -119,6 +119,11 @@ struct State {
 struct Inner {
     broker: AmqpBroker,
     queue: QueueSpec,
+    /// A routed crawl's: the direct exchange requests are published to, and this queue's
+    /// routing key (its binding); `None`: the default exchange, to the queue's name.
+    exchange: Option<(String, String)>,
+    /// Whether this process consumes the queue (a `--queues` worker may only publish to it).
+    consume: bool,
     start_queue: String,
     prefetch: u16,
     priorities: bool,
@@ -147,6 +152,21 @@ impl std::fmt::Debug for AmqpFrontier {
     }
 }
 
+/// Which queue an [`AmqpFrontier`] keeps, and how (one queue of a routed crawl:
+/// [`super::routed`]).
+#[derive(Debug, Clone)]
+pub struct QueueRole {
+    /// The queue's name.
+    pub queue: String,
+    /// The direct exchange to publish to and this queue's routing key (it is bound with
+    /// it); `None`: the default exchange.
+    pub exchange: Option<(String, String)>,
+    /// Consume it (else only publish to it and count it).
+    pub consume: bool,
+    /// The consumer's prefetch (`brokers.amqp.prefetch` wins).
+    pub prefetch: u16,
+}
+
 /// The requests queue of crawl `name`.
 pub fn requests_queue(spec: &CrawlSpec) -> String {
     spec.frontier.amqp.queue.clone().unwrap_or_else(|| format!("{}.requests", spec.name))
@@ -167,6 +187,17 @@ impl AmqpFrontier {
     /// and the frontier's queues, and starts consuming: a wrong address, login or a
     /// conflicting declaration is an error here, before the crawl.
     pub async fn open(spec: &CrawlSpec) -> Result<Self, BridgeError> {
+        let role = QueueRole {
+            queue: requests_queue(spec),
+            exchange: None,
+            consume: true,
+            prefetch: spec.fetch.concurrency.clamp(1, u32::from(u16::MAX)) as u16,
+        };
+        Self::open_queue(spec, role).await
+    }
+
+    /// [`AmqpFrontier::open`] for one queue of a routed crawl (see [`QueueRole`]).
+    pub async fn open_queue(spec: &CrawlSpec, role: QueueRole) -> Result<Self, BridgeError> {
         let broker = AmqpBroker::from_spec(spec, "the frontier")?;
         let redis_spec = spec.brokers.redis.as_ref().ok_or_else(|| BridgeError::NoBroker {
             broker: "redis",
@@ -179,7 +210,7 @@ impl AmqpFrontier {
             .map_err(|e| redis.error(&e))?;
         let priorities = spec.frontier.order == QueueOrder::Priority;
         let queue = QueueSpec {
-            name: requests_queue(spec),
+            name: role.queue,
             durable: true,
             exclusive: false,
             auto_delete: false,
@@ -190,11 +221,12 @@ impl AmqpFrontier {
             message_ttl: None,
             arguments: Default::default(),
         };
-        let prefetch =
-            broker.spec().prefetch.unwrap_or(spec.fetch.concurrency.clamp(1, u16::MAX as u32) as u16);
+        let prefetch = broker.spec().prefetch.unwrap_or(role.prefetch);
         let inner = Inner {
             broker,
             queue,
+            exchange: role.exchange,
+            consume: role.consume,
             start_queue: start_queue(spec),
             prefetch,
             priorities,
@@ -204,7 +236,7 @@ impl AmqpFrontier {
             redis_url: redis.masked_url().to_string(),
             link: tokio::sync::Mutex::new(None),
             generations: AtomicU64::new(0),
-            state: Mutex::new(State { wanted: true, ..State::default() }),
+            state: Mutex::new(State { wanted: role.consume, ..State::default() }),
             delivered: tokio::sync::Notify::new(),
             reconnects: AtomicU64::new(0),
             unreadable: AtomicU64::new(0),
@@ -245,6 +277,9 @@ impl AmqpFrontier {
         let control = connection.create_channel().await.map_err(|e| broker.error(&e))?;
         topology::declare(&control, broker, &broker.spec().topology).await?;
         topology::declare_queue(&control, broker, &inner.queue).await?;
+        if let Some((exchange, key)) = &inner.exchange {
+            topology::declare_routed(&control, broker, exchange, &inner.queue.name, key).await?;
+        }
         let start = QueueSpec {
             name: inner.start_queue.clone(),
             kind: QueueType::Classic,
@@ -494,6 +529,13 @@ impl AmqpFrontier {
 
     async fn publish_on(&self, generation: u64, publish: &Channel, new: &[Admit]) -> StoreResult<()> {
         let mut confirms = Vec::with_capacity(new.len());
+        let (exchange, key) = match &self.inner.exchange {
+            Some((exchange, key)) => (exchange.as_str(), key.as_str()),
+            None => ("", self.inner.queue.name.as_str()),
+        };
+        // Through a routed crawl's exchange, an unroutable request (its binding deleted)
+        // comes back, and is an error: never dropped quietly.
+        let options = BasicPublishOptions { mandatory: self.inner.exchange.is_some(), ..Default::default() };
         for (_, request, priority) in new {
             let message = Message::new(request.clone(), *priority);
             let body = serde_json::to_vec(&message).map_err(StoreError::new)?;
@@ -501,15 +543,7 @@ impl AmqpFrontier {
             if self.inner.priorities {
                 properties = properties.with_priority((*priority).clamp(0, i32::from(MAX_PRIORITY)) as u8);
             }
-            let sent = publish
-                .basic_publish(
-                    "".into(),
-                    self.inner.queue.name.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    properties,
-                )
-                .await;
+            let sent = publish.basic_publish(exchange.into(), key.into(), options, &body, properties).await;
             match sent {
                 Ok(confirm) => confirms.push(confirm),
                 Err(e) => return Err(self.failed(generation, &e).await),
@@ -517,7 +551,7 @@ impl AmqpFrontier {
         }
         for confirm in confirms {
             match confirm.await {
-                Ok(Confirmation::Ack(_)) => {}
+                Ok(Confirmation::Ack(None)) => {}
                 Ok(other) => {
                     return Err(StoreError::new(BridgeError::Amqp {
                         url: self.inner.broker.masked_url().to_string(),
@@ -709,7 +743,7 @@ impl AmqpFrontier {
         if held > 0 || buffered > 0 {
             return Ok(Pending { queued: ready + buffered, leased: held.max(1) });
         }
-        if ready > 0 {
+        if ready > 0 && self.inner.consume {
             let guard = self.inner.link.lock().await;
             if let Some(link) = guard.as_ref() {
                 if let Err(e) = self.start_consumer(link).await {

@@ -11,6 +11,8 @@ mod config;
 #[cfg(feature = "amqp")]
 pub mod frontier;
 #[cfg(feature = "amqp")]
+mod routed;
+#[cfg(feature = "amqp")]
 mod sink;
 #[cfg(feature = "amqp")]
 pub mod topology;
@@ -25,6 +27,8 @@ pub use config::{
 };
 #[cfg(feature = "amqp")]
 pub use frontier::AmqpFrontier;
+#[cfg(feature = "amqp")]
+pub use routed::RoutedAmqpFrontier;
 #[cfg(feature = "amqp")]
 pub use sink::AmqpSink;
 

@@ -5,8 +5,8 @@
 //! bound with `documents`), requests published to the exchange with the queue's name as
 //! routing key (mandatory: an unroutable request is an error, never dropped).
 //!
-//! Each queue is an [`AmqpFrontier`] of its own (its connection, its consumer with a
-//! prefetch of the queue's concurrency, the one seen-set in Redis); a queue this process
+//! Each queue is an [`AmqpFrontier`] of its own (its connection, its consumer with the
+//! plain frontier's prefetch, the one seen-set in Redis); a queue this process
 //! does not consume (`--queues`) never gets a consumer here, but is published to and
 //! counted in `pending`. A lease token of a named queue is `<queue>/<the queue's token>`.
 
@@ -34,7 +34,10 @@ pub struct RoutedAmqpFrontier {
 impl std::fmt::Debug for RoutedAmqpFrontier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.queues.iter().map(|(n, _)| &**n).collect();
-        f.debug_struct("RoutedAmqpFrontier").field("exchange", &self.exchange).field("queues", &names).finish()
+        f.debug_struct("RoutedAmqpFrontier")
+            .field("exchange", &self.exchange)
+            .field("queues", &names)
+            .finish()
     }
 }
 
@@ -46,10 +49,17 @@ impl RoutedAmqpFrontier {
         let mut queues = Vec::new();
         for q in routing.queues() {
             let role = QueueRole {
-                queue: if &*q.name == DEFAULT_QUEUE { exchange.clone() } else { format!("{exchange}.{}", q.name) },
+                queue: if &*q.name == DEFAULT_QUEUE {
+                    exchange.clone()
+                } else {
+                    format!("{exchange}.{}", q.name)
+                },
                 exchange: Some((exchange.clone(), q.name.to_string())),
                 consume: q.consumed,
-                prefetch: q.concurrency.clamp(1, u32::from(u16::MAX)) as u16,
+                // As the plain frontier's: held deliveries are acked only after the sinks
+                // flush, so a prefetch of the queue's (smaller) cap would cap its rate at
+                // that many a flush; the lane keeps the queue's cap in flight.
+                prefetch: spec.fetch.concurrency.clamp(1, u32::from(u16::MAX)) as u16,
             };
             queues.push((q.name.clone(), AmqpFrontier::open_queue(spec, role).await?));
         }

@@ -154,6 +154,33 @@ async fn bind(channel: &Channel, broker: &AmqpBroker, b: &BindingSpec) -> Result
         })
 }
 
+/// A routed crawl's requests exchange (direct, durable) and the binding of `queue` to it
+/// with `key` (docs/routing.md).
+pub async fn declare_routed(
+    channel: &Channel,
+    broker: &AmqpBroker,
+    exchange: &str,
+    queue: &str,
+    key: &str,
+) -> Result<(), BridgeError> {
+    let x = ExchangeSpec {
+        name: exchange.to_string(),
+        kind: ExchangeType::Direct,
+        durable: true,
+        auto_delete: false,
+        arguments: Default::default(),
+    };
+    declare_exchange(channel, broker, &x).await?;
+    let b = BindingSpec {
+        exchange: exchange.to_string(),
+        queue: queue.to_string(),
+        routing_key: key.to_string(),
+        headers: Default::default(),
+        matches: Default::default(),
+    };
+    bind(channel, broker, &b).await
+}
+
 /// Declares the whole topology: exchanges, queues, bindings.
 pub async fn declare(
     channel: &Channel,
