@@ -369,5 +369,22 @@ mod tests {
             let wait = wait.expect("slow waits for its rate");
             assert!(wait > now && wait <= now + Duration::from_millis(600), "{:?}", wait - now);
         }
+
+        #[test]
+        fn the_host_rate_holds_on_top_of_a_faster_queue_rate() {
+            let mut f = frontier(serde_json::json!({
+                "routes": [{ "match": "/doc/", "queue": "documents" }],
+                "queues": { "documents": { "rate": "100/s" } },
+                "fetch": { "robots_txt": "ignore", "per_host": { "rate": 1.0 } },
+            }));
+            admit(&mut f, &["http://a.test/doc/1", "http://a.test/doc/2"]);
+            let now = Instant::now();
+            let Next::Request(r) = f.next(now) else { panic!("the first request") };
+            f.finished(&r.host, r.queue);
+            match f.next(now) {
+                Next::WaitUntil(at) => assert!(at >= now + Duration::from_millis(900), "{:?}", at - now),
+                other => panic!("a.test waits for its own rate (1/s), got {other:?}"),
+            }
+        }
     }
 }
