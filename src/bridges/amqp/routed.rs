@@ -82,21 +82,28 @@ impl RoutedAmqpFrontier {
         }
     }
 
-    /// Tokens grouped by their queue's frontier, as each queue knows them.
-    fn by_queue(&self, tokens: Vec<LeaseToken>) -> Vec<(AmqpFrontier, Vec<LeaseToken>)> {
-        let mut groups: Vec<(Arc<str>, AmqpFrontier, Vec<LeaseToken>)> = Vec::new();
-        for token in &tokens {
-            let (queue, inner) = Self::split(token);
+    /// Tokens (each with something of its own) grouped by their queue's frontier, as each
+    /// queue knows them.
+    fn by_queue<T>(&self, items: Vec<(LeaseToken, T)>) -> Vec<(AmqpFrontier, Vec<(LeaseToken, T)>)> {
+        let mut groups: Vec<(Arc<str>, AmqpFrontier, Vec<(LeaseToken, T)>)> = Vec::new();
+        for (token, extra) in items {
+            let (queue, inner) = Self::split(&token);
             let Some((name, frontier)) = self.queues.iter().find(|(n, _)| &**n == queue) else {
                 tracing::warn!(token = token.as_str(), "amqp frontier: a lease of an unknown queue; ignored");
                 continue;
             };
             match groups.iter_mut().find(|(n, _, _)| n == name) {
-                Some((_, _, ts)) => ts.push(inner),
-                None => groups.push((name.clone(), frontier.clone(), vec![inner])),
+                Some((_, _, ts)) => ts.push((inner, extra)),
+                None => groups.push((name.clone(), frontier.clone(), vec![(inner, extra)])),
             }
         }
         groups.into_iter().map(|(_, f, ts)| (f, ts)).collect()
+    }
+
+    /// [`RoutedAmqpFrontier::by_queue`] of bare tokens.
+    fn tokens_by_queue(&self, tokens: Vec<LeaseToken>) -> Vec<(AmqpFrontier, Vec<LeaseToken>)> {
+        let groups = self.by_queue(tokens.into_iter().map(|t| (t, ())).collect());
+        groups.into_iter().map(|(f, ts)| (f, ts.into_iter().map(|(t, ())| t).collect())).collect()
     }
 
     fn wrap(queue: &Arc<str>, lease: Leased) -> LeasedFrom {
@@ -153,7 +160,7 @@ impl SharedStore for RoutedAmqpFrontier {
     }
 
     fn ack(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<()>> {
-        let groups = self.by_queue(tokens);
+        let groups = self.tokens_by_queue(tokens);
         Box::pin(async move {
             for (f, tokens) in groups {
                 f.ack(tokens).await?;
@@ -166,8 +173,19 @@ impl SharedStore for RoutedAmqpFrontier {
         None
     }
 
+    /// Each queue's dead letters to that queue's dead-letter exchange (or acked).
+    fn dead_letter(&self, letters: Vec<(LeaseToken, String)>) -> BoxFuture<'static, StoreResult<()>> {
+        let groups = self.by_queue(letters);
+        Box::pin(async move {
+            for (f, letters) in groups {
+                f.dead_letter(letters).await?;
+            }
+            Ok(())
+        })
+    }
+
     fn release(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<usize>> {
-        let groups = self.by_queue(tokens);
+        let groups = self.tokens_by_queue(tokens);
         Box::pin(async move {
             let mut released = 0;
             for (f, tokens) in groups {
