@@ -23,6 +23,9 @@ use crate::crawl::shared::{
 };
 use crate::spec::{CrawlSpec, DEFAULT_QUEUE};
 
+/// Tokens of one queue (its name, its frontier), each with something of its own.
+type Group<T> = (Arc<str>, AmqpFrontier, Vec<(LeaseToken, T)>);
+
 /// The frontier of a routed crawl: one [`AmqpFrontier`] per queue (see the module docs).
 #[derive(Clone)]
 pub struct RoutedAmqpFrontier {
@@ -85,7 +88,7 @@ impl RoutedAmqpFrontier {
     /// Tokens (each with something of its own) grouped by their queue's frontier, as each
     /// queue knows them.
     fn by_queue<T>(&self, items: Vec<(LeaseToken, T)>) -> Vec<(AmqpFrontier, Vec<(LeaseToken, T)>)> {
-        let mut groups: Vec<(Arc<str>, AmqpFrontier, Vec<(LeaseToken, T)>)> = Vec::new();
+        let mut groups: Vec<Group<T>> = Vec::new();
         for (token, extra) in items {
             let (queue, inner) = Self::split(&token);
             let Some((name, frontier)) = self.queues.iter().find(|(n, _)| &**n == queue) else {
