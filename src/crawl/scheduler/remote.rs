@@ -4,11 +4,12 @@
 //! The local [`Frontier`](crate::crawl::frontier::Frontier) still screens links (depth,
 //! scope, a local seen cache) and keeps politeness per host; the queue and the seen-set
 //! that count live in the broker. A link that passes the local screen is admitted with the
-//! other links of its page in one call; the scheduler leases as many requests as it has
-//! room for, fetches them, and acks each lease only after the page's links are admitted
-//! and its items written by every sink, so a process that dies loses nothing: the broker
-//! gives its work to another process. The crawl is done when nothing is queued or held
-//! anywhere.
+//! other links of its page in one call (one call per queue of the crawl's routing it goes
+//! to); the scheduler leases as many requests as it has room for (from each queue it
+//! consumes, highest priority first, within each queue's cap), fetches them, and acks each
+//! lease only after the page's links are admitted and its items written by every sink, so
+//! a process that dies loses nothing: the broker gives its work to another process. The
+//! crawl is done when nothing is queued or held anywhere, in any queue.
 
 use std::collections::HashMap;
 use std::sync::Arc;
