@@ -14,7 +14,7 @@ use std::path::Path;
 use arachne::observe::Summary;
 use arachne::runtime::Runtime;
 use arachne::sandbox::{SandboxOptions, SandboxServer};
-use arachne::spec::{load_str, SpecError, SpecErrors};
+use arachne::spec::{load_str, SpecError, SpecErrors, NO_OVERRIDES};
 use serde_json::Value;
 use support::procs::{assert_truth_items, collect, no_page_twice, sandbox};
 
@@ -22,7 +22,7 @@ mod support;
 
 /// Runs `yaml` in process; its summary and the items of `items.jsonl` in `dir`.
 fn run(dir: &Path, yaml: &str) -> (Summary, Vec<Value>) {
-    let spec = load_str(yaml, "crawl.yaml", &[]).unwrap_or_else(|e| panic!("spec:\n{e}"));
+    let spec = load_str(yaml, "crawl.yaml", NO_OVERRIDES).unwrap_or_else(|e| panic!("spec:\n{e}"));
     let summary = Runtime::builder(spec).run().unwrap_or_else(|e| panic!("run: {e}"));
     let items = std::fs::read_to_string(dir.join("items.jsonl"))
         .unwrap_or_default()
@@ -139,7 +139,7 @@ fn each_queue_retries_as_often_as_it_says() {
 const BASE: &str = "name: x\nseeds: [\"https://example.com/\"]\n";
 
 fn errors_of(rest: &str) -> Vec<SpecError> {
-    match load_str(&format!("{BASE}{rest}"), "crawl.yaml", &[]) {
+    match load_str(&format!("{BASE}{rest}"), "crawl.yaml", NO_OVERRIDES) {
         Ok(spec) => panic!("expected errors, got {spec:?}"),
         Err(SpecErrors(errors)) => errors,
     }
@@ -201,7 +201,7 @@ fn routing_mistakes_are_reported_where_they_are() {
              queues:\n  documents: {{ concurrency: 4, rate: \"10/m\", retries: 1, priority: 3 }}\n  slow: {{ rate: 2 }}\n"
         ),
         "crawl.yaml",
-        &[],
+        NO_OVERRIDES,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ok.queues["documents"].rate.map(|r| r.to_string()).as_deref(), Some("10/m"));
@@ -214,7 +214,7 @@ fn a_worker_of_some_queues_needs_a_shared_frontier() {
     let (site, _) = sandbox(20);
     let yaml =
         format!("name: w\nseeds: [\"{}/\"]\nqueues: {{ documents: {{}} }}\noutput: []\n", site.base_url());
-    let spec = load_str(&yaml, "crawl.yaml", &[]).expect("spec");
+    let spec = load_str(&yaml, "crawl.yaml", NO_OVERRIDES).expect("spec");
     let err = Runtime::builder(spec.clone()).queues(["documents"]).run().expect_err("local").to_string();
     assert!(err.contains("needs a shared frontier, `frontier.backend: redis` or `amqp`"), "{err}");
     let err = Runtime::builder(spec).queues(["nope"]).run().expect_err("unknown").to_string();

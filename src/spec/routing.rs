@@ -2,6 +2,7 @@
 //! `queues:` give each queue its own fetch concurrency, rate limit, retries and priority
 //! (docs/routing.md).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::units::Rate;
@@ -12,7 +13,7 @@ pub const DEFAULT_QUEUE: &str = "default";
 /// One entry of `routes:` (Celery's `task_routes`): requests whose URL matches go to
 /// `queue`. The first route that matches wins; a request no route matches goes to
 /// [`DEFAULT_QUEUE`]. A route names `match`, `host` or both (then both must match).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSpec {
     /// A regex searched in the whole URL (`\.pdf$`).
@@ -28,7 +29,7 @@ pub struct RouteSpec {
 
 /// One entry of `queues:` (Celery's `task_queues`, with the task options Celery sets per
 /// task kind): what the requests of this queue get. Every key may be left out.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueSpec {
     /// Requests of this queue in flight in one process at most (Celery's worker

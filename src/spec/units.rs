@@ -235,6 +235,24 @@ impl JsonSchema for HumanDuration {
     }
 }
 
+/// What [`Rate`]'s parser accepts (and `${ENV}`).
+const RATE_PATTERN: &str = r"^\s*([0-9]+\.?[0-9]*|\.[0-9]+)\s*(/\s*[smh])?\s*$|\$\{";
+
+impl JsonSchema for Rate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rate".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": format!("A rate: {RATE_FORMS}."),
+            "type": ["string", "number"],
+            "minimum": 0,
+            "pattern": RATE_PATTERN,
+        })
+    }
+}
+
 impl JsonSchema for ByteSize {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "ByteSize".into()
