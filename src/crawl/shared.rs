@@ -41,25 +41,37 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// One held request, as a store identifies it: give it back to [`SharedStore::ack`] or
 /// [`SharedStore::renew`]. Opaque to the scheduler; each store writes what it needs into
-/// it (a Redis lease member, a Kafka partition and offset, an AMQP delivery tag).
+/// it (a Redis lease member, which may hold a binary queue entry; a Kafka partition and
+/// offset; an AMQP delivery tag).
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct LeaseToken(Arc<str>);
+pub struct LeaseToken(Arc<[u8]>);
 
 impl LeaseToken {
     /// A token with this text.
     pub fn new(text: impl Into<Arc<str>>) -> Self {
-        Self(text.into())
+        Self(Arc::<[u8]>::from(text.into()))
     }
 
-    /// The token's text.
+    /// A token of any bytes (e.g. a lease member that holds a pickled request).
+    pub fn from_bytes(bytes: impl Into<Arc<[u8]>>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// The token's text: what [`LeaseToken::new`] was given (empty for a token made from
+    /// bytes that are not UTF-8; use [`LeaseToken::as_bytes`] for those).
     pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    /// The token's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 }
 
 impl fmt::Debug for LeaseToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LeaseToken({})", self.0)
+        write!(f, "LeaseToken({})", String::from_utf8_lossy(&self.0))
     }
 }
 

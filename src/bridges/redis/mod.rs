@@ -6,6 +6,8 @@
 //! [`mask_url`].
 
 #[cfg(feature = "redis")]
+pub mod entry;
+#[cfg(feature = "redis")]
 pub mod frontier;
 #[cfg(feature = "redis")]
 pub mod heartbeat;
