@@ -2,9 +2,9 @@
 //! the scrapy-redis layout with scrapy-redis's defaults (a `PriorityQueue` sorted set of
 //! pickled `Request.to_dict()`s, the `RFPDupeFilter` set):
 //!
-//! - an unmodified scrapy-redis spider (tests/scrapy/sandbox_spider.py) starts the crawl and
-//!   arachne (`serializer: pickle`) joins it: together they write exactly the sandbox's
-//!   items, none twice, and no page is fetched twice;
+//! - arachne (`serializer: pickle`) starts a crawl and an unmodified scrapy-redis spider
+//!   (tests/scrapy/sandbox_spider.py) joins it, each reading the other's pickles: together
+//!   they write exactly the sandbox's items, none twice, and no page is fetched twice;
 //! - arachne crawls alone and is stopped with Ctrl-C halfway: the requests it held are back
 //!   in `<name>:requests` as pickles, and the Scrapy spider finishes the crawl with nothing
 //!   missing.
@@ -155,21 +155,23 @@ fn scrapy_redis_spider_and_arachne_crawl_together() {
     let (site, want) = sandbox(2000);
     let name = unique("scrapyjoin");
     let (dir_s, dir_a) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let seed = format!("{}/", site.base_url());
-    let mut scrapy = Scrapy::spawn(&python, dir_s.path(), &name, &redis.url, Some(&seed));
-
-    // arachne joins once the spider has queued pickled requests of its own.
-    let joined_by = started + Duration::from_secs(40);
+    // arachne seeds the crawl (Scrapy's own start requests are `dont_filter`: they bypass
+    // the dupefilter, so a seed given to both would be fetched by both); slow enough that
+    // the spider joins mid-crawl.
+    let fetch = "fetch: { per_host: { rate: 300 } }";
+    let mut a = Arachne::spawn("a", dir_a.path(), &spec(&name, &redis.url, &site, fetch), &[]);
+    let joined_by = started + Duration::from_secs(30);
     loop {
         let q = queued(&redis.url, &name);
         if q.len() >= 50 {
-            assert!(q.iter().all(|e| e.first() == Some(&0x80)), "scrapy-redis queues pickles");
+            assert!(q.iter().all(|e| e.first() == Some(&0x80)), "arachne queues pickles");
             break;
         }
-        assert!(Instant::now() < joined_by, "the spider queued nothing within 40 s:\n{}", scrapy.log());
+        assert!(a.running() && Instant::now() < joined_by, "arachne queued nothing:\n{}", a.stderr());
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut a = Arachne::spawn("a", dir_a.path(), &spec(&name, &redis.url, &site, ""), &[]);
+    // The spider joins: it pops arachne's pickles, and queues its own, which arachne reads.
+    let mut scrapy = Scrapy::spawn(&python, dir_s.path(), &name, &redis.url, None);
     assert_eq!(a.wait(started + Duration::from_secs(90)), 0, "arachne:\n{}", a.stderr());
     assert_eq!(scrapy.wait(started + Duration::from_secs(120)), 0, "scrapy:\n{}", scrapy.log());
     assert_eq!(scrapy.errors(), 0, "Scrapy logged errors:\n{}", scrapy.log());

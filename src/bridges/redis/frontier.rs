@@ -23,9 +23,6 @@ use url::Url;
 
 use futures::future::BoxFuture;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
-
 use super::entry::{self, EncodeError, Serializer};
 use super::{Backoff, RedisBroker};
 use crate::bridges::BridgeError;
@@ -694,7 +691,10 @@ impl RedisFrontier {
             tracing::warn!(key = %self.keys.dead(), "shared frontier: moved an unreadable entry aside: {reason}");
             let record = match std::str::from_utf8(entry) {
                 Ok(text) => serde_json::json!({ "entry": text, "reason": reason }),
-                Err(_) => serde_json::json!({ "entry_base64": BASE64.encode(entry), "reason": reason }),
+                Err(_) => {
+                    let hex: String = entry.iter().map(|b| format!("{b:02x}")).collect();
+                    serde_json::json!({ "entry_hex": hex, "reason": reason })
+                }
             };
             pipe.cmd("RPUSH").arg(self.keys.dead()).arg(record.to_string()).ignore();
             pipe.cmd("ZREM").arg(&self.keys.leases).arg(token).ignore();
