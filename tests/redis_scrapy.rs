@@ -84,7 +84,11 @@ impl Scrapy {
                 self.child = None;
                 return status.code().unwrap_or(-1);
             }
-            assert!(Instant::now() < deadline, "the Scrapy spider still runs at the deadline:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "the Scrapy spider still runs at the deadline:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -184,7 +188,12 @@ fn scrapy_redis_spider_and_arachne_crawl_together() {
     no_page_twice(&site);
     let summary = a.summary();
     assert_eq!(summary["dead_letters"].as_u64(), Some(0), "arachne read every pickle: {summary}");
-    assert!(!ours.is_empty() && !theirs.is_empty(), "both did a part: arachne {}, Scrapy {}", ours.len(), theirs.len());
+    assert!(
+        !ours.is_empty() && !theirs.is_empty(),
+        "both did a part: arachne {}, Scrapy {}",
+        ours.len(),
+        theirs.len()
+    );
     eprintln!("arachne wrote {} items, Scrapy {} ({:?})", ours.len(), theirs.len(), started.elapsed());
     drop_scrapy_keys(&redis.url, &name);
 }
@@ -210,8 +219,10 @@ fn scrapy_finishes_a_crawl_arachne_stopped_with_ctrl_c() {
     assert_eq!(a.wait(stopped + Duration::from_secs(20)), 0, "arachne after Ctrl-C:\n{}", a.stderr());
     let released = a.summary()["released"].as_u64().unwrap_or(0);
     assert!(released > 0, "arachne gave nothing back: {}", a.summary());
-    let leases: i64 =
-        redis::cmd("ZCARD").arg(format!("{name}:arachne:leases")).query(&mut conn(&redis.url)).expect("ZCARD");
+    let leases: i64 = redis::cmd("ZCARD")
+        .arg(format!("{name}:arachne:leases"))
+        .query(&mut conn(&redis.url))
+        .expect("ZCARD");
     assert_eq!(leases, 0, "nothing left in arachne's leases, where Scrapy cannot see it");
     let q = queued(&redis.url, &name);
     assert!(q.len() as u64 >= released, "{} queued, {released} released", q.len());

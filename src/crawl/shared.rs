@@ -171,11 +171,60 @@ pub trait SharedStore: Send + Sync + 'static {
         0
     }
 
+    /// Politeness shared by every process of the crawl (per-host rate, Crawl-delay and
+    /// concurrency held in the broker), or `None`: each process then keeps its own (a
+    /// crawl of N processes may reach a host N times as hard).
+    fn politeness(&self) -> Option<Arc<dyn SharedPoliteness>> {
+        None
+    }
+
     /// Called once when the run ends, after the last ack: leave the broker cleanly (a Kafka
     /// consumer leaves its group, so its partitions move at once).
     fn close(&self) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
+}
+
+/// What a process asks before it fetches from a host: one request's permit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PermitAsk {
+    /// The host (`host[:port]`).
+    pub host: Arc<str>,
+    /// The least time between two requests to the host across the crawl (the larger of
+    /// `1 / per_host.rate` and robots.txt's Crawl-delay); zero for none.
+    pub interval: Duration,
+    /// Requests in flight to the host across the crawl, at most (0: no limit).
+    pub concurrency: u32,
+}
+
+/// A held per-host concurrency slot: give it back with [`SharedPoliteness::permits`] when
+/// the fetch ends (it expires by itself if its process dies).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Slot {
+    /// The host.
+    pub host: Arc<str>,
+    /// The slot's id, unique across processes.
+    pub id: Arc<str>,
+}
+
+/// The answer to one [`PermitAsk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Permit {
+    /// Fetch now; the slot (when the ask had a concurrency) is held until given back.
+    Granted(Option<Slot>),
+    /// The host's rate allows the next request this much later: ask again then.
+    Wait(Duration),
+    /// The host has `concurrency` requests in flight across the crawl: ask again when a
+    /// slot is given back (or after a short poll, for other processes' slots).
+    Full,
+}
+
+/// Per-host politeness across every process of a crawl: a rate limiter (GCRA) and
+/// concurrency slots kept in the broker. Every call is one round trip for a whole batch.
+pub trait SharedPoliteness: Send + Sync + 'static {
+    /// Gives back `done` slots, then answers each ask in order (asks for the same host in
+    /// one batch see each other's grants).
+    fn permits(&self, done: Vec<Slot>, asks: Vec<PermitAsk>) -> BoxFuture<'static, StoreResult<Vec<Permit>>>;
 }
 
 /// A start URL as pushed to a broker: a plain URL, or a JSON object with a string `url`

@@ -142,7 +142,10 @@ fn pickle_request(req: &PendingRequest, priority: i32, chain: Vec<String>) -> Re
     let mut meta = BTreeMap::new();
     meta.insert(key("depth"), Value::I64(i64::from(req.depth)));
     if !chain.is_empty() {
-        meta.insert(key("arachne_redirect_chain"), Value::List(chain.into_iter().map(Value::String).collect()));
+        meta.insert(
+            key("arachne_redirect_chain"),
+            Value::List(chain.into_iter().map(Value::String).collect()),
+        );
     }
     let dict: BTreeMap<HashableValue, Value> = [
         ("url", text(&req.url)),
@@ -173,13 +176,14 @@ pub(crate) fn decode(layout: Layout, entry: &[u8]) -> Result<(PendingRequest, i3
             let text = std::str::from_utf8(entry).map_err(|_| "not UTF-8 text".to_string())?;
             let e: NativeEntry<'_> =
                 serde_json::from_str(text).map_err(|e| format!("not an arachne request ({e})"))?;
-            let req = PendingRequest { url: e.url.into_owned(), depth: e.depth, redirect_chain: e.redirect_chain };
+            let req =
+                PendingRequest { url: e.url.into_owned(), depth: e.depth, redirect_chain: e.redirect_chain };
             Ok((req, e.priority))
         }
         Layout::ScrapyRedis if entry.first() == Some(&0x80) => unpickle_request(entry),
         Layout::ScrapyRedis => {
-            let text = std::str::from_utf8(entry)
-                .map_err(|_| "neither a pickle nor UTF-8 JSON text".to_string())?;
+            let text =
+                std::str::from_utf8(entry).map_err(|_| "neither a pickle nor UTF-8 JSON text".to_string())?;
             let e: ScrapyEntry =
                 serde_json::from_str(text).map_err(|e| format!("not a JSON Scrapy request ({e})"))?;
             only_get(&e.method)?;
@@ -207,7 +211,8 @@ fn parse_chain<'a>(hex: impl Iterator<Item = &'a str>) -> Vec<u128> {
 /// e.g. in `meta`, read as `None`).
 fn unpickle_request(entry: &[u8]) -> Result<(PendingRequest, i32), String> {
     let options = DeOptions::new().replace_unresolved_globals().replace_recursive_structures();
-    let value = serde_pickle::value_from_slice(entry, options).map_err(|e| format!("a broken pickle ({e})"))?;
+    let value =
+        serde_pickle::value_from_slice(entry, options).map_err(|e| format!("a broken pickle ({e})"))?;
     let Value::Dict(dict) = value else {
         return Err("a pickle of something other than a dict (not Request.to_dict())".into());
     };

@@ -26,7 +26,7 @@ use futures::future::BoxFuture;
 use super::entry::{self, EncodeError, Serializer};
 use super::{Backoff, RedisBroker};
 use crate::bridges::BridgeError;
-use crate::crawl::shared::{Admit, Pending, SharedStore, StoreError, StoreResult};
+use crate::crawl::shared::{Admit, Pending, SharedPoliteness, SharedStore, StoreError, StoreResult};
 use crate::crawl::urls::Fingerprint;
 use crate::spec::QueueOrder;
 use crate::state::PendingRequest;
@@ -466,6 +466,22 @@ impl RedisFrontier {
     /// The keys this frontier uses.
     pub fn keys(&self) -> &FrontierKeys {
         &self.keys
+    }
+
+    /// How long a lease lasts, in ms (also how long a politeness slot is held at most).
+    pub fn lease_ms(&self) -> u64 {
+        self.lease_ms
+    }
+
+    /// Runs a Lua script of this store's family (politeness) on its connection, with its
+    /// reconnection rules.
+    pub(crate) async fn invoke_script<T: redis::FromRedisValue, A: AsRef<[u8]>>(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[A],
+    ) -> Result<T> {
+        self.invoke(script, keys, args).await
     }
 
     /// A reliable queue of any payloads at Redis key `key` (a list for `fifo`/`lifo`,
@@ -1317,6 +1333,11 @@ impl SharedStore for RedisFrontier {
 
     fn reconnects(&self) -> u64 {
         self.counters.reconnects()
+    }
+
+    /// Per-host rate, Crawl-delay and concurrency in Redis, beside the frontier's keys.
+    fn politeness(&self) -> Option<Arc<dyn SharedPoliteness>> {
+        Some(Arc::new(super::politeness::RedisPoliteness::new(self)))
     }
 
     fn dead_letters(&self) -> u64 {

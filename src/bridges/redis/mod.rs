@@ -12,6 +12,8 @@ pub mod frontier;
 #[cfg(feature = "redis")]
 pub mod heartbeat;
 #[cfg(feature = "redis")]
+pub mod politeness;
+#[cfg(feature = "redis")]
 mod pubsub;
 #[cfg(feature = "redis")]
 mod queue_bridge;

@@ -14,6 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use url::Url;
 
 mod control;
+mod polite;
 mod remote;
 
 pub use control::{FrontierView, Inspect, Steer};
@@ -343,16 +344,14 @@ impl Scheduler {
     fn pump(&mut self, ctx: &mut Context<Self>) {
         if !self.draining && !self.paused {
             let now = Instant::now();
-            while self.requests.room() > 0 {
+            while self.requests.room() > self.gated() {
                 match self.frontier.next(now) {
                     Next::Request(request) => {
-                        let fingerprint = request.fingerprint;
-                        if let Err(refused) = self.requests.try_publish(request, 0) {
-                            // Only a closed queue refuses here (room was checked).
-                            tracing::debug!(url = %refused.message.url, "requests queue refused: {}", refused.kind);
+                        // With politeness shared through the broker, it waits for a permit.
+                        let Some(request) = self.gate_take(request) else { continue };
+                        if !self.publish(request) {
                             break;
                         }
-                        self.in_progress.insert(fingerprint, false);
                     }
                     Next::WaitUntil(at) => {
                         self.wake_at_instant(at, ctx);
@@ -365,6 +364,7 @@ impl Scheduler {
         self.stats.queued.store(self.frontier.queued() as u64, Ordering::Relaxed);
         self.stats.in_flight.store(self.in_progress.len() as u64, Ordering::Relaxed);
         if self.remote.is_some() {
+            self.gate_ask(ctx);
             self.remote_counters();
             if self.paused && !self.draining {
                 return;
@@ -376,6 +376,19 @@ impl Scheduler {
             }
         }
         self.check_done();
+    }
+
+    /// Hands a request to the fetchers; `false` when the `requests` queue refused it.
+    fn publish(&mut self, request: CrawlRequest) -> bool {
+        let fingerprint = request.fingerprint;
+        if let Err(refused) = self.requests.try_publish(request, 0) {
+            // Only a closed queue refuses here (room was checked).
+            tracing::debug!(url = %refused.message.url, "requests queue refused: {}", refused.kind);
+            self.gate_finished(&fingerprint);
+            return false;
+        }
+        self.in_progress.insert(fingerprint, false);
+        true
     }
 
     fn wake_at_instant(&mut self, at: Instant, ctx: &mut Context<Self>) {
@@ -469,6 +482,7 @@ impl Handler<Seed> for Scheduler {
 impl Handler<FetchFinished> for Scheduler {
     type Result = ();
     fn handle(&mut self, msg: FetchFinished, ctx: &mut Context<Self>) {
+        self.gate_finished(&msg.request.fingerprint);
         if let Some(fetched) = self.in_progress.get_mut(&msg.request.fingerprint) {
             if !std::mem::replace(fetched, true) {
                 self.frontier.finished(&msg.request.host);
@@ -542,6 +556,7 @@ impl Handler<DeadLettered> for Scheduler {
     type Result = ();
     fn handle(&mut self, msg: DeadLettered, ctx: &mut Context<Self>) {
         self.finish_in_progress(&msg.request);
+        self.gate_finished(&msg.request.fingerprint);
         if self.remote.is_some() {
             self.remote_dead(&msg.request, msg.reason, ctx);
         }

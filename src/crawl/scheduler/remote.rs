@@ -17,6 +17,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use url::Url;
 
+use super::polite::Gate;
 use super::Scheduler;
 use crate::crawl::frontier::Admission;
 use crate::crawl::messages::CrawlRequest;
@@ -59,11 +60,15 @@ pub(super) struct Remote {
     leasing: bool,
     polling: bool,
     awaiting: HashMap<Fingerprint, AwaitingAck, FingerprintBuildHasher>,
+    /// Requests waiting for a permit of the politeness shared through the broker (`None`:
+    /// the store shares none; the local limits alone apply).
+    pub(super) gate: Option<Gate>,
 }
 
 impl Remote {
     pub(super) fn new(shared: SharedFrontier) -> Self {
         Self {
+            gate: shared.store.politeness().map(Gate::new),
             shared,
             batch: Vec::new(),
             tokens: HashMap::default(),
@@ -76,7 +81,7 @@ impl Remote {
 
     /// While draining: every admit and ack has been sent.
     pub(super) fn idle_for_drain(&self) -> bool {
-        self.ops == 0 && self.batch.is_empty()
+        self.ops == 0 && self.batch.is_empty() && self.gate.as_ref().is_none_or(Gate::idle)
     }
 
     /// Admit/ack calls still in flight.
@@ -256,7 +261,7 @@ impl Scheduler {
         if self.draining {
             return;
         }
-        let local = self.frontier.queued() + self.in_progress.len();
+        let local = self.frontier.queued() + self.in_progress.len() + self.gated();
         let remote = self.remote();
         let room = remote.shared.lease_batch.saturating_sub(local);
         if remote.leasing || room == 0 {
@@ -315,7 +320,7 @@ impl Scheduler {
     /// Nothing here to do: start URLs waiting? the shared queue empty and no lease held
     /// anywhere? Then this process is done (unless it waits for start URLs).
     pub(super) fn remote_poll(&mut self, ctx: &mut Context<Self>) {
-        let local_idle = self.frontier.queued() == 0 && self.in_progress.is_empty();
+        let local_idle = self.frontier.queued() == 0 && self.in_progress.is_empty() && self.gated() == 0;
         let remote = self.remote();
         if remote.polling || remote.leasing || remote.ops > 0 || !remote.batch.is_empty() || !local_idle {
             return;
