@@ -558,3 +558,36 @@ fn a_request_queued_twice_is_fetched_once_and_every_copy_is_acked() {
     }
     drop_keys(&redis.url, &name);
 }
+
+#[test]
+fn a_reseed_recrawls_the_shared_frontier_once_per_tick() {
+    let Some(redis) = test_redis("a_reseed_recrawls_the_shared_frontier_once_per_tick") else { return };
+    let (site, want) = sandbox(50);
+    let name = unique("reseed");
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    shop.fetch = "schedules:\n  - { name: refresh, every: 3s, action: reseed }";
+    let spec = shop.yaml();
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let started = Instant::now();
+    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &["--stop-after", "8s"]);
+    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &["--stop-after", "8s"]);
+    assert_eq!(a.wait(started + Duration::from_secs(30)), 0, "a:\n{}", a.stderr());
+    assert_eq!(b.wait(started + Duration::from_secs(30)), 0, "b:\n{}", b.stderr());
+    let firings = a.summary()["firings"].as_u64().unwrap_or(0) + b.summary()["firings"].as_u64().unwrap_or(0);
+    let stats = site.stats();
+    let home = stats.by_kind.get("home").copied().unwrap_or(0);
+    let item_requests = stats.by_kind.get("item").copied().unwrap_or(0);
+    eprintln!("{firings} reseeds; home fetched {home} times, {item_requests} item requests");
+    // 3 s ticks (counted from the epoch) within ~8 s: 2 or 3 firings across both processes.
+    assert!((2..=3).contains(&firings), "{firings} firings: once per tick across the processes");
+    // The first crawl, then one re-crawl per firing: the seed is fetched once each time,
+    // whichever process fetches it.
+    assert_eq!(home, 1 + firings, "the seed once per crawl across the processes");
+    // A re-crawl is complete within a second (50 pages): at least the first one is whole.
+    assert!(item_requests >= want.items * 2, "{item_requests} item requests, {} items", want.items);
+    let mut items = BTreeMap::new();
+    collect(&mut items, &a.items(false), false);
+    collect(&mut items, &b.items(false), false);
+    assert_truth_items(&items, &want);
+    drop_keys(&redis.url, &name);
+}

@@ -162,6 +162,13 @@ pub trait SharedStore: Send + Sync + 'static {
     /// every process.
     fn claim(&self, key: String, hold: Duration) -> BoxFuture<'static, StoreResult<bool>>;
 
+    /// Forgets what the crawl has seen (the shared seen-set, and the count `max_pages`
+    /// keeps), for `action: reseed`: the next admits start a new crawl. A store that cannot
+    /// (Kafka, AMQP) answers with an error, and the reseed is skipped.
+    fn forget_seen(&self) -> BoxFuture<'static, StoreResult<()>> {
+        Box::pin(async { Err(StoreError::new("this broker's shared frontier cannot forget what it has seen")) })
+    }
+
     /// Reconnections to the broker so far (for the summary).
     fn reconnects(&self) -> u64;
 

@@ -204,7 +204,9 @@ impl Run {
             crate::bridges::open_frontier(&spec, FrontierContext { state_dir: store.is_some() }).await?;
         let shared = shared_store.clone().map(|store| SharedFrontier {
             store,
-            wait_for_start_urls: spec.seeds.is_empty(),
+            // With `action: reseed`, an idle process keeps polling: another process may
+            // start the next crawl of the shared frontier.
+            wait_for_start_urls: spec.seeds.is_empty() || reseeds,
             lease_batch: concurrency,
             sinks: sinks.len() as u32,
         });

@@ -1335,6 +1335,17 @@ impl SharedStore for RedisFrontier {
         self.counters.reconnects()
     }
 
+    /// `DEL` of the seen-set (or the Bloom filter) and of the `max_pages` count.
+    fn forget_seen(&self) -> BoxFuture<'static, StoreResult<()>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(this.seen_key()).arg(this.keys.admitted());
+            let _: i64 = this.query(&cmd).await.map_err(StoreError::new)?;
+            Ok(())
+        })
+    }
+
     /// Per-host rate, Crawl-delay and concurrency in Redis, beside the frontier's keys.
     fn politeness(&self) -> Option<Arc<dyn SharedPoliteness>> {
         Some(Arc::new(super::politeness::RedisPoliteness::new(self)))

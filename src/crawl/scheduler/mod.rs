@@ -644,10 +644,17 @@ impl Handler<Reseed> for Scheduler {
             return;
         }
         if self.remote.is_some() {
-            tracing::warn!("reseed is not supported with a shared frontier yet: skipped");
-            return;
+            // Once per tick across the processes (the clock claimed the firing).
+            return self.remote_reseed(ctx);
         }
         self.frontier.forget_seen();
+        self.reseed_offer(ctx);
+    }
+}
+
+impl Scheduler {
+    /// Offers the seeds and the pages to revisit again, after what was seen was forgotten.
+    pub(super) fn reseed_offer(&mut self, ctx: &mut Context<Self>) {
         let revisits: Vec<(Url, u32)> = match &self.revisits {
             Some(r) => r.iter().map(|e| (e.url.clone(), e.depth)).collect(),
             None => Vec::new(),
@@ -658,6 +665,9 @@ impl Handler<Reseed> for Scheduler {
         }
         for (url, depth) in revisits {
             self.offer(url, depth, Vec::new(), ctx);
+        }
+        if self.remote.is_some() {
+            self.remote_flush(None, ctx);
         }
         self.pump(ctx);
     }

@@ -357,6 +357,11 @@ impl Scheduler {
                 act.remote_flush(None, ctx);
                 return;
             }
+            if pending.is_done() {
+                // This crawl is over everywhere: a reseed (here or in another process)
+                // starts the next one with nothing seen.
+                act.frontier.forget_seen();
+            }
             if pending.is_done() && !act.remote().shared.wait_for_start_urls {
                 act.report_idle();
                 return;
@@ -365,6 +370,28 @@ impl Scheduler {
                 act.remote_refill(ctx);
                 act.remote_poll(ctx);
             });
+        }));
+    }
+
+    /// `action: reseed` with a shared frontier (this process claimed the tick): when the
+    /// crawl is over across the processes, forgets what was seen (in the broker and here)
+    /// and offers the seeds again; the other processes take part as they poll.
+    pub(super) fn remote_reseed(&mut self, ctx: &mut Context<Self>) {
+        let store = self.remote().shared.store.clone();
+        let work = async move {
+            if !store.pending().await?.is_done() {
+                return Ok(false);
+            }
+            store.forget_seen().await?;
+            Ok::<_, StoreError>(true)
+        };
+        ctx.spawn(work.into_actor(self).map(|reseed, act, ctx| match reseed {
+            Ok(true) => {
+                act.frontier.forget_seen();
+                act.reseed_offer(ctx);
+            }
+            Ok(false) => tracing::info!("reseed skipped: the last crawl is still running in the shared frontier"),
+            Err(e) => tracing::warn!("reseed skipped: {e}"),
         }));
     }
 
