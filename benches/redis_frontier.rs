@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arachne::bridges::redis::frontier::{Layout, RedisFrontier};
-use arachne::bridges::redis::RedisBroker;
 use arachne::bridges::redis::politeness::RedisPoliteness;
+use arachne::bridges::redis::RedisBroker;
 use arachne::crawl::shared::{Permit, PermitAsk};
 use arachne::crawl::urls::fingerprint;
 use arachne::spec::QueueOrder;
@@ -93,11 +93,15 @@ async fn politeness_case(url: &str, name: &str, n: usize, batch: usize) -> f64 {
     let mut granted = 0;
     for i in (0..n).step_by(batch) {
         let asks: Vec<PermitAsk> = (i..(i + batch).min(n))
-            .map(|j| PermitAsk { host: format!("h{}", j % 16).into(), interval: Duration::ZERO, concurrency: 1000 })
+            .map(|j| PermitAsk {
+                host: format!("h{}", j % 16).into(),
+                interval: Duration::ZERO,
+                concurrency: 1000,
+            })
             .collect();
         let permits = polite.permits(&std::mem::take(&mut done), &asks).await.expect("permits");
         for p in permits {
-            if let Permit::Granted(Some(slot)) = p {
+            if let Permit::Granted { slot: Some(slot), .. } = p {
                 granted += 1;
                 done.push(slot);
             }

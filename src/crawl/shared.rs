@@ -166,7 +166,9 @@ pub trait SharedStore: Send + Sync + 'static {
     /// keeps), for `action: reseed`: the next admits start a new crawl. A store that cannot
     /// (Kafka, AMQP) answers with an error, and the reseed is skipped.
     fn forget_seen(&self) -> BoxFuture<'static, StoreResult<()>> {
-        Box::pin(async { Err(StoreError::new("this broker's shared frontier cannot forget what it has seen")) })
+        Box::pin(async {
+            Err(StoreError::new("this broker's shared frontier cannot forget what it has seen"))
+        })
     }
 
     /// Reconnections to the broker so far (for the summary).
@@ -217,8 +219,14 @@ pub struct Slot {
 /// The answer to one [`PermitAsk`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Permit {
-    /// Fetch now; the slot (when the ask had a concurrency) is held until given back.
-    Granted(Option<Slot>),
+    /// Fetch `after` from now (the host's turn, reserved); the slot (when the ask had a
+    /// concurrency) is held from now until given back.
+    Granted {
+        /// When the request may start, from the answer.
+        after: Duration,
+        /// The concurrency slot, if any.
+        slot: Option<Slot>,
+    },
     /// The host's rate allows the next request this much later: ask again then.
     Wait(Duration),
     /// The host has `concurrency` requests in flight across the crawl: ask again when a

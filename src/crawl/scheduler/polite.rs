@@ -21,6 +21,9 @@ use crate::crawl::urls::{Fingerprint, FingerprintBuildHasher};
 
 /// Asks sent in one permit call, at most.
 const ASK_BATCH: usize = 64;
+/// Permit calls in flight at once, at most: a host at its rate gets one grant per call, so
+/// overlapping calls keep a fast host busy across a round trip.
+const CALLS_IN_FLIGHT: u32 = 4;
 /// How long a request whose host is at its concurrency across the crawl waits before it
 /// asks again (a slot of this process coming back asks at once).
 const FULL_POLL: Duration = Duration::from_millis(25);
@@ -30,29 +33,37 @@ const RETRY_AFTER_ERROR: Duration = Duration::from_millis(200);
 /// Requests waiting for a permit, and the slots this process holds.
 pub(super) struct Gate {
     politeness: Arc<dyn SharedPoliteness>,
-    /// Requests handed out by the local frontier, each with when it may ask (again).
-    waiting: VecDeque<(CrawlRequest, Instant)>,
+    /// Requests handed out by the local frontier, each with when it may ask (again), or,
+    /// once granted, when it may start (and its slot).
+    waiting: VecDeque<Waiting>,
     /// Slots held by requests in flight here.
     slots: HashMap<Fingerprint, Slot, FingerprintBuildHasher>,
     /// Slots of finished fetches, given back with the next call.
     done: Vec<Slot>,
-    asking: bool,
+    /// Permit calls in flight.
+    asking: u32,
+}
+
+/// A request waiting for its permit, or for the start its permit gave it.
+struct Waiting {
+    request: CrawlRequest,
+    at: Instant,
+    /// Granted (with its slot, if any): it starts at `at` without asking again.
+    granted: Option<Option<Slot>>,
 }
 
 impl Gate {
+    fn wait(&mut self, request: CrawlRequest, at: Instant, granted: Option<Option<Slot>>) {
+        self.waiting.push_back(Waiting { request, at, granted });
+    }
+
     pub(super) fn new(politeness: Arc<dyn SharedPoliteness>) -> Self {
-        Self {
-            politeness,
-            waiting: VecDeque::new(),
-            slots: HashMap::default(),
-            done: Vec::new(),
-            asking: false,
-        }
+        Self { politeness, waiting: VecDeque::new(), slots: HashMap::default(), done: Vec::new(), asking: 0 }
     }
 
     /// Nothing waits, nothing is to be given back, no call is in flight.
     pub(super) fn idle(&self) -> bool {
-        self.waiting.is_empty() && self.done.is_empty() && !self.asking
+        self.waiting.is_empty() && self.done.is_empty() && self.asking == 0
     }
 }
 
@@ -71,7 +82,7 @@ impl Scheduler {
     pub(super) fn gate_take(&mut self, request: CrawlRequest) -> Option<CrawlRequest> {
         match self.gate() {
             Some(gate) => {
-                gate.waiting.push_back((request, Instant::now()));
+                gate.wait(request, Instant::now(), None);
                 None
             }
             None => Some(request),
@@ -93,31 +104,39 @@ impl Scheduler {
         let now = Instant::now();
         let draining = self.draining;
         let Some(gate) = self.gate() else { return };
-        if gate.asking {
+        if gate.asking >= CALLS_IN_FLIGHT {
             return;
         }
         if draining {
             // Their leases were given back when the drain began.
-            gate.waiting.clear();
+            for w in gate.waiting.drain(..) {
+                gate.done.extend(w.granted.flatten());
+            }
         }
         let mut requests = Vec::new();
+        let mut starting = Vec::new();
         let mut later = VecDeque::with_capacity(gate.waiting.len());
-        while let Some((request, at)) = gate.waiting.pop_front() {
-            if at <= now && requests.len() < ASK_BATCH {
-                requests.push(request);
-            } else {
-                later.push_back((request, at));
+        while let Some(w) = gate.waiting.pop_front() {
+            match w.granted {
+                Some(slot) if w.at <= now => starting.push((w.request, slot)),
+                None if w.at <= now && requests.len() < ASK_BATCH => requests.push(w.request),
+                _ => later.push_back(w),
             }
         }
         gate.waiting = later;
-        let next_turn = gate.waiting.iter().map(|(_, at)| *at).min();
-        if requests.is_empty() && gate.done.is_empty() {
+        let next_turn = gate.waiting.iter().map(|w| w.at).min();
+        let nothing_to_send = requests.is_empty() && gate.done.is_empty();
+        for (request, slot) in starting {
+            self.start(request, slot);
+        }
+        if nothing_to_send {
             if let Some(at) = next_turn {
                 self.wake_at_instant(at, ctx);
             }
             return;
         }
-        gate.asking = true;
+        let Some(gate) = self.gate() else { return };
+        gate.asking += 1;
         let done = std::mem::take(&mut gate.done);
         let asks: Vec<PermitAsk> = requests
             .iter()
@@ -145,7 +164,7 @@ impl Scheduler {
         let now = Instant::now();
         let draining = self.draining;
         let Some(gate) = self.gate() else { return };
-        gate.asking = false;
+        gate.asking -= 1;
         let answers = match answers {
             Ok(a) if a.len() == requests.len() => a,
             other => {
@@ -153,24 +172,31 @@ impl Scheduler {
                     tracing::warn!("shared politeness: permit call failed: {e}");
                 }
                 gate.done.extend(returned);
-                let at = now + RETRY_AFTER_ERROR;
-                gate.waiting.extend(requests.into_iter().map(|r| (r, at)));
+                for r in requests {
+                    gate.wait(r, now + RETRY_AFTER_ERROR, None);
+                }
                 return;
             }
         };
         for (request, permit) in requests.into_iter().zip(answers) {
             let Some(gate) = self.gate() else { return };
             match permit {
-                Permit::Wait(d) => gate.waiting.push_back((request, now + d)),
-                Permit::Full => gate.waiting.push_back((request, now + FULL_POLL)),
-                Permit::Granted(slot) if draining => gate.done.extend(slot),
-                Permit::Granted(slot) => {
-                    if let Some(slot) = slot {
-                        gate.slots.insert(request.fingerprint, slot);
-                    }
-                    self.publish(request);
+                Permit::Wait(d) => gate.wait(request, now + d, None),
+                Permit::Full => gate.wait(request, now + FULL_POLL, None),
+                Permit::Granted { slot, .. } if draining => gate.done.extend(slot),
+                Permit::Granted { after, slot } if !after.is_zero() => {
+                    gate.wait(request, now + after, Some(slot))
                 }
+                Permit::Granted { slot, .. } => self.start(request, slot),
             }
         }
+    }
+
+    /// A request with its permit goes to the fetchers (holding its slot until it ends).
+    fn start(&mut self, request: CrawlRequest, slot: Option<Slot>) {
+        if let (Some(slot), Some(gate)) = (slot, self.gate()) {
+            gate.slots.insert(request.fingerprint, slot);
+        }
+        self.publish(request);
     }
 }

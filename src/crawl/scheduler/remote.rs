@@ -390,7 +390,9 @@ impl Scheduler {
                 act.frontier.forget_seen();
                 act.reseed_offer(ctx);
             }
-            Ok(false) => tracing::info!("reseed skipped: the last crawl is still running in the shared frontier"),
+            Ok(false) => {
+                tracing::info!("reseed skipped: the last crawl is still running in the shared frontier")
+            }
             Err(e) => tracing::warn!("reseed skipped: {e}"),
         }));
     }
