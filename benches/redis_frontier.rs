@@ -11,7 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arachne::bridges::redis::frontier::{Layout, RedisFrontier};
+use arachne::bridges::redis::politeness::RedisPoliteness;
 use arachne::bridges::redis::RedisBroker;
+use arachne::crawl::shared::{Permit, PermitAsk};
 use arachne::crawl::urls::fingerprint;
 use arachne::spec::QueueOrder;
 use arachne::state::PendingRequest;
@@ -79,6 +81,37 @@ async fn frontier_case(url: &str, name: &str, n: usize, batch: usize) -> f64 {
     n as f64 / elapsed.as_secs_f64()
 }
 
+/// The cost of shared politeness: `n` permits (a slot each, no rate, many hosts), `batch`
+/// asks per call, each call also giving back the previous call's slots: permits per second.
+async fn politeness_case(url: &str, name: &str, n: usize, batch: usize) -> f64 {
+    let broker = RedisBroker::new(url).expect("broker");
+    let f = RedisFrontier::new(&broker, name, QueueOrder::Fifo, Layout::Native, Duration::from_secs(60));
+    let polite = RedisPoliteness::new(&f);
+    f.pending().await.expect("pending");
+    let start = Instant::now();
+    let mut done = Vec::new();
+    let mut granted = 0;
+    for i in (0..n).step_by(batch) {
+        let asks: Vec<PermitAsk> = (i..(i + batch).min(n))
+            .map(|j| PermitAsk {
+                host: format!("h{}", j % 16).into(),
+                interval: Duration::ZERO,
+                concurrency: 1000,
+            })
+            .collect();
+        let permits = polite.permits(&std::mem::take(&mut done), &asks).await.expect("permits");
+        for p in permits {
+            if let Permit::Granted { slot: Some(slot), .. } = p {
+                granted += 1;
+                done.push(slot);
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(granted, n, "every permit granted");
+    n as f64 / elapsed.as_secs_f64()
+}
+
 /// `redis-benchmark -t lpush,rpop -n N -q -p PORT -c clients`: (LPUSH/s, RPOP/s).
 fn redis_benchmark(port: u16, n: usize, clients: usize) -> Option<(f64, f64)> {
     let out = Command::new("redis-benchmark")
@@ -116,12 +149,17 @@ fn main() {
         1,
     ));
     let b64 = runtime.block_on(frontier_case(&url, &format!("bench-{run}-64"), n * 5, 64));
+    let p1 = runtime.block_on(politeness_case(&url, &format!("bench-{run}-p1"), n.min(10_000), 1));
+    let p64 = runtime.block_on(politeness_case(&url, &format!("bench-{run}-p64"), n * 5, 64));
     let rb_n = if bench { 100_000 } else { 1_000 };
     let rb50 = redis_benchmark(server.port, rb_n, 50);
     let rb1 = redis_benchmark(server.port, rb_n, 1);
     println!("redis frontier (admit + lease + ack, one handle, one task), redis-server on 127.0.0.1:");
     println!("  batch  1: {b1:>12.0} requests/s  (3 round trips per request)");
     println!("  batch 64: {b64:>12.0} requests/s  (3 round trips per 64 requests)");
+    println!("shared politeness (permit + slot given back, one script call per batch):");
+    println!("  batch  1: {p1:>12.0} permits/s");
+    println!("  batch 64: {p64:>12.0} permits/s");
     for (label, rb) in [("redis-benchmark -c 50", rb50), ("redis-benchmark -c 1 ", rb1)] {
         match rb {
             Some((lpush, rpop)) => {

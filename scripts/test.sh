@@ -70,6 +70,10 @@ trap 'amqp_stop target/amqp-test.env; kafka_stop target/kafka-test.env; redis_st
 export ARACHNE_TEST_AMQP="$AMQP_URL"
 echo "amqp://guest:***@127.0.0.1:$AMQP_PORT/%2f (pid $AMQP_PID)"
 
+step "Scrapy and scrapy-redis in target/scrapy-venv (scripts/scrapy.sh; pinned, installed once)"
+# tests/redis_scrapy.rs runs the real Scrapy spider tests/scrapy/sandbox_spider.py with it.
+. scripts/scrapy.sh && scrapy_install && echo "$ARACHNE_TEST_SCRAPY_PYTHON"
+
 step "cargo test (unit, integration, doc tests)"
 log=target/test-output.log
 mkdir -p target

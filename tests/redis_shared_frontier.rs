@@ -236,7 +236,9 @@ fn redis_restart_mid_crawl_completes() {
     let aof = tempfile::tempdir().expect("tempdir");
     let aof_dir = aof.path().to_string_lossy().to_string();
     let mut server = OwnServer::start(&["--appendonly", "yes", "--appendfsync", "always", "--dir", &aof_dir]);
-    let (site, want) = sandbox(5000);
+    // 2,000 pages: each request waits for its shared-politeness permit (one round trip to
+    // Redis), which a loaded machine stretches.
+    let (site, want) = sandbox(2000);
     let mut shop = Shop::new(&unique("restart"), &server.url(), &site);
     shop.lease = "2s";
     // About 5 s, so the restart lands mid-crawl.
@@ -436,7 +438,7 @@ fn unreadable_entries_are_moved_aside_and_counted() {
     let Some(redis) = test_redis("unreadable_entries_are_moved_aside_and_counted") else { return };
     let (site, want) = sandbox(200);
     let name = unique("pickled");
-    // What scrapy-redis's default pickle serializer writes is not JSON.
+    // Broken pickles (a FRAME cut short) and a JSON request arachne cannot make (a POST).
     let mut c = conn(&redis.url);
     for i in 0..3u8 {
         let pickled: Vec<u8> = vec![0x80, 0x04, 0x95, i, 0x00, b'}', 0x94];
@@ -461,7 +463,8 @@ fn unreadable_entries_are_moved_aside_and_counted() {
     assert_eq!(dead.len(), 3, "{dead:?}");
     for d in &dead {
         let v: serde_json::Value = serde_json::from_str(d).expect("JSON");
-        assert!(v["reason"].as_str().is_some_and(|r| r.contains("not UTF-8")), "{v}");
+        assert!(v["reason"].as_str().is_some_and(|r| r.contains("broken pickle")), "{v}");
+        assert!(v["entry_hex"].as_str().is_some_and(|h| h.starts_with("8004")), "the entry is kept: {v}");
     }
     let leases: i64 = redis::cmd("ZCARD").arg(format!("{name}:arachne:leases")).query(&mut c).expect("ZCARD");
     assert_eq!(leases, 0, "nothing hidden in the leases");
@@ -555,5 +558,44 @@ fn a_request_queued_twice_is_fetched_once_and_every_copy_is_acked() {
             redis::cmd("EXISTS").arg(format!("arachne:{name}:{key}")).query(&mut c).expect("EXISTS");
         assert_eq!(left, 0, "arachne:{name}:{key} still holds copies");
     }
+    drop_keys(&redis.url, &name);
+}
+
+#[test]
+fn a_reseed_recrawls_the_shared_frontier_once_per_tick() {
+    let Some(redis) = test_redis("a_reseed_recrawls_the_shared_frontier_once_per_tick") else { return };
+    let (site, want) = sandbox(50);
+    let name = unique("reseed");
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    shop.fetch = "schedules:\n  - { name: refresh, every: 3s, action: reseed }";
+    let spec = shop.yaml();
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let started = Instant::now();
+    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &["--stop-after", "8s"]);
+    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &["--stop-after", "8s"]);
+    assert_eq!(a.wait(started + Duration::from_secs(30)), 0, "a:\n{}", a.stderr());
+    assert_eq!(b.wait(started + Duration::from_secs(30)), 0, "b:\n{}", b.stderr());
+    let firings = a.summary()["firings"].as_u64().unwrap_or(0) + b.summary()["firings"].as_u64().unwrap_or(0);
+    let stats = site.stats();
+    let home = stats.by_kind.get("home").copied().unwrap_or(0);
+    let item_requests = stats.by_kind.get("item").copied().unwrap_or(0);
+    // A firing while the previous crawl still runs (a tick right after the start) is skipped.
+    let skipped =
+        [&a, &b].iter().map(|p| p.full_stderr().matches("reseed skipped").count() as u64).sum::<u64>();
+    eprintln!(
+        "{firings} reseeds ({skipped} skipped); home fetched {home} times, {item_requests} item requests"
+    );
+    // 3 s ticks (counted from the epoch) within ~8 s: 2 or 3 firings across both processes.
+    assert!((2..=3).contains(&firings), "{firings} firings: once per tick across the processes");
+    assert!(firings - skipped >= 1, "no re-crawl ran");
+    // The first crawl, then one re-crawl per firing: the seed is fetched once each time,
+    // whichever process fetches it.
+    assert_eq!(home, 1 + firings - skipped, "the seed once per crawl across the processes");
+    // A re-crawl is complete within a second (50 pages): at least the first one is whole.
+    assert!(item_requests >= want.items * 2, "{item_requests} item requests, {} items", want.items);
+    let mut items = BTreeMap::new();
+    collect(&mut items, &a.items(false), false);
+    collect(&mut items, &b.items(false), false);
+    assert_truth_items(&items, &want);
     drop_keys(&redis.url, &name);
 }

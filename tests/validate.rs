@@ -643,3 +643,11 @@ fn bloom_dedup_needs_a_native_redis_frontier_and_a_sane_size() {
         "{BASE}frontier: {{ backend: redis, dedup: bloom, bloom: {{ capacity: 1000000 }} }}\n{broker}"
     ));
 }
+
+#[test]
+fn a_pickle_serializer_needs_the_scrapy_redis_layout() {
+    let broker = "brokers: { redis: { url: \"redis://127.0.0.1:6379/\" } }\n";
+    let e = only_error(&format!("frontier: {{ backend: redis, serializer: pickle }}\n{broker}"));
+    assert_says(&e, &["serializer 'pickle' needs `backend: redis` and `layout: scrapy-redis`"]);
+    ok(&format!("{BASE}frontier: {{ backend: redis, layout: scrapy-redis, serializer: pickle }}\n{broker}"));
+}

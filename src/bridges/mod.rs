@@ -227,7 +227,7 @@ async fn open_redis_frontier(spec: &CrawlSpec) -> Result<Option<Arc<dyn SharedSt
 
 #[cfg(feature = "redis")]
 async fn redis_frontier(spec: &CrawlSpec) -> Result<redis::frontier::RedisFrontier, BridgeError> {
-    use crate::spec::{Dedup, RedisLayout};
+    use crate::spec::{Dedup, RedisLayout, RedisSerializer};
     let broker_spec = spec
         .brokers
         .redis
@@ -243,7 +243,12 @@ async fn redis_frontier(spec: &CrawlSpec) -> Result<redis::frontier::RedisFronti
     let bloom = spec.frontier.dedup == Dedup::Bloom;
     let order = redis::frontier::adopt_order(&broker, &spec.name, layout, spec.frontier.order, bloom).await?;
     redis::frontier::check_queue_keys(&broker, &spec.name, layout, order, spec.queues.keys()).await?;
+    let serializer = match spec.frontier.serializer {
+        RedisSerializer::Json => redis::entry::Serializer::Json,
+        RedisSerializer::Pickle => redis::entry::Serializer::Pickle,
+    };
     let mut store = redis::frontier::RedisFrontier::new(&broker, &spec.name, order, layout, lease)
+        .with_serializer(serializer)
         .with_max_requests(spec.scope.max_pages)
         .with_queues(spec.queues.keys());
     if bloom {

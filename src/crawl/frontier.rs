@@ -396,6 +396,20 @@ impl Frontier {
         }
     }
 
+    /// A host's politeness for a crawl shared by many processes: the least time between
+    /// two of its requests (the larger of `1 / rate` and robots.txt's Crawl-delay; zero for
+    /// none) and its `per_host.concurrency`.
+    pub fn politeness_of(&self, host: &Arc<str>) -> (Duration, u32) {
+        let rate = self.host_rates.get(host).map_or(self.rate, |(r, _)| *r);
+        let by_rate = if rate > 0.0 && rate.is_finite() {
+            Duration::from_secs_f64(1.0 / rate.max(MIN_RATE))
+        } else {
+            Duration::ZERO
+        };
+        let delay = self.hosts.get(host).and_then(|hq| hq.crawl_delay).unwrap_or_default();
+        (by_rate.max(delay), self.per_host)
+    }
+
     /// The rate every host gets unless it has its own.
     pub fn default_rate(&self) -> f64 {
         self.rate

@@ -46,25 +46,37 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// One held request, as a store identifies it: give it back to [`SharedStore::ack`] or
 /// [`SharedStore::renew`]. Opaque to the scheduler; each store writes what it needs into
-/// it (a Redis lease member, a Kafka partition and offset, an AMQP delivery tag).
+/// it (a Redis lease member, which may hold a binary queue entry; a Kafka partition and
+/// offset; an AMQP delivery tag).
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct LeaseToken(Arc<str>);
+pub struct LeaseToken(Arc<[u8]>);
 
 impl LeaseToken {
     /// A token with this text.
     pub fn new(text: impl Into<Arc<str>>) -> Self {
-        Self(text.into())
+        Self(Arc::<[u8]>::from(text.into()))
     }
 
-    /// The token's text.
+    /// A token of any bytes (e.g. a lease member that holds a pickled request).
+    pub fn from_bytes(bytes: impl Into<Arc<[u8]>>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// The token's text: what [`LeaseToken::new`] was given (empty for a token made from
+    /// bytes that are not UTF-8; use [`LeaseToken::as_bytes`] for those).
     pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    /// The token's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 }
 
 impl fmt::Debug for LeaseToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "LeaseToken({})", self.0)
+        write!(f, "LeaseToken({})", String::from_utf8_lossy(&self.0))
     }
 }
 
@@ -204,6 +216,15 @@ pub trait SharedStore: Send + Sync + 'static {
     /// every process.
     fn claim(&self, key: String, hold: Duration) -> BoxFuture<'static, StoreResult<bool>>;
 
+    /// Forgets what the crawl has seen (the shared seen-set, and the count `max_pages`
+    /// keeps), for `action: reseed`: the next admits start a new crawl. A store that cannot
+    /// (Kafka, AMQP) answers with an error, and the reseed is skipped.
+    fn forget_seen(&self) -> BoxFuture<'static, StoreResult<()>> {
+        Box::pin(async {
+            Err(StoreError::new("this broker's shared frontier cannot forget what it has seen"))
+        })
+    }
+
     /// Reconnections to the broker so far (for the summary).
     fn reconnects(&self) -> u64;
 
@@ -213,11 +234,66 @@ pub trait SharedStore: Send + Sync + 'static {
         0
     }
 
+    /// Politeness shared by every process of the crawl (per-host rate, Crawl-delay and
+    /// concurrency held in the broker), or `None`: each process then keeps its own (a
+    /// crawl of N processes may reach a host N times as hard).
+    fn politeness(&self) -> Option<Arc<dyn SharedPoliteness>> {
+        None
+    }
+
     /// Called once when the run ends, after the last ack: leave the broker cleanly (a Kafka
     /// consumer leaves its group, so its partitions move at once).
     fn close(&self) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
+}
+
+/// What a process asks before it fetches from a host: one request's permit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PermitAsk {
+    /// The host (`host[:port]`).
+    pub host: Arc<str>,
+    /// The least time between two requests to the host across the crawl (the larger of
+    /// `1 / per_host.rate` and robots.txt's Crawl-delay); zero for none.
+    pub interval: Duration,
+    /// Requests in flight to the host across the crawl, at most (0: no limit).
+    pub concurrency: u32,
+}
+
+/// A held per-host concurrency slot: give it back with [`SharedPoliteness::permits`] when
+/// the fetch ends (it expires by itself if its process dies).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Slot {
+    /// The host.
+    pub host: Arc<str>,
+    /// The slot's id, unique across processes.
+    pub id: Arc<str>,
+}
+
+/// The answer to one [`PermitAsk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Permit {
+    /// Fetch `after` from now (the host's turn, reserved); the slot (when the ask had a
+    /// concurrency) is held from now until given back.
+    Granted {
+        /// When the request may start, from the answer.
+        after: Duration,
+        /// The concurrency slot, if any.
+        slot: Option<Slot>,
+    },
+    /// The host's rate allows the next request this much later: ask again then.
+    Wait(Duration),
+    /// The host has `concurrency` requests in flight across the crawl: ask again when a
+    /// slot is given back (or after a short poll, for other processes' slots).
+    Full,
+}
+
+/// Per-host politeness across every process of a crawl: a rate limiter (GCRA) and
+/// concurrency slots kept in the broker. Every call is one round trip for a whole batch.
+pub trait SharedPoliteness: Send + Sync + 'static {
+    /// Gives back `done` slots, then answers each ask in order (asks for the same host in
+    /// one batch see each other's grants).
+    fn permits(&self, done: Vec<Slot>, asks: Vec<PermitAsk>) -> BoxFuture<'static, StoreResult<Vec<Permit>>>;
 }
 
 /// A start URL as pushed to a broker: a plain URL, or a JSON object with a string `url`

@@ -210,7 +210,9 @@ impl Run {
         }
         let shared = shared_store.clone().map(|store| SharedFrontier {
             store,
-            wait_for_start_urls: spec.seeds.is_empty(),
+            // With `action: reseed`, an idle process keeps polling: another process may
+            // start the next crawl of the shared frontier.
+            wait_for_start_urls: spec.seeds.is_empty() || reseeds,
             lease_batch: concurrency,
             sinks: sinks.len() as u32,
         });

@@ -215,6 +215,13 @@ impl SandboxServer {
         self.stats.snapshot()
     }
 
+    /// Makes every answer but robots.txt's wait `latency` first (0: none, the default), so
+    /// that a crawler's concurrency shows in [`StatsSnapshot::max_in_flight`].
+    pub fn set_latency(&self, latency: Duration) {
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self.stats.latency_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The requests it received, in arrival order, with their arrival times (the same as
     /// `/_sandbox/requests.json`; `/_sandbox/` requests are not in it).
     pub fn requests(&self) -> RequestLogSnapshot {

@@ -53,6 +53,11 @@ pub struct StatsSnapshot {
     pub by_kind: BTreeMap<String, u64>,
     /// Per-path counts for every path that is not home, a category page or an item.
     pub paths: BTreeMap<String, PathStats>,
+    /// The most requests (not counting `robots.txt`) being answered at once: with a
+    /// latency set ([`super::SandboxServer::set_latency`]), a crawler's concurrency as the
+    /// server saw it.
+    #[serde(default)]
+    pub max_in_flight: u64,
 }
 
 const KINDS: [&str; 10] =
@@ -80,6 +85,11 @@ pub(crate) struct Stats {
     repeated_paths: Mutex<Vec<String>>,
     /// When each request arrived (`/_sandbox/requests.json`).
     pub(crate) log: RequestLog,
+    /// Requests (not robots.txt) being answered now, and the most at once.
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+    /// How long each answer (but robots.txt's) waits first, in ms.
+    pub(crate) latency_ms: AtomicU64,
 }
 
 impl Stats {
@@ -105,6 +115,9 @@ impl Stats {
             paths: Mutex::new(HashMap::new()),
             repeated_paths: Mutex::new(Vec::new()),
             log: RequestLog::default(),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
+            latency_ms: AtomicU64::new(0),
         }
     }
 
@@ -195,6 +208,7 @@ impl Stats {
                 .map(|(k, v)| (k.to_string(), v.load(Ordering::Relaxed)))
                 .collect(),
             paths: paths.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            max_in_flight: self.max_in_flight.load(Ordering::Relaxed),
         }
     }
 }
@@ -359,6 +373,23 @@ fn kind_of(route: &Route) -> usize {
     KINDS.iter().position(|k| *k == name).unwrap_or(KINDS.len() - 1)
 }
 
+/// A request being answered (counted in `max_in_flight` while it lives).
+struct InFlight<'a>(&'a Stats);
+
+impl<'a> InFlight<'a> {
+    fn enter(stats: &'a Stats) -> Self {
+        let now = stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        stats.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(stats)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn query_u32(query: Option<&str>, name: &str) -> Option<u32> {
     query?.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
 }
@@ -380,6 +411,11 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),
     });
+    let _in_flight = (route != Route::Robots).then(|| InFlight::enter(&app.stats));
+    let latency = app.stats.latency_ms.load(Ordering::Relaxed);
+    if latency > 0 && route != Route::Robots {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
     let kind = kind_of(&route);
     let normal = matches!(route, Route::Home | Route::Category { .. } | Route::Item(_));
     let key_owned;

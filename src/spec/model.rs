@@ -498,6 +498,11 @@ pub struct FrontierSpec {
     /// `scrapy-redis` (`<name>:requests`, `<name>:dupefilter`, ...).
     #[serde(default)]
     pub layout: RedisLayout,
+    /// With `layout: scrapy-redis`: how requests are written to the queue, `json` or
+    /// `pickle` (scrapy-redis's default serializer, for unmodified Scrapy spiders); both are
+    /// read.
+    #[serde(default)]
+    pub serializer: RedisSerializer,
     /// With `backend: redis`: how long a process holds a request it took before another
     /// process may take it (renewed while the process works on it).
     #[serde(default = "default_lease")]
@@ -566,6 +571,17 @@ pub enum RedisLayout {
     ScrapyRedis,
 }
 
+/// How a scrapy-redis layout frontier writes requests.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisSerializer {
+    /// JSON text in the shape of Scrapy's `Request.to_dict()`.
+    #[default]
+    Json,
+    /// A Python pickle of `Request.to_dict()`, as scrapy-redis's default `picklecompat`.
+    Pickle,
+}
+
 fn default_lease() -> HumanDuration {
     HumanDuration::from_secs(60)
 }
@@ -577,6 +593,7 @@ impl Default for FrontierSpec {
             order: QueueOrder::Fifo,
             priorities: Vec::new(),
             layout: RedisLayout::Native,
+            serializer: RedisSerializer::Json,
             lease: default_lease(),
             dedup: Dedup::Set,
             bloom: BloomSpec::default(),

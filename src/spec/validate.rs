@@ -429,6 +429,16 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str, spec_path: Opti
     if spec.frontier.lease.0.is_zero() {
         c.value(&[K("frontier"), K("lease")], "frontier.lease must be longer than 0".into(), None);
     }
+    if spec.frontier.serializer == crate::spec::RedisSerializer::Pickle
+        && (spec.frontier.backend != FrontierBackend::Redis
+            || spec.frontier.layout != crate::spec::RedisLayout::ScrapyRedis)
+    {
+        c.value(
+            &[K("frontier"), K("serializer")],
+            "frontier.serializer 'pickle' needs `backend: redis` and `layout: scrapy-redis`".into(),
+            Some("pickles are for scrapy-redis spiders; the native layout is always JSON".into()),
+        );
+    }
     if spec.frontier.dedup == crate::spec::Dedup::Bloom {
         if spec.frontier.backend != FrontierBackend::Redis
             || spec.frontier.layout != crate::spec::RedisLayout::Native

@@ -73,6 +73,11 @@ impl Arachne {
         }
     }
 
+    /// All of its stderr.
+    pub fn full_stderr(&self) -> String {
+        fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
     /// The end of its stderr, for failure messages.
     pub fn stderr(&self) -> String {
         let text = fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default();

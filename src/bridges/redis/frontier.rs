@@ -18,15 +18,17 @@ use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{RedisError, Script};
-use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use url::Url;
 
 use futures::future::BoxFuture;
 
+use super::entry::{self, EncodeError, Serializer};
 use super::{Backoff, RedisBroker};
 use crate::bridges::BridgeError;
-use crate::crawl::shared::{Admit, LeaseAsk, LeasedFrom, Pending, SharedStore, StoreError, StoreResult};
+use crate::crawl::shared::{
+    Admit, LeaseAsk, LeasedFrom, Pending, SharedPoliteness, SharedStore, StoreError, StoreResult,
+};
 use crate::crawl::urls::Fingerprint;
 use crate::spec::{QueueOrder, DEFAULT_QUEUE};
 use crate::state::PendingRequest;
@@ -44,13 +46,13 @@ pub enum FrontierError {
     /// Redis could not be reached (within the reconnect budget), or answered with an error.
     #[error(transparent)]
     Broker(#[from] BridgeError),
-    /// A request could not be turned into JSON.
+    /// A request could not be turned into a queue entry.
     #[error("cannot serialise the request for {url}: {source}")]
     Encode {
         /// The request's URL.
         url: String,
-        /// The serde error.
-        source: serde_json::Error,
+        /// The serializer's error.
+        source: EncodeError,
     },
     /// A queue entry or a script's answer is not what this store writes.
     #[error("unexpected data in Redis key {key}: {detail}")]
@@ -391,66 +393,6 @@ end
 return out
 "#;
 
-/// A request as a native queue entry (JSON): the [`PendingRequest`] fields and the priority.
-#[derive(Serialize, Deserialize)]
-struct NativeEntry<'a> {
-    #[serde(borrow)]
-    url: std::borrow::Cow<'a, str>,
-    depth: u32,
-    #[serde(default)]
-    redirect_chain: Vec<u128>,
-    #[serde(default)]
-    priority: i32,
-}
-
-/// A request as a scrapy-redis queue entry: the shape of Scrapy's `Request.to_dict()`
-/// (what scrapy-redis pickles), as JSON. arachne's depth is `meta.depth` (Scrapy's own
-/// depth key) and its redirect chain `meta.arachne_redirect_chain` (32-hex fingerprints).
-#[derive(Serialize, Deserialize)]
-struct ScrapyEntry {
-    url: String,
-    #[serde(default = "get")]
-    method: String,
-    #[serde(default)]
-    priority: i32,
-    #[serde(default)]
-    meta: ScrapyMeta,
-    #[serde(default)]
-    dont_filter: bool,
-    #[serde(default)]
-    callback: Option<String>,
-    #[serde(default)]
-    errback: Option<String>,
-    #[serde(default)]
-    headers: serde_json::Map<String, serde_json::Value>,
-    #[serde(default)]
-    body: String,
-    #[serde(default)]
-    cookies: serde_json::Value,
-    #[serde(default = "utf8")]
-    encoding: String,
-    #[serde(default)]
-    flags: Vec<String>,
-    #[serde(default)]
-    cb_kwargs: serde_json::Map<String, serde_json::Value>,
-}
-
-fn get() -> String {
-    "GET".into()
-}
-
-fn utf8() -> String {
-    "utf-8".into()
-}
-
-#[derive(Serialize, Deserialize, Default)]
-struct ScrapyMeta {
-    #[serde(default)]
-    depth: u32,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    arachne_redirect_chain: Vec<String>,
-}
-
 /// The connection, replaced when it breaks; `generation` tells a caller whether the broken
 /// one it saw was already replaced by another caller.
 struct Conn {
@@ -465,6 +407,7 @@ pub struct RedisFrontier {
     broker: RedisBroker,
     keys: Arc<FrontierKeys>,
     layout: Layout,
+    serializer: Serializer,
     mode: Mode,
     lease_ms: u64,
     reconnect_budget: Duration,
@@ -501,6 +444,7 @@ impl RedisFrontier {
             broker: broker.clone(),
             keys: Arc::new(FrontierKeys::new(name, layout)),
             layout,
+            serializer: Serializer::Json,
             mode: Mode::of(order, layout),
             lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1),
             reconnect_budget: DEFAULT_RECONNECT_BUDGET,
@@ -554,22 +498,39 @@ impl RedisFrontier {
     }
 
     /// The queue a lease token came from: its lease id is `<queue>/<n>` for a named queue.
-    fn queue_of(token: &str) -> &str {
-        let id = token.split('|').next().unwrap_or("");
+    fn queue_of(token: &[u8]) -> &str {
+        let id = token.split(|&b| b == b'|').next().unwrap_or_default();
+        let id = std::str::from_utf8(id).unwrap_or("");
         id.split_once('/').map_or(DEFAULT_QUEUE, |(queue, _)| queue)
     }
 
     /// Tokens grouped by the queue they came from.
-    fn by_queue(tokens: &[LeaseToken]) -> Vec<(&str, Vec<&str>)> {
-        let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    fn by_queue(tokens: &[LeaseToken]) -> Vec<(&str, Vec<&[u8]>)> {
+        let mut groups: Vec<(&str, Vec<&[u8]>)> = Vec::new();
         for t in tokens {
-            let queue = Self::queue_of(t.as_str());
+            let queue = Self::queue_of(t.as_bytes());
             match groups.iter_mut().find(|(q, _)| *q == queue) {
-                Some((_, ts)) => ts.push(t.as_str()),
-                None => groups.push((queue, vec![t.as_str()])),
+                Some((_, ts)) => ts.push(t.as_bytes()),
+                None => groups.push((queue, vec![t.as_bytes()])),
             }
         }
         groups
+    }
+
+    /// How long a lease lasts, in ms (also how long a politeness slot is held at most).
+    pub fn lease_ms(&self) -> u64 {
+        self.lease_ms
+    }
+
+    /// Runs a Lua script of this store's family (politeness) on its connection, with its
+    /// reconnection rules.
+    pub(crate) async fn invoke_script<T: redis::FromRedisValue, A: AsRef<[u8]>>(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: &[A],
+    ) -> Result<T> {
+        self.invoke(script, keys, args).await
     }
 
     /// A reliable queue of any payloads at Redis key `key` (a list for `fifo`/`lifo`,
@@ -664,6 +625,13 @@ impl RedisFrontier {
         Ok(())
     }
 
+    /// Writes scrapy-redis layout entries with `serializer` (JSON by default; pickles for
+    /// unmodified scrapy-redis spiders). Both are read whatever this says.
+    pub fn with_serializer(mut self, serializer: Serializer) -> Self {
+        self.serializer = serializer;
+        self
+    }
+
     /// Queues at most `max` requests over the crawl's life, across every process
     /// (`scope.max_pages`); 0 is no limit.
     pub fn with_max_requests(mut self, max: u64) -> Self {
@@ -719,11 +687,14 @@ impl RedisFrontier {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut args: Vec<String> = Vec::with_capacity(1 + batch.len() * 3);
-        args.push(match self.max_requests {
-            Some(max) => format!("{}/{max}", self.mode.arg()),
-            None => self.mode.arg().to_string(),
-        });
+        let mut args: Vec<Vec<u8>> = Vec::with_capacity(1 + batch.len() * 3);
+        args.push(
+            match self.max_requests {
+                Some(max) => format!("{}/{max}", self.mode.arg()),
+                None => self.mode.arg().to_string(),
+            }
+            .into_bytes(),
+        );
         for (fp, req, priority) in batch {
             let seen = match (self.layout, &self.bloom) {
                 (Layout::Native, Some(bloom)) => bloom.member(*fp),
@@ -736,9 +707,9 @@ impl RedisFrontier {
                     scrapy_fingerprint(&url)
                 }
             };
-            args.push(seen);
+            args.push(seen.into_bytes());
             args.push(self.encode(req, *priority)?);
-            args.push((-i64::from(*priority)).to_string());
+            args.push((-i64::from(*priority)).to_string().into_bytes());
         }
         let (queue_key, _) = self.queue_keys(queue);
         let flags: Vec<i64> = self
@@ -772,13 +743,11 @@ impl RedisFrontier {
         let mut leased = Vec::with_capacity(tokens.len());
         let mut unreadable = Vec::new();
         for token in tokens {
-            let decoded = match String::from_utf8(token) {
-                Ok(text) => self.decode_token(text.clone()).map_err(|e| (text.into_bytes(), e.to_string())),
-                Err(e) => Err((e.into_bytes(), "not UTF-8 text (a pickled Scrapy request?)".to_string())),
-            };
-            match decoded {
-                Ok(l) => leased.push(l),
-                Err(bad) => unreadable.push(bad),
+            match self.decode_token(&token) {
+                Ok((request, priority)) => {
+                    leased.push(Leased { token: LeaseToken::from_bytes(token), request, priority })
+                }
+                Err(reason) => unreadable.push((token, reason)),
             }
         }
         if !unreadable.is_empty() {
@@ -809,9 +778,15 @@ impl RedisFrontier {
         for (token, reason) in unreadable {
             let entry = token.splitn(3, |&b| b == b'|').nth(2).unwrap_or(token);
             tracing::warn!(key = %self.keys.dead(), "shared frontier: moved an unreadable entry aside: {reason}");
-            let record = serde_json::json!({ "entry": String::from_utf8_lossy(entry), "reason": reason });
+            let record = match std::str::from_utf8(entry) {
+                Ok(text) => serde_json::json!({ "entry": text, "reason": reason }),
+                Err(_) => {
+                    let hex: String = entry.iter().map(|b| format!("{b:02x}")).collect();
+                    serde_json::json!({ "entry_hex": hex, "reason": reason })
+                }
+            };
             pipe.cmd("RPUSH").arg(self.keys.dead()).arg(record.to_string()).ignore();
-            let (_, leases_key) = self.queue_keys(Self::queue_of(&String::from_utf8_lossy(token)));
+            let (_, leases_key) = self.queue_keys(Self::queue_of(token));
             pipe.cmd("ZREM").arg(leases_key).arg(token).ignore();
         }
         let () = self.query_pipe(&pipe).await?;
@@ -854,8 +829,8 @@ impl RedisFrontier {
     pub async fn release(&self, tokens: &[LeaseToken]) -> Result<usize> {
         let mut released = 0;
         for (queue, tokens) in Self::by_queue(tokens) {
-            let mut args = vec![self.mode.arg().to_string(), tokens.len().to_string()];
-            args.extend(tokens.iter().map(|t| t.to_string()));
+            let mut args = vec![self.mode.arg().as_bytes().to_vec(), tokens.len().to_string().into_bytes()];
+            args.extend(tokens.iter().map(|t| t.to_vec()));
             let (queue_key, leases_key) = self.queue_keys(queue);
             let n: i64 = self.invoke(&self.reap_script, &[&queue_key, &leases_key], &args).await?;
             released += usize::try_from(n).unwrap_or(0);
@@ -870,13 +845,13 @@ impl RedisFrontier {
         let mut held = std::collections::HashMap::new();
         for (queue, tokens) in Self::by_queue(tokens) {
             let mut args = Vec::with_capacity(tokens.len() + 1);
-            args.push(self.lease_ms.to_string());
-            args.extend(tokens.iter().map(|t| t.to_string()));
+            args.push(self.lease_ms.to_string().into_bytes());
+            args.extend(tokens.iter().map(|t| t.to_vec()));
             let flags: Vec<i64> =
                 self.invoke(&self.renew_script, &[&self.queue_keys(queue).1], &args).await?;
             held.extend(tokens.into_iter().zip(flags.into_iter().map(|f| f == 1)));
         }
-        Ok(tokens.iter().map(|t| held.get(t.as_str()).copied().unwrap_or(false)).collect())
+        Ok(tokens.iter().map(|t| held.get(t.as_bytes()).copied().unwrap_or(false)).collect())
     }
 
     /// (queued, leased): the queues' lengths and the number of leases, summed over every
@@ -916,86 +891,34 @@ impl RedisFrontier {
             .collect())
     }
 
-    fn encode(&self, req: &PendingRequest, priority: i32) -> Result<String> {
-        let encoded = match self.layout {
-            Layout::Native => serde_json::to_string(&NativeEntry {
-                url: std::borrow::Cow::Borrowed(&req.url),
-                depth: req.depth,
-                redirect_chain: req.redirect_chain.clone(),
-                priority,
-            }),
-            Layout::ScrapyRedis => serde_json::to_string(&ScrapyEntry {
-                url: req.url.clone(),
-                method: get(),
-                priority,
-                meta: ScrapyMeta {
-                    depth: req.depth,
-                    arachne_redirect_chain: req.redirect_chain.iter().map(|f| format!("{f:032x}")).collect(),
-                },
-                dont_filter: false,
-                callback: None,
-                errback: None,
-                headers: serde_json::Map::new(),
-                body: String::new(),
-                cookies: serde_json::Value::Object(serde_json::Map::new()),
-                encoding: utf8(),
-                flags: Vec::new(),
-                cb_kwargs: serde_json::Map::new(),
-            }),
-        };
-        encoded.map_err(|source| FrontierError::Encode { url: req.url.clone(), source })
+    fn encode(&self, req: &PendingRequest, priority: i32) -> Result<Vec<u8>> {
+        entry::encode(self.layout, self.serializer, req, priority)
+            .map_err(|source| FrontierError::Encode { url: req.url.clone(), source })
     }
 
-    /// A lease token `<id>|<score>|<entry>` into a [`Leased`].
-    fn decode_token(&self, token: String) -> Result<Leased> {
-        let mut parts = token.splitn(3, '|');
+    /// A lease token `<id>|<score>|<entry>`: its request and priority, or why it cannot be
+    /// read.
+    fn decode_token(&self, token: &[u8]) -> std::result::Result<(PendingRequest, i32), String> {
+        let mut parts = token.splitn(3, |&b| b == b'|');
         let (Some(_id), Some(_score), Some(entry)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(self.corrupt(&self.keys.leases, format!("lease token without two '|': {token:.80}")));
+            return Err("a lease token without two '|'".into());
         };
         let entry = match self.mode {
-            Mode::Zset { seq: true } => entry.get(17..).unwrap_or(""),
+            Mode::Zset { seq: true } => entry.get(17..).unwrap_or_default(),
             _ => entry,
         };
-        let (request, priority) = match self.layout {
-            Layout::Native => {
-                let e: NativeEntry<'_> = serde_json::from_str(entry).map_err(|e| {
-                    self.corrupt(&self.keys.queue, format!("not an arachne request ({e}): {entry:.80}"))
-                })?;
-                let req = PendingRequest {
-                    url: e.url.into_owned(),
-                    depth: e.depth,
-                    redirect_chain: e.redirect_chain,
-                };
-                (req, e.priority)
-            }
-            Layout::ScrapyRedis => {
-                let e: ScrapyEntry = serde_json::from_str(entry).map_err(|e| {
-                    self.corrupt(&self.keys.queue, format!("not a JSON Scrapy request ({e}): {entry:.80}"))
-                })?;
-                let chain = e
-                    .meta
-                    .arachne_redirect_chain
-                    .iter()
-                    .filter_map(|h| u128::from_str_radix(h, 16).ok())
-                    .collect();
-                // The entry's own priority: the score can have changed (a reaped lease goes
-                // back at the head), and Scrapy's `to_dict` writes `priority` too.
-                let priority = e.priority;
-                (PendingRequest { url: e.url, depth: e.meta.depth, redirect_chain: chain }, priority)
-            }
-        };
-        Ok(Leased { token: LeaseToken::new(token), request, priority })
+        entry::decode(self.layout, entry)
     }
 
     fn corrupt(&self, key: &str, detail: String) -> FrontierError {
         FrontierError::Corrupt { key: key.to_string(), detail }
     }
 
-    async fn invoke<T: redis::FromRedisValue>(
+    async fn invoke<T: redis::FromRedisValue, A: AsRef<[u8]>>(
         &self,
         script: &Script,
         keys: &[&str],
-        args: &[String],
+        args: &[A],
     ) -> Result<T> {
         self.with_retry(|mut conn| {
             let mut inv = script.prepare_invoke();
@@ -1003,7 +926,7 @@ impl RedisFrontier {
                 inv.key(*k);
             }
             for a in args {
-                inv.arg(a);
+                inv.arg(a.as_ref());
             }
             async move { inv.invoke_async(&mut conn).await }
         })
@@ -1567,6 +1490,22 @@ impl SharedStore for RedisFrontier {
 
     fn reconnects(&self) -> u64 {
         self.counters.reconnects()
+    }
+
+    /// `DEL` of the seen-set (or the Bloom filter) and of the `max_pages` count.
+    fn forget_seen(&self) -> BoxFuture<'static, StoreResult<()>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(this.seen_key()).arg(this.keys.admitted());
+            let _: i64 = this.query(&cmd).await.map_err(StoreError::new)?;
+            Ok(())
+        })
+    }
+
+    /// Per-host rate, Crawl-delay and concurrency in Redis, beside the frontier's keys.
+    fn politeness(&self) -> Option<Arc<dyn SharedPoliteness>> {
+        Some(Arc::new(super::politeness::RedisPoliteness::new(self)))
     }
 
     fn dead_letters(&self) -> u64 {

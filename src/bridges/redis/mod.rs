@@ -6,9 +6,13 @@
 //! [`mask_url`].
 
 #[cfg(feature = "redis")]
+pub mod entry;
+#[cfg(feature = "redis")]
 pub mod frontier;
 #[cfg(feature = "redis")]
 pub mod heartbeat;
+#[cfg(feature = "redis")]
+pub mod politeness;
 #[cfg(feature = "redis")]
 mod pubsub;
 #[cfg(feature = "redis")]

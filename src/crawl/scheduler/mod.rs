@@ -14,6 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use url::Url;
 
 mod control;
+mod polite;
 mod remote;
 
 pub use control::{FrontierView, Inspect, Steer};
@@ -343,16 +344,14 @@ impl Scheduler {
     fn pump(&mut self, ctx: &mut Context<Self>) {
         if !self.draining && !self.paused {
             let now = Instant::now();
-            while self.requests.room() > 0 {
+            while self.requests.room() > self.gated() {
                 match self.frontier.next(now) {
                     Next::Request(request) => {
-                        let fingerprint = request.fingerprint;
-                        if let Err(refused) = self.requests.try_publish(request, 0) {
-                            // Only a closed queue refuses here (room was checked).
-                            tracing::debug!(url = %refused.message.url, "requests queue refused: {}", refused.kind);
+                        // With politeness shared through the broker, it waits for a permit.
+                        let Some(request) = self.gate_take(request) else { continue };
+                        if !self.publish(request) {
                             break;
                         }
-                        self.in_progress.insert(fingerprint, false);
                     }
                     Next::WaitUntil(at) => {
                         self.wake_at_instant(at, ctx);
@@ -368,6 +367,7 @@ impl Scheduler {
             self.stats.queue_gauges(&self.frontier.queue_views());
         }
         if self.remote.is_some() {
+            self.gate_ask(ctx);
             self.remote_counters();
             if self.paused && !self.draining {
                 return;
@@ -379,6 +379,19 @@ impl Scheduler {
             }
         }
         self.check_done();
+    }
+
+    /// Hands a request to the fetchers; `false` when the `requests` queue refused it.
+    fn publish(&mut self, request: CrawlRequest) -> bool {
+        let fingerprint = request.fingerprint;
+        if let Err(refused) = self.requests.try_publish(request, 0) {
+            // Only a closed queue refuses here (room was checked).
+            tracing::debug!(url = %refused.message.url, "requests queue refused: {}", refused.kind);
+            self.gate_finished(&fingerprint);
+            return false;
+        }
+        self.in_progress.insert(fingerprint, false);
+        true
     }
 
     fn wake_at_instant(&mut self, at: Instant, ctx: &mut Context<Self>) {
@@ -472,6 +485,7 @@ impl Handler<Seed> for Scheduler {
 impl Handler<FetchFinished> for Scheduler {
     type Result = ();
     fn handle(&mut self, msg: FetchFinished, ctx: &mut Context<Self>) {
+        self.gate_finished(&msg.request.fingerprint);
         if let Some(fetched) = self.in_progress.get_mut(&msg.request.fingerprint) {
             if !std::mem::replace(fetched, true) {
                 self.frontier.finished(&msg.request.host, msg.request.queue);
@@ -545,6 +559,7 @@ impl Handler<DeadLettered> for Scheduler {
     type Result = ();
     fn handle(&mut self, msg: DeadLettered, ctx: &mut Context<Self>) {
         self.finish_in_progress(&msg.request);
+        self.gate_finished(&msg.request.fingerprint);
         if self.remote.is_some() {
             self.remote_dead(&msg.request, msg.reason, ctx);
         }
@@ -632,10 +647,17 @@ impl Handler<Reseed> for Scheduler {
             return;
         }
         if self.remote.is_some() {
-            tracing::warn!("reseed is not supported with a shared frontier yet: skipped");
-            return;
+            // Once per tick across the processes (the clock claimed the firing).
+            return self.remote_reseed(ctx);
         }
         self.frontier.forget_seen();
+        self.reseed_offer(ctx);
+    }
+}
+
+impl Scheduler {
+    /// Offers the seeds and the pages to revisit again, after what was seen was forgotten.
+    pub(super) fn reseed_offer(&mut self, ctx: &mut Context<Self>) {
         let revisits: Vec<(Url, u32)> = match &self.revisits {
             Some(r) => r.iter().map(|e| (e.url.clone(), e.depth)).collect(),
             None => Vec::new(),
@@ -646,6 +668,9 @@ impl Handler<Reseed> for Scheduler {
         }
         for (url, depth) in revisits {
             self.offer(url, depth, Vec::new(), ctx);
+        }
+        if self.remote.is_some() {
+            self.remote_flush(None, ctx);
         }
         self.pump(ctx);
     }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use url::Url;
 
+use super::polite::Gate;
 use super::Scheduler;
 use crate::crawl::frontier::Admission;
 use crate::crawl::messages::CrawlRequest;
@@ -61,11 +62,15 @@ pub(super) struct Remote {
     leasing: bool,
     polling: bool,
     awaiting: HashMap<Fingerprint, AwaitingAck, FingerprintBuildHasher>,
+    /// Requests waiting for a permit of the politeness shared through the broker (`None`:
+    /// the store shares none; the local limits alone apply).
+    pub(super) gate: Option<Gate>,
 }
 
 impl Remote {
     pub(super) fn new(shared: SharedFrontier) -> Self {
         Self {
+            gate: shared.store.politeness().map(Gate::new),
             shared,
             batch: Vec::new(),
             tokens: HashMap::default(),
@@ -78,7 +83,7 @@ impl Remote {
 
     /// While draining: every admit and ack has been sent.
     pub(super) fn idle_for_drain(&self) -> bool {
-        self.ops == 0 && self.batch.is_empty()
+        self.ops == 0 && self.batch.is_empty() && self.gate.as_ref().is_none_or(Gate::idle)
     }
 
     /// Admit/ack calls still in flight.
@@ -261,7 +266,7 @@ impl Scheduler {
         if self.draining {
             return;
         }
-        let local = self.frontier.queued() + self.in_progress.len();
+        let local = self.frontier.queued() + self.in_progress.len() + self.gated();
         let room = self.remote().shared.lease_batch.saturating_sub(local);
         let asks = lease_asks(self.frontier.routing(), |q| self.frontier.queue_load(q), room);
         let remote = self.remote();
@@ -328,7 +333,7 @@ impl Scheduler {
     /// Nothing here to do: start URLs waiting? the shared queue empty and no lease held
     /// anywhere? Then this process is done (unless it waits for start URLs).
     pub(super) fn remote_poll(&mut self, ctx: &mut Context<Self>) {
-        let local_idle = self.frontier.queued() == 0 && self.in_progress.is_empty();
+        let local_idle = self.frontier.queued() == 0 && self.in_progress.is_empty() && self.gated() == 0;
         let remote = self.remote();
         if remote.polling || remote.leasing || remote.ops > 0 || !remote.batch.is_empty() || !local_idle {
             return;
@@ -365,6 +370,11 @@ impl Scheduler {
                 act.remote_flush(None, ctx);
                 return;
             }
+            if pending.is_done() {
+                // This crawl is over everywhere: a reseed (here or in another process)
+                // starts the next one with nothing seen.
+                act.frontier.forget_seen();
+            }
             if pending.is_done() && !act.remote().shared.wait_for_start_urls {
                 act.report_idle();
                 return;
@@ -373,6 +383,30 @@ impl Scheduler {
                 act.remote_refill(ctx);
                 act.remote_poll(ctx);
             });
+        }));
+    }
+
+    /// `action: reseed` with a shared frontier (this process claimed the tick): when the
+    /// crawl is over across the processes, forgets what was seen (in the broker and here)
+    /// and offers the seeds again; the other processes take part as they poll.
+    pub(super) fn remote_reseed(&mut self, ctx: &mut Context<Self>) {
+        let store = self.remote().shared.store.clone();
+        let work = async move {
+            if !store.pending().await?.is_done() {
+                return Ok(false);
+            }
+            store.forget_seen().await?;
+            Ok::<_, StoreError>(true)
+        };
+        ctx.spawn(work.into_actor(self).map(|reseed, act, ctx| match reseed {
+            Ok(true) => {
+                act.frontier.forget_seen();
+                act.reseed_offer(ctx);
+            }
+            Ok(false) => {
+                tracing::info!("reseed skipped: the last crawl is still running in the shared frontier")
+            }
+            Err(e) => tracing::warn!("reseed skipped: {e}"),
         }));
     }
 
