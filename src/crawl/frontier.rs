@@ -4,24 +4,32 @@
 //! robots.txt answers and drains it into the `requests` queue. Requests wait in one queue per
 //! host; hosts take turns (round robin), each within its concurrency cap, its rate limit
 //! (governor, keyed by host) and its robots.txt Crawl-delay.
+//!
+//! Memory stays within `frontier.memory`: the seen-set is compact ([`SeenSet`], ~18 bytes a
+//! URL) and, when it and the requests waiting in memory pass the budget, the hosts with the
+//! most waiting spill them to disk ([`SpillStore`]) and read them back in order as their turn
+//! comes (the backlog's order and every politeness rule are the same either way).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dashmap::DashSet;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use regex::RegexSet;
 use texting_robots::Robot;
 use url::Url;
 
-use super::backlog::Backlog;
+pub use super::backlog::Lost;
+use super::backlog::{self, Backlog};
 use super::guard::AddressGuard;
 use super::messages::CrawlRequest;
-use super::urls::{self, Fingerprint, FingerprintBuildHasher};
+pub use super::seen::SeenSet;
+use super::spill::SpillStore;
+use super::urls::{self, Fingerprint};
 use crate::spec::{CrawlSpec, QueueOrder, RobotsPolicy};
 
 /// The slowest `fetch.per_host.rate` there is: one request a day (a slower one is refused
@@ -190,6 +198,8 @@ struct HostQueue {
     pending: Backlog,
     in_flight: u32,
     robots: RobotsState,
+    /// While robots.txt is fetched: a URL of the host (to fetch it again after a restart).
+    robots_url: Option<Url>,
     /// In `ready` or `waiting` right now.
     scheduled: bool,
     crawl_delay: Option<Duration>,
@@ -199,7 +209,20 @@ struct HostQueue {
 /// The frontier of one crawl.
 pub struct Frontier {
     scope: Scope,
-    seen: Arc<DashSet<Fingerprint, FingerprintBuildHasher>>,
+    seen: Arc<SeenSet>,
+    /// `frontier.memory`: the seen-set and the requests in memory.
+    memory: usize,
+    /// [`backlog::request_bytes`] of the requests in memory.
+    backlog_bytes: usize,
+    /// Where requests spill; made at the first spill unless a directory was given.
+    spill: Option<SpillStore>,
+    spill_dir: Option<PathBuf>,
+    /// After a failed spill: no new try before the backlog reaches this many bytes.
+    spill_retry_at: usize,
+    /// Whether the first spill was logged.
+    spilled_once: bool,
+    /// Requests that could not be read back from the spill files, not yet reported.
+    lost: Option<Lost>,
     hosts: HashMap<Arc<str>, HostQueue>,
     ready: VecDeque<Arc<str>>,
     waiting: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
@@ -265,7 +288,14 @@ impl Frontier {
         };
         Ok(Self {
             scope,
-            seen: Arc::new(DashSet::default()),
+            seen: Arc::new(SeenSet::new()),
+            memory: usize::try_from(spec.frontier.memory.0).unwrap_or(usize::MAX),
+            backlog_bytes: 0,
+            spill: None,
+            spill_dir: None,
+            spill_retry_at: 0,
+            spilled_once: false,
+            lost: None,
             hosts: HashMap::new(),
             ready: VecDeque::new(),
             waiting: BinaryHeap::new(),
@@ -363,8 +393,45 @@ impl Frontier {
     }
 
     /// The shared seen-set (fingerprints of every URL offered and not dropped for depth).
-    pub fn seen(&self) -> &Arc<DashSet<Fingerprint, FingerprintBuildHasher>> {
+    pub fn seen(&self) -> &Arc<SeenSet> {
         &self.seen
+    }
+
+    /// Spills into `dir` (the run's own: what is there is removed now, and the directory
+    /// when the frontier is dropped) instead of a new directory in the system's temp dir.
+    pub fn set_spill_dir(&mut self, dir: PathBuf) {
+        if self.spilled_bytes() > 0 {
+            tracing::warn!(dir = %dir.display(), "the frontier has spilled already: it keeps its spill directory");
+            return;
+        }
+        self.spill = Some(SpillStore::new(dir.clone()));
+        self.spill_dir = Some(dir);
+    }
+
+    /// The bytes the frontier takes: its seen-set and the requests waiting in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.seen.memory_bytes() + self.backlog_bytes
+    }
+
+    /// Bytes of waiting requests spilled to disk.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spill.as_ref().map_or(0, SpillStore::bytes)
+    }
+
+    /// Requests lost since the last call: spilled, and unreadable when read back (a
+    /// damaged or removed spill file). With `--state-dir` they stay pending in the state
+    /// store, and a resume fetches them.
+    pub fn take_lost(&mut self) -> Option<Lost> {
+        self.lost.take()
+    }
+
+    fn note_lost(&mut self, lost: Option<Lost>) {
+        let Some(lost) = lost else { return };
+        self.queued -= lost.count;
+        match &mut self.lost {
+            Some(l) => l.count += lost.count,
+            None => self.lost = Some(lost),
+        }
     }
 
     /// A start URL arrived (from a broker): when the scope's domains are the seeds' hosts,
@@ -384,6 +451,7 @@ impl Frontier {
     /// Forgets what was seen (and the `max_pages` count): the start of a re-crawl.
     pub fn forget_seen(&mut self) {
         self.seen.clear();
+        self.release_spill_if_idle();
         self.admitted = 0;
     }
 
@@ -452,6 +520,7 @@ impl Frontier {
             pending: Backlog::new(order),
             in_flight: 0,
             robots: if obey { RobotsState::Unknown } else { RobotsState::Known(None) },
+            robots_url: None,
             scheduled: false,
             crawl_delay: None,
             not_before: None,
@@ -461,12 +530,17 @@ impl Frontier {
                 return Admission::RobotsBlocked;
             }
         }
+        self.backlog_bytes += backlog::request_bytes(&request);
+        if matches!(hq.robots, RobotsState::Unknown) {
+            hq.robots_url = Some(request.url.clone());
+        }
         hq.pending.push(request, priority);
         self.queued += 1;
         self.admitted += 1;
         let fetch_robots = match hq.robots {
             RobotsState::Unknown => {
                 hq.robots = RobotsState::Fetching;
+                self.keep_to_budget();
                 Some(host)
             }
             RobotsState::Fetching => None,
@@ -475,6 +549,9 @@ impl Frontier {
                 None
             }
         };
+        if fetch_robots.is_none() {
+            self.keep_to_budget();
+        }
         Admission::Queued { fetch_robots }
     }
 
@@ -484,13 +561,19 @@ impl Frontier {
         let Some(hq) = self.hosts.get_mut(host) else { return Vec::new() };
         let robots = robots.map(Arc::new);
         let mut blocked = Vec::new();
+        let mut lost = None;
         if let Some(r) = &robots {
-            blocked = hq.pending.remove_where(|req| !r.allowed(req.url.as_str()));
+            let before = hq.pending.memory_bytes();
+            (blocked, lost) =
+                hq.pending.remove_where(|req| !r.allowed(req.url.as_str()), self.spill.as_mut(), host);
+            self.backlog_bytes = self.backlog_bytes + hq.pending.memory_bytes() - before;
             hq.crawl_delay =
                 r.delay.filter(|d| d.is_finite() && *d > 0.0).map(|d| Duration::from_secs_f32(d.min(60.0)));
         }
         hq.robots = RobotsState::Known(robots);
+        hq.robots_url = None;
         self.queued -= blocked.len();
+        self.note_lost(lost);
         self.schedule(host);
         blocked
     }
@@ -501,7 +584,9 @@ impl Frontier {
         self.hosts
             .iter()
             .filter(|(_, hq)| matches!(hq.robots, RobotsState::Fetching))
-            .filter_map(|(host, hq)| hq.pending.any_url().map(|u| (host.clone(), u.clone())))
+            .filter_map(|(host, hq)| {
+                hq.robots_url.as_ref().or(hq.pending.any_url()).map(|u| (host.clone(), u.clone()))
+            })
             .collect()
     }
 
@@ -558,12 +643,24 @@ impl Frontier {
                 self.ready.push_front(host);
                 return Next::WaitUntil(now + not_until.wait_time_from(DefaultClock::default().now()));
             }
-            let Some(request) = hq.pending.pop() else { continue };
-            hq.in_flight += 1;
-            hq.not_before = hq.crawl_delay.map(|d| now + d);
-            self.queued -= 1;
+            let before = hq.pending.memory_bytes();
+            let (request, lost) = hq.pending.pop(self.spill.as_mut(), &host);
+            let after = hq.pending.memory_bytes();
+            if request.is_some() {
+                hq.in_flight += 1;
+                hq.not_before = hq.crawl_delay.map(|d| now + d);
+                self.queued -= 1;
+            }
+            self.backlog_bytes = self.backlog_bytes + after - before;
+            self.note_lost(lost);
             self.schedule(&host);
-            return Next::Request(request);
+            if after > before {
+                self.keep_to_budget(); // spilled requests were read back
+            }
+            match request {
+                Some(request) => return Next::Request(request),
+                None => continue,
+            }
         }
         match self.waiting.peek() {
             Some(Reverse((at, _))) => Next::WaitUntil(*at),
@@ -576,6 +673,64 @@ impl Frontier {
         match &self.priorities {
             Some((set, values)) => set.matches(url.as_str()).iter().next().map_or(0, |i| values[i]),
             None => 0,
+        }
+    }
+
+    /// Spills waiting requests when the seen-set and the requests in memory are past
+    /// `frontier.memory`: the hosts with the most in memory first, each keeping the next
+    /// [`KEEP_IN_MEMORY`] (then none, if that is not enough), down to half of what the
+    /// requests may take (so spills come in large, rare writes). The seen-set is never
+    /// spilled: when it alone takes the budget, the requests keep [`MIN_BACKLOG_SHARE`] of it.
+    fn keep_to_budget(&mut self) {
+        let allowance =
+            self.memory.saturating_sub(self.seen.memory_bytes()).max(self.memory / MIN_BACKLOG_SHARE);
+        if self.backlog_bytes <= allowance || self.backlog_bytes < self.spill_retry_at {
+            return;
+        }
+        let target = allowance / 2;
+        let store = self.spill.get_or_insert_with(|| SpillStore::new(temp_spill_dir()));
+        if !self.spilled_once {
+            self.spilled_once = true;
+            tracing::info!(
+                dir = %store.dir().display(),
+                "frontier.memory ({} MiB) reached: waiting requests spill to disk",
+                self.memory >> 20
+            );
+        }
+        let mut by_size: Vec<(usize, &Arc<str>)> = self
+            .hosts
+            .iter()
+            .filter(|(_, hq)| hq.pending.memory_bytes() > 0)
+            .map(|(host, hq)| (hq.pending.memory_bytes(), host))
+            .collect();
+        by_size.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        let hosts: Vec<Arc<str>> = by_size.into_iter().map(|(_, h)| h.clone()).collect();
+        for keep in [KEEP_IN_MEMORY, 0] {
+            for host in &hosts {
+                if self.backlog_bytes <= target {
+                    return;
+                }
+                let Some(hq) = self.hosts.get_mut(host) else { continue };
+                let before = hq.pending.memory_bytes();
+                let result = hq.pending.spill(store, keep);
+                self.backlog_bytes = self.backlog_bytes + hq.pending.memory_bytes() - before;
+                if let Err(e) = result {
+                    tracing::warn!(
+                        dir = %store.dir().display(),
+                        "frontier.memory: could not spill waiting requests to disk ({e}); they stay in memory"
+                    );
+                    self.spill_retry_at = self.backlog_bytes + allowance / 2;
+                    return;
+                }
+            }
+        }
+        self.spill_retry_at = 0;
+    }
+
+    /// Drops the spill files when no request waits (a re-crawl starts with none).
+    fn release_spill_if_idle(&mut self) {
+        if self.queued == 0 && self.spill_dir.is_none() {
+            self.spill = None;
         }
     }
 
@@ -593,6 +748,21 @@ impl Frontier {
         hq.scheduled = true;
         self.ready.push_back(host.clone());
     }
+}
+
+/// Requests a host keeps in memory when its others spill (its next few, ready to hand out).
+pub const KEEP_IN_MEMORY: usize = 16;
+
+/// When the seen-set takes all of `frontier.memory`, waiting requests may still take this
+/// fraction of it (1/n) in memory.
+pub const MIN_BACKLOG_SHARE: usize = 16;
+
+/// A new spill directory of this process in the system's temp dir.
+fn temp_spill_dir() -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("arachne-spill-{}-{n}", std::process::id()))
 }
 
 impl std::fmt::Debug for Frontier {
@@ -760,5 +930,91 @@ mod tests {
         let Next::Request(r) = f.next(Instant::now()) else { panic!("a request") };
         assert_eq!(r.url.path(), "/ok");
         assert_eq!(f.admit(&url("http://a.test/private/y"), 0, vec![]), Admission::RobotsBlocked);
+    }
+
+    /// Every request of `f`, in the order handed out (each finished at once).
+    fn drain(f: &mut Frontier) -> Vec<CrawlRequest> {
+        let mut out = Vec::new();
+        while let Next::Request(r) = f.next(Instant::now()) {
+            f.finished(&r.host);
+            out.push(r);
+        }
+        out
+    }
+
+    #[test]
+    fn past_its_memory_the_backlog_spills_in_order_and_comes_back_whole() {
+        for order in [QueueOrder::Fifo, QueueOrder::Lifo, QueueOrder::Priority] {
+            let s = spec(|s| {
+                s.scope.domains = vec!["a.test".into(), "b.test".into()];
+                s.frontier.memory = crate::spec::ByteSize(1 << 20);
+                s.frontier.order = order;
+                s.frontier.priorities = vec![crate::spec::PriorityRule { matches: "/7".into(), priority: 5 }];
+            });
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut f = frontier(&s);
+            f.set_spill_dir(dir.path().join("spill"));
+            let mut admitted: HashMap<String, Vec<(String, i32)>> = HashMap::new();
+            let mut most = 0;
+            for i in 0..20_000 {
+                let u = url(&format!("http://{}.test/{i}/{}", if i % 3 == 0 { "b" } else { "a" }, i % 10));
+                assert!(matches!(f.admit(&u, i % 5, vec![]), Admission::Queued { .. }));
+                admitted.entry(urls::host_key(&u)).or_default().push((u.to_string(), f.priority_of(&u)));
+                most = most.max(f.memory_bytes());
+            }
+            assert!(f.spilled_bytes() > 0, "{order:?}: 20,000 requests do not fit in 1 MiB");
+            assert!(most <= (1 << 20) + 4096, "{order:?}: the frontier took {most} bytes");
+            let out = drain(&mut f);
+            assert!(f.take_lost().is_none());
+            assert_eq!(out.len(), 20_000, "{order:?}: every request came back");
+            for (host, mut want) in admitted {
+                match order {
+                    QueueOrder::Fifo => {}
+                    QueueOrder::Lifo => want.reverse(),
+                    QueueOrder::Priority => want.sort_by_key(|(_, p)| -p), // stable: fifo among equals
+                }
+                let got: Vec<String> =
+                    out.iter().filter(|r| *r.host == *host).map(|r| r.url.to_string()).collect();
+                let want: Vec<String> = want.into_iter().map(|(u, _)| u).collect();
+                assert_eq!(got, want, "{order:?}: {host}'s order");
+            }
+            assert_eq!(f.spilled_bytes(), 0);
+            assert_eq!(f.memory_bytes(), f.seen().memory_bytes());
+            drop(f);
+            assert!(!dir.path().join("spill").exists(), "the spill directory goes with the frontier");
+        }
+    }
+
+    #[test]
+    fn spilled_requests_keep_depth_chain_and_politeness() {
+        let s = spec(|s| {
+            s.frontier.memory = crate::spec::ByteSize(crate::spec::MIN_FRONTIER_MEMORY);
+            s.fetch.per_host.concurrency = 2;
+            s.fetch.robots_txt = RobotsPolicy::Obey;
+        });
+        let mut f = frontier(&s);
+        let chain = vec![Fingerprint(7), Fingerprint(9)];
+        for i in 0..3000 {
+            f.admit(
+                &url(&format!("http://a.test/{i}")),
+                i % 4,
+                if i == 2999 { chain.clone() } else { vec![] },
+            );
+        }
+        assert!(f.spilled_bytes() > 0);
+        let host: Arc<str> = "a.test".into();
+        let robot = Robot::new("arachne", b"User-agent: *\nDisallow: /1\n").expect("robots");
+        let blocked = f.robots_loaded(&host, Some(robot));
+        assert_eq!(blocked.len(), 1 + 10 + 100 + 1000, "spilled requests are filtered too");
+        let now = Instant::now();
+        let (Next::Request(a), Next::Request(b)) = (f.next(now), f.next(now)) else { panic!("two requests") };
+        assert!(matches!(f.next(now), Next::Idle), "the per-host cap holds");
+        f.finished(&a.host);
+        f.finished(&b.host);
+        let rest = drain(&mut f);
+        assert_eq!(rest.len() + 2, 3000 - blocked.len());
+        let last = rest.last().expect("the last one");
+        assert_eq!((last.url.path(), last.depth, &last.redirect_chain), ("/2999", 2999 % 4, &chain));
+        assert!(rest.iter().all(|r| r.depth == r.url.path()[1..].parse::<u32>().expect("n") % 4));
     }
 }
