@@ -703,7 +703,7 @@ impl Frontier {
             .filter(|(_, hq)| hq.pending.memory_bytes() > 0)
             .map(|(host, hq)| (hq.pending.memory_bytes(), host))
             .collect();
-        by_size.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        by_size.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
         let hosts: Vec<Arc<str>> = by_size.into_iter().map(|(_, h)| h.clone()).collect();
         for keep in [KEEP_IN_MEMORY, 0] {
             for host in &hosts {

@@ -103,10 +103,9 @@ impl SpillStore {
         }
         let (segment, offset) = self.segment_for_write()?;
         let file = &mut self.segments.get_mut(&segment).ok_or_else(|| missing(segment))?.file;
-        if let Err(e) = file.write_all_at(&self.buf, offset) {
-            // Nothing refers to the bytes that did get written: the next write goes over them.
-            return Err(e);
-        }
+        // On an error nothing refers to the bytes that did get written: the next write goes
+        // over them.
+        file.write_all_at(&self.buf, offset)?;
         let len = self.buf.len() as u32;
         self.current = Some((segment, offset + u64::from(len)));
         if let Some(s) = self.segments.get_mut(&segment) {

@@ -429,7 +429,7 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str, spec_path: Opti
     if spec.frontier.memory.0 < crate::spec::MIN_FRONTIER_MEMORY {
         c.value(
             &[K("frontier"), K("memory")],
-            format!("frontier.memory {} is too small: at least 64KiB", spec.frontier.memory),
+            format!("frontier.memory must be at least 64KiB (found {} bytes)", spec.frontier.memory.0),
             Some("the frontier's seen-set and waiting requests in memory; e.g. 16MiB (the default)".into()),
         );
     }
