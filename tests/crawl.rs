@@ -80,6 +80,48 @@ fn crawl_yaml_matches_the_truth() {
     }
 }
 
+/// The frontier at its smallest budget spills nearly every waiting request to disk and reads
+/// it back: the crawl is the same, page for page and item for item, and leaves no file.
+#[test]
+fn a_tiny_frontier_memory_spills_and_the_crawl_still_matches_the_truth() {
+    let opts = SandboxOptions { pages: 3000, traps: false };
+    let server = SandboxServer::start(opts.clone(), 0).expect("sandbox");
+    let want = truth(&opts, 20);
+    for order in ["fifo", "lifo"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("tmp");
+        let spec = format!(
+            "name: spill\nseeds: [\"{}/\"]\nfrontier: {{ memory: 64KiB, order: {order} }}\n{ITEM_RULES}",
+            server.base_url()
+        );
+        std::fs::write(dir.path().join("crawl.yaml"), spec).expect("spec");
+        let out = arachne()
+            .args(["run", "crawl.yaml", "--quiet", "--summary-json", "summary.json"])
+            .env("TMPDIR", &tmp)
+            .current_dir(dir.path())
+            .output()
+            .expect("run arachne");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains("waiting requests spill to disk"), "{order}: it never spilled: {stderr}");
+        let summary: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).expect("summary"))
+                .expect("json");
+        assert_eq!(summary["pages_fetched"], want.pages_fetched, "{order}: {summary}");
+        assert_eq!(summary["pages_failed"], 0, "{order}: {summary}");
+        assert_eq!(summary["items"], want.items, "{order}: {summary}");
+        let items: Vec<Value> = std::fs::read_to_string(dir.path().join("items.jsonl"))
+            .expect("items")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
+        assert_eq!(titles(&items), want.item_titles, "{order}");
+        let left: Vec<_> = std::fs::read_dir(&tmp).expect("tmp").collect();
+        assert!(left.is_empty(), "{order}: the spill directory was left behind: {left:?}");
+    }
+}
+
 /// The `pages:` of crawl.yaml's sandbox key.
 fn summary_pages(spec: &str) -> u32 {
     let parsed = arachne::spec::load_str(spec, "crawl.yaml", arachne::spec::NO_OVERRIDES)

@@ -227,6 +227,41 @@ fn sigkill_three_times_then_resume_writes_every_item_once() {
     assert_eq!(std::fs::read(dir.path().join("items.jsonl")).expect("items"), before);
 }
 
+/// Killed while its backlog is spilled to `state/spill` (a tiny `frontier.memory`), a
+/// `--state-dir` crawl resumes with every item exactly once: the spill files are only a
+/// cache of what the state store holds, and the resume removes them and spills anew.
+#[test]
+fn sigkill_with_a_spilled_backlog_then_resume_writes_every_item_once() {
+    let opts = SandboxOptions { pages: 3000, traps: false };
+    let server = SandboxServer::start(opts.clone(), 0).expect("sandbox");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let head = format!(
+        "name: spill\nseeds: [\"{}/\"]\nfrontier: {{ memory: 64KiB }}\nfetch: {{ concurrency: 2, per_host: {{ concurrency: 2 }} }}\n",
+        server.base_url()
+    );
+    write_spec(dir.path(), &head);
+    let spill = dir.path().join("state").join("spill");
+    let mut child =
+        arachne().args(STATEFUL).current_dir(dir.path()).stderr(Stdio::null()).spawn().expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let spilled = || std::fs::read_dir(&spill).map(|d| d.count()).unwrap_or(0) > 0;
+    while !spilled() || std::fs::metadata(dir.path().join("items.jsonl")).map_or(0, |m| m.len()) == 0 {
+        assert!(child.try_wait().expect("try_wait").is_none(), "the crawl ended before it spilled");
+        assert!(Instant::now() < deadline, "the crawl never spilled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(1100)); // a commit or so later
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    assert!(spill.exists(), "a killed run cannot remove its spill directory");
+
+    let out = run_stateful(dir.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let want = truth(&opts, 20);
+    assert_eq!(item_urls_once(dir.path()).len() as u64, want.items, "every item exactly once");
+    assert!(!spill.exists(), "the resumed run removed the spill directory when it ended");
+}
+
 /// The README's kind of spec: a `sandbox:` started inside the run, on a free port. The
 /// resumed run serves it on the port the saved URLs point to.
 #[test]

@@ -250,6 +250,19 @@ fn bad_rates() {
 }
 
 #[test]
+fn frontier_memory() {
+    let e = only_error("frontier:\n  memory: 1KiB\n");
+    assert_at(&e, 4, 11);
+    assert_says(&e, &["frontier.memory must be at least 64KiB (found 1024 bytes)"]);
+    assert!(hint(&e).contains("16MiB"), "{e}");
+    let e = only_error("frontier: { memory: lots }\n");
+    assert_says(&e, &["frontier.memory"]);
+    assert_eq!(ok(BASE).frontier.memory.0, 16 << 20, "the default");
+    assert_eq!(ok(&format!("{BASE}frontier: {{ memory: 64KiB }}\n")).frontier.memory.0, 64 << 10);
+    assert_eq!(ok(&format!("{BASE}frontier: {{ memory: 1GiB }}\n")).frontier.memory.0, 1 << 30);
+}
+
+#[test]
 fn sandbox_pages_zero() {
     let e = only_error("sandbox:\n  pages: 0\n");
     assert_at(&e, 4, 10);

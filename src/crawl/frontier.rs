@@ -7,25 +7,34 @@
 //! own cap and rate; within a queue hosts take turns (round robin), each within its
 //! concurrency cap, its rate limit (governor, keyed by host) and its robots.txt
 //! Crawl-delay, which hold across queues.
+//!
+//! Memory stays within `frontier.memory`: the seen-set is compact ([`SeenSet`], ~18 bytes a
+//! URL) and, when it and the requests waiting in memory pass the budget, the backlogs with
+//! the most waiting spill them to disk ([`SpillStore`]) and read them back in order as their
+//! turn comes (the backlog's order and every politeness rule are the same either way).
 
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dashmap::DashSet;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use regex::RegexSet;
 use texting_robots::Robot;
 use url::Url;
 
+use super::backlog;
+pub use super::backlog::Lost;
 use super::guard::AddressGuard;
 use super::lanes::Lane;
 use super::messages::CrawlRequest;
 use super::routing::{QueueId, Routing, RoutingError};
-use super::urls::{self, Fingerprint, FingerprintBuildHasher};
+pub use super::seen::SeenSet;
+use super::spill::SpillStore;
+use super::urls::{self, Fingerprint};
 use crate::spec::{CrawlSpec, QueueOrder, RobotsPolicy};
 
 /// The slowest `fetch.per_host.rate` there is: one request a day (a slower one is refused
@@ -208,6 +217,8 @@ struct HostQueue {
     queued: usize,
     in_flight: u32,
     robots: RobotsState,
+    /// While robots.txt is fetched: a URL of the host (to fetch it again after a restart).
+    robots_url: Option<Url>,
     crawl_delay: Option<Duration>,
     not_before: Option<Instant>,
 }
@@ -237,7 +248,20 @@ pub struct QueueView {
 /// The frontier of one crawl.
 pub struct Frontier {
     scope: Scope,
-    seen: Arc<DashSet<Fingerprint, FingerprintBuildHasher>>,
+    seen: Arc<SeenSet>,
+    /// `frontier.memory`: the seen-set and the requests in memory.
+    memory: usize,
+    /// [`backlog::request_bytes`] of the requests in memory.
+    backlog_bytes: usize,
+    /// Where requests spill; made at the first spill unless a directory was given.
+    spill: Option<SpillStore>,
+    spill_dir: Option<PathBuf>,
+    /// After a failed spill: no new try before the backlog reaches this many bytes.
+    spill_retry_at: usize,
+    /// Whether the first spill was logged.
+    spilled_once: bool,
+    /// Requests that could not be read back from the spill files, not yet reported.
+    lost: Option<Lost>,
     hosts: HashMap<Arc<str>, HostQueue>,
     /// One per queue of `routing`, by [`QueueId`].
     lanes: Vec<Lane>,
@@ -316,7 +340,14 @@ impl Frontier {
         };
         Ok(Self {
             scope,
-            seen: Arc::new(DashSet::default()),
+            seen: Arc::new(SeenSet::new()),
+            memory: usize::try_from(spec.frontier.memory.0).unwrap_or(usize::MAX),
+            backlog_bytes: 0,
+            spill: None,
+            spill_dir: None,
+            spill_retry_at: 0,
+            spilled_once: false,
+            lost: None,
             hosts: HashMap::new(),
             lanes: routing.queues().iter().map(|q| Lane::new(q, spec.frontier.order)).collect(),
             groups: priority_groups(&routing),
@@ -452,8 +483,50 @@ impl Frontier {
     }
 
     /// The shared seen-set (fingerprints of every URL offered and not dropped for depth).
-    pub fn seen(&self) -> &Arc<DashSet<Fingerprint, FingerprintBuildHasher>> {
+    pub fn seen(&self) -> &Arc<SeenSet> {
         &self.seen
+    }
+
+    /// Spills into `dir` (the run's own: what is there is removed now, and the directory
+    /// when the frontier is dropped) instead of a new directory in the system's temp dir.
+    pub fn set_spill_dir(&mut self, dir: PathBuf) {
+        if self.spilled_bytes() > 0 {
+            tracing::warn!(dir = %dir.display(), "the frontier has spilled already: it keeps its spill directory");
+            return;
+        }
+        self.spill = Some(SpillStore::new(dir.clone()));
+        self.spill_dir = Some(dir);
+    }
+
+    /// The bytes the frontier takes: its seen-set and the requests waiting in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.seen.memory_bytes() + self.backlog_bytes
+    }
+
+    /// Bytes of waiting requests spilled to disk.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spill.as_ref().map_or(0, SpillStore::bytes)
+    }
+
+    /// Requests lost since the last call: spilled, and unreadable when read back (a
+    /// damaged or removed spill file). With `--state-dir` they stay pending in the state
+    /// store, and a resume fetches them.
+    pub fn take_lost(&mut self) -> Option<Lost> {
+        self.lost.take()
+    }
+
+    /// Requests of `host` in lane `li` were lost: they leave every count of waiting work.
+    fn note_lost(&mut self, li: usize, host: &Arc<str>, lost: Option<Lost>) {
+        let Some(lost) = lost else { return };
+        self.queued -= lost.count;
+        self.lanes[li].queued -= lost.count;
+        if let Some(hq) = self.hosts.get_mut(host) {
+            hq.queued -= lost.count;
+        }
+        match &mut self.lost {
+            Some(l) => l.count += lost.count,
+            None => self.lost = Some(lost),
+        }
     }
 
     /// A start URL arrived (from a broker): when the scope's domains are the seeds' hosts,
@@ -473,6 +546,7 @@ impl Frontier {
     /// Forgets what was seen (and the `max_pages` count): the start of a re-crawl.
     pub fn forget_seen(&mut self) {
         self.seen.clear();
+        self.release_spill_if_idle();
         self.admitted = 0;
     }
 
@@ -563,6 +637,7 @@ impl Frontier {
             queued: 0,
             in_flight: 0,
             robots: if obey { RobotsState::Unknown } else { RobotsState::Known(None) },
+            robots_url: None,
             crawl_delay: None,
             not_before: None,
         });
@@ -572,6 +647,10 @@ impl Frontier {
             }
         }
         hq.queued += 1;
+        self.backlog_bytes += backlog::request_bytes(&request);
+        if matches!(hq.robots, RobotsState::Unknown) {
+            hq.robots_url = Some(request.url.clone());
+        }
         let lane = &mut self.lanes[queue.index()];
         lane.host(&host).pending.push(request, priority);
         lane.queued += 1;
@@ -588,29 +667,45 @@ impl Frontier {
                 None
             }
         };
+        self.keep_to_budget();
         Admission::Queued { fetch_robots }
     }
 
     /// robots.txt for `host` is known (`None`: allow everything). Returns the queued
     /// requests it disallows, which leave the frontier.
     pub fn robots_loaded(&mut self, host: &Arc<str>, robots: Option<Robot>) -> Vec<CrawlRequest> {
-        let Some(hq) = self.hosts.get_mut(host) else { return Vec::new() };
+        if !self.hosts.contains_key(host) {
+            return Vec::new();
+        }
         let robots = robots.map(Arc::new);
         let mut blocked = Vec::new();
         if let Some(r) = &robots {
-            for lane in &mut self.lanes {
-                if let Some(hl) = lane.hosts.get_mut(host) {
-                    let out = hl.pending.remove_where(|req| !r.allowed(req.url.as_str()));
-                    lane.queued -= out.len();
-                    blocked.extend(out);
+            for li in 0..self.lanes.len() {
+                let lane = &mut self.lanes[li];
+                let Some(hl) = lane.hosts.get_mut(host) else { continue };
+                let before = hl.pending.memory_bytes();
+                let (out, lost) =
+                    hl.pending.remove_where(|req| !r.allowed(req.url.as_str()), self.spill.as_mut(), host);
+                self.backlog_bytes = self.backlog_bytes + hl.pending.memory_bytes() - before;
+                lane.queued -= out.len();
+                self.queued -= out.len();
+                if let Some(hq) = self.hosts.get_mut(host) {
+                    hq.queued -= out.len();
                 }
+                blocked.extend(out);
+                self.note_lost(li, host, lost);
             }
-            hq.crawl_delay =
-                r.delay.filter(|d| d.is_finite() && *d > 0.0).map(|d| Duration::from_secs_f32(d.min(60.0)));
         }
-        hq.robots = RobotsState::Known(robots);
-        hq.queued -= blocked.len();
-        self.queued -= blocked.len();
+        if let Some(hq) = self.hosts.get_mut(host) {
+            if let Some(r) = &robots {
+                hq.crawl_delay = r
+                    .delay
+                    .filter(|d| d.is_finite() && *d > 0.0)
+                    .map(|d| Duration::from_secs_f32(d.min(60.0)));
+            }
+            hq.robots = RobotsState::Known(robots);
+            hq.robots_url = None;
+        }
         self.schedule(host);
         blocked
     }
@@ -621,9 +716,10 @@ impl Frontier {
         self.hosts
             .iter()
             .filter(|(_, hq)| matches!(hq.robots, RobotsState::Fetching))
-            .filter_map(|(host, _)| {
-                let url =
-                    self.lanes.iter().find_map(|l| l.hosts.get(host).and_then(|hl| hl.pending.any_url()));
+            .filter_map(|(host, hq)| {
+                let url = hq.robots_url.as_ref().or_else(|| {
+                    self.lanes.iter().find_map(|l| l.hosts.get(host).and_then(|hl| hl.pending.any_url()))
+                });
                 url.map(|u| (host.clone(), u.clone()))
             })
             .collect()
@@ -711,14 +807,26 @@ impl Frontier {
                 lane.ready.push_front(host);
                 return Step::CrawlWait(now + not_until.wait_time_from(DefaultClock::default().now()));
             }
-            let Some(request) = hl.pending.pop() else { continue };
-            hq.in_flight += 1;
-            hq.queued -= 1;
-            hq.not_before = hq.crawl_delay.map(|d| now + d);
-            lane.started();
-            self.queued -= 1;
+            let before = hl.pending.memory_bytes();
+            let (request, lost) = hl.pending.pop(self.spill.as_mut(), &host);
+            let after = hl.pending.memory_bytes();
+            self.backlog_bytes = self.backlog_bytes + after - before;
+            if request.is_some() {
+                hq.in_flight += 1;
+                hq.queued -= 1;
+                hq.not_before = hq.crawl_delay.map(|d| now + d);
+                lane.started();
+                self.queued -= 1;
+            }
+            self.note_lost(li, &host, lost);
             self.schedule_in(li, &host);
-            return Step::Request(request);
+            if after > before {
+                self.keep_to_budget(); // spilled requests were read back
+            }
+            match request {
+                Some(request) => return Step::Request(request),
+                None => return self.next_in(li, now),
+            }
         }
         lane.next_wake().map_or(Step::Idle, Step::Wait)
     }
@@ -753,6 +861,82 @@ impl Frontier {
         hl.scheduled = true;
         self.lanes[li].ready.push_back(host.clone());
     }
+
+    /// Spills waiting requests when the seen-set and the requests in memory are past
+    /// `frontier.memory`: the backlogs (a host in one queue) with the most in memory first,
+    /// each keeping the next [`KEEP_IN_MEMORY`] (then none, if that is not enough), down to
+    /// half of what the requests may take (so spills come in large, rare writes). The
+    /// seen-set is never spilled: when it alone takes the budget, the requests keep
+    /// [`MIN_BACKLOG_SHARE`] of it.
+    fn keep_to_budget(&mut self) {
+        let allowance =
+            self.memory.saturating_sub(self.seen.memory_bytes()).max(self.memory / MIN_BACKLOG_SHARE);
+        if self.backlog_bytes <= allowance || self.backlog_bytes < self.spill_retry_at {
+            return;
+        }
+        let target = allowance / 2;
+        let store = self.spill.get_or_insert_with(|| SpillStore::new(temp_spill_dir()));
+        if !self.spilled_once {
+            self.spilled_once = true;
+            tracing::info!(
+                dir = %store.dir().display(),
+                "frontier.memory ({} MiB) reached: waiting requests spill to disk",
+                self.memory >> 20
+            );
+        }
+        let mut by_size: Vec<(usize, usize, Arc<str>)> = Vec::new();
+        for (li, lane) in self.lanes.iter().enumerate() {
+            for (host, hl) in &lane.hosts {
+                let bytes = hl.pending.memory_bytes();
+                if bytes > 0 {
+                    by_size.push((bytes, li, host.clone()));
+                }
+            }
+        }
+        by_size.sort_unstable_by_key(|(bytes, _, _)| std::cmp::Reverse(*bytes));
+        for keep in [KEEP_IN_MEMORY, 0] {
+            for (_, li, host) in &by_size {
+                if self.backlog_bytes <= target {
+                    return;
+                }
+                let Some(hl) = self.lanes[*li].hosts.get_mut(host) else { continue };
+                let before = hl.pending.memory_bytes();
+                let result = hl.pending.spill(store, keep);
+                self.backlog_bytes = self.backlog_bytes + hl.pending.memory_bytes() - before;
+                if let Err(e) = result {
+                    tracing::warn!(
+                        dir = %store.dir().display(),
+                        "frontier.memory: could not spill waiting requests to disk ({e}); they stay in memory"
+                    );
+                    self.spill_retry_at = self.backlog_bytes + allowance / 2;
+                    return;
+                }
+            }
+        }
+        self.spill_retry_at = 0;
+    }
+
+    /// Drops the spill files when no request waits (a re-crawl starts with none).
+    fn release_spill_if_idle(&mut self) {
+        if self.queued == 0 && self.spill_dir.is_none() {
+            self.spill = None;
+        }
+    }
+}
+
+/// Requests a backlog keeps in memory when its others spill (its next few, ready to hand out).
+pub const KEEP_IN_MEMORY: usize = 16;
+
+/// When the seen-set takes all of `frontier.memory`, waiting requests may still take this
+/// fraction of it (1/n) in memory.
+pub const MIN_BACKLOG_SHARE: usize = 16;
+
+/// A new spill directory of this process in the system's temp dir.
+fn temp_spill_dir() -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("arachne-spill-{}-{n}", std::process::id()))
 }
 
 /// The queues' lanes grouped by priority, highest first.
@@ -934,5 +1118,126 @@ mod tests {
         let Next::Request(r) = f.next(Instant::now()) else { panic!("a request") };
         assert_eq!(r.url.path(), "/ok");
         assert_eq!(f.admit(&url("http://a.test/private/y"), 0, vec![]), Admission::RobotsBlocked);
+    }
+
+    /// Every request of `f`, in the order handed out (each finished at once).
+    fn drain(f: &mut Frontier) -> Vec<CrawlRequest> {
+        let mut out = Vec::new();
+        while let Next::Request(r) = f.next(Instant::now()) {
+            f.finished(&r.host, r.queue);
+            out.push(r);
+        }
+        out
+    }
+
+    #[test]
+    fn past_its_memory_the_backlog_spills_in_order_and_comes_back_whole() {
+        for order in [QueueOrder::Fifo, QueueOrder::Lifo, QueueOrder::Priority] {
+            let s = spec(|s| {
+                s.scope.domains = vec!["a.test".into(), "b.test".into()];
+                s.frontier.memory = crate::spec::ByteSize(1 << 20);
+                s.frontier.order = order;
+                s.frontier.priorities = vec![crate::spec::PriorityRule { matches: "/7".into(), priority: 5 }];
+            });
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut f = frontier(&s);
+            f.set_spill_dir(dir.path().join("spill"));
+            let mut admitted: HashMap<String, Vec<(String, i32)>> = HashMap::new();
+            let mut most = 0;
+            for i in 0..20_000 {
+                let u = url(&format!("http://{}.test/{i}/{}", if i % 3 == 0 { "b" } else { "a" }, i % 10));
+                assert!(matches!(f.admit(&u, i % 5, vec![]), Admission::Queued { .. }));
+                admitted.entry(urls::host_key(&u)).or_default().push((u.to_string(), f.priority_of(&u)));
+                most = most.max(f.memory_bytes());
+            }
+            assert!(f.spilled_bytes() > 0, "{order:?}: 20,000 requests do not fit in 1 MiB");
+            assert!(most <= (1 << 20) + 4096, "{order:?}: the frontier took {most} bytes");
+            let out = drain(&mut f);
+            assert!(f.take_lost().is_none());
+            assert_eq!(out.len(), 20_000, "{order:?}: every request came back");
+            for (host, mut want) in admitted {
+                match order {
+                    QueueOrder::Fifo => {}
+                    QueueOrder::Lifo => want.reverse(),
+                    QueueOrder::Priority => want.sort_by_key(|(_, p)| -p), // stable: fifo among equals
+                }
+                let got: Vec<String> =
+                    out.iter().filter(|r| *r.host == *host).map(|r| r.url.to_string()).collect();
+                let want: Vec<String> = want.into_iter().map(|(u, _)| u).collect();
+                assert_eq!(got, want, "{order:?}: {host}'s order");
+            }
+            assert_eq!(f.spilled_bytes(), 0);
+            assert_eq!(f.memory_bytes(), f.seen().memory_bytes());
+            drop(f);
+            assert!(!dir.path().join("spill").exists(), "the spill directory goes with the frontier");
+        }
+    }
+
+    #[test]
+    fn spilled_requests_keep_depth_chain_and_politeness() {
+        let s = spec(|s| {
+            s.frontier.memory = crate::spec::ByteSize(crate::spec::MIN_FRONTIER_MEMORY);
+            s.fetch.per_host.concurrency = 2;
+            s.fetch.robots_txt = RobotsPolicy::Obey;
+        });
+        let mut f = frontier(&s);
+        let chain = vec![Fingerprint(7), Fingerprint(9)];
+        for i in 0..3000 {
+            f.admit(
+                &url(&format!("http://a.test/{i}")),
+                i % 4,
+                if i == 2999 { chain.clone() } else { vec![] },
+            );
+        }
+        assert!(f.spilled_bytes() > 0);
+        let host: Arc<str> = "a.test".into();
+        let robot = Robot::new("arachne", b"User-agent: *\nDisallow: /1\n").expect("robots");
+        let blocked = f.robots_loaded(&host, Some(robot));
+        assert_eq!(blocked.len(), 1 + 10 + 100 + 1000, "spilled requests are filtered too");
+        let now = Instant::now();
+        let (Next::Request(a), Next::Request(b)) = (f.next(now), f.next(now)) else { panic!("two requests") };
+        assert!(matches!(f.next(now), Next::Idle), "the per-host cap holds");
+        f.finished(&a.host, a.queue);
+        f.finished(&b.host, b.queue);
+        let rest = drain(&mut f);
+        assert_eq!(rest.len() + 2, 3000 - blocked.len());
+        let last = rest.last().expect("the last one");
+        assert_eq!((last.url.path(), last.depth, &last.redirect_chain), ("/2999", 2999 % 4, &chain));
+        assert!(rest.iter().all(|r| r.depth == r.url.path()[1..].parse::<u32>().expect("n") % 4));
+    }
+
+    #[test]
+    fn requests_of_every_queue_spill_and_come_back_in_their_queue() {
+        let mut s: CrawlSpec = serde_json::from_value(serde_json::json!({
+            "name": "t", "seeds": ["http://a.test/"], "fetch": {"robots_txt": "ignore"},
+            "routes": [{ "match": "/doc/", "queue": "documents" }],
+            "queues": { "documents": { "concurrency": 4 } },
+        }))
+        .expect("valid spec");
+        s.scope.domains = vec!["a.test".into()];
+        s.frontier.memory = crate::spec::ByteSize(crate::spec::MIN_FRONTIER_MEMORY);
+        let mut f = frontier(&s);
+        let docs = f.routing().id("documents").expect("documents");
+        let mut want_docs = Vec::new();
+        for i in 0..10_000 {
+            let path = if i % 2 == 0 { format!("/doc/{i}") } else { format!("/{i}") };
+            let u = url(&format!("http://a.test{path}"));
+            if i % 2 == 0 {
+                want_docs.push(u.to_string());
+            }
+            assert!(matches!(f.admit(&u, 0, vec![]), Admission::Queued { .. }));
+        }
+        assert!(f.spilled_bytes() > 0, "10,000 requests do not fit in the smallest budget");
+        let out = drain(&mut f);
+        assert_eq!(out.len(), 10_000, "every request came back");
+        assert!(
+            out.iter().all(|r| (r.queue == docs) == r.url.path().starts_with("/doc/")),
+            "each in its queue"
+        );
+        let got_docs: Vec<String> =
+            out.iter().filter(|r| r.queue == docs).map(|r| r.url.to_string()).collect();
+        assert_eq!(got_docs, want_docs, "fifo within the queue, spilled or not");
+        assert_eq!(f.queue_views().iter().map(|v| v.queued).sum::<usize>(), 0);
+        assert_eq!(f.spilled_bytes(), 0);
     }
 }

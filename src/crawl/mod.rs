@@ -59,8 +59,10 @@ pub(crate) mod recrawl;
 pub mod robots;
 pub mod routing;
 pub(crate) mod scheduler;
+pub mod seen;
 pub mod shared;
 pub(crate) mod sink;
+pub(crate) mod spill;
 pub mod urls;
 
 pub use messages::{CrawlRequest, Event, Item, Page, PageItems, Parsed};

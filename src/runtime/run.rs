@@ -216,8 +216,13 @@ impl Run {
             lease_batch: concurrency,
             sinks: sinks.len() as u32,
         });
+        let mut frontier = Frontier::with_routing(&spec, scope, routing.clone())?;
+        if let Some(dir) = &builder.state_dir {
+            // Beside the state: a resume finds and removes what a killed run left.
+            frontier.set_spill_dir(dir.join("spill"));
+        }
         let parts = SchedulerParts {
-            frontier: Frontier::with_routing(&spec, scope, routing.clone())?,
+            frontier,
             requests: requests.clone(),
             events: events.clone(),
             stats: stats.clone(),
@@ -320,12 +325,8 @@ impl Run {
         let _observer = observe(&mut builder, &spec, &sup, &scheduler, &stats, &events, &requests, &pages)?;
         count_redeliveries(&requests, &pages, &stats, &events);
         if resume.started {
-            tracing::info!(
-                pending = resume.pending.len(),
-                seen = resume.seen.len(),
-                "resuming from the state directory"
-            );
-            scheduler.do_send(Restore { seen: resume.seen, pending: resume.pending });
+            tracing::info!(pending = resume.pending, seen = resume.seen, "resuming from the state directory");
+            scheduler.do_send(Restore);
             scheduler.do_send(Seed(Vec::new()));
         } else {
             scheduler.do_send(Seed(seeds));

@@ -521,6 +521,20 @@ pub struct FrontierSpec {
     /// With `backend: amqp`: the queues (docs/amqp.md).
     #[serde(default)]
     pub amqp: crate::bridges::amqp::AmqpFrontierSpec,
+    /// With `backend: local`: the memory the frontier may take (its seen-set and the
+    /// requests waiting in memory); past it, waiting requests spill to disk.
+    #[serde(default = "default_frontier_memory")]
+    pub memory: ByteSize,
+}
+
+/// The least `frontier.memory` there may be.
+pub const MIN_FRONTIER_MEMORY: u64 = 64 * 1024;
+
+/// The default `frontier.memory`.
+pub const DEFAULT_FRONTIER_MEMORY: u64 = 16 * 1024 * 1024;
+
+fn default_frontier_memory() -> ByteSize {
+    ByteSize(DEFAULT_FRONTIER_MEMORY)
 }
 
 /// How a shared frontier remembers what it has seen.
@@ -599,6 +613,7 @@ impl Default for FrontierSpec {
             bloom: BloomSpec::default(),
             kafka: Default::default(),
             amqp: Default::default(),
+            memory: default_frontier_memory(),
         }
     }
 }

@@ -426,6 +426,13 @@ pub(crate) fn check(spec: &CrawlSpec, root: &Node, origin: &str, spec_path: Opti
             Some("add `brokers: { redis: { url: \"redis://127.0.0.1:6379/\" } }`".into()),
         );
     }
+    if spec.frontier.memory.0 < crate::spec::MIN_FRONTIER_MEMORY {
+        c.value(
+            &[K("frontier"), K("memory")],
+            format!("frontier.memory must be at least 64KiB (found {} bytes)", spec.frontier.memory.0),
+            Some("the frontier's seen-set and waiting requests in memory; e.g. 16MiB (the default)".into()),
+        );
+    }
     if spec.frontier.lease.0.is_zero() {
         c.value(&[K("frontier"), K("lease")], "frontier.lease must be longer than 0".into(), None);
     }

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 #[cfg(feature = "state")]
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::crawl::urls::Fingerprint;
@@ -39,6 +39,10 @@ const PENDING: TableDefinition<u128, &[u8]> = TableDefinition::new("pending");
 const SINKS: TableDefinition<&str, u64> = TableDefinition::new("sink_positions");
 #[cfg(feature = "state")]
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// redb's page cache (its default, 1 GiB, would let the process grow with the store: the
+/// seen-set and pending requests of a large crawl are read through it only on resume).
+#[cfg(feature = "state")]
+const CACHE_BYTES: usize = 8 << 20;
 #[cfg(feature = "state")]
 /// The META key of the in-process sandbox's port.
 const SANDBOX_PORT: &str = "sandbox_port";
@@ -54,15 +58,17 @@ pub struct PendingRequest {
     pub redirect_chain: Vec<u128>,
 }
 
-/// What a previous run left.
+/// What a previous run left (the seen-set and the pending requests are read one at a time
+/// by [`StateStore::for_each_seen`] and [`StateStore::for_each_pending`]: a large crawl's
+/// never sit in memory whole).
 #[derive(Debug, Default)]
 pub struct Resume {
     /// Whether a run with this state directory was started before.
     pub started: bool,
     /// Fingerprints already admitted.
-    pub seen: Vec<Fingerprint>,
+    pub seen: u64,
     /// Requests admitted and not durably done.
-    pub pending: Vec<PendingRequest>,
+    pub pending: u64,
     /// Committed byte positions of the sinks, by sink name.
     pub sink_positions: HashMap<String, u64>,
     /// The port of the run's in-process sandbox (`sandbox:` with a free port): its URLs are
@@ -116,7 +122,7 @@ impl StateStore {
         let shown = path.display().to_string();
         let err = |e: &dyn std::fmt::Display| StateError { path: shown.clone(), message: e.to_string() };
         std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
-        let db = Database::create(&path).map_err(|e| err(&e))?;
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(&path).map_err(|e| err(&e))?;
         let store = Self { db, path: shown.clone() };
         // Create the tables so reads never meet a missing one.
         store.write(|_| Ok(()))?;
@@ -134,25 +140,39 @@ impl StateStore {
         let started = meta.get("started").map_err(|e| self.err(e))?.is_some();
         let sandbox_port = meta.get(SANDBOX_PORT).map_err(|e| self.err(e))?.map(|v| v.value() as u16);
         let mut resume = Resume { started, sandbox_port, ..Resume::default() };
-        let seen = tx.open_table(SEEN).map_err(|e| self.err(e))?;
-        for entry in seen.iter().map_err(|e| self.err(e))? {
-            let (k, _) = entry.map_err(|e| self.err(e))?;
-            resume.seen.push(Fingerprint(k.value()));
-        }
-        let pending = tx.open_table(PENDING).map_err(|e| self.err(e))?;
-        for entry in pending.iter().map_err(|e| self.err(e))? {
-            let (_, v) = entry.map_err(|e| self.err(e))?;
-            match serde_json::from_slice::<PendingRequest>(v.value()) {
-                Ok(r) => resume.pending.push(r),
-                Err(e) => tracing::warn!("state store: skipping an unreadable pending request: {e}"),
-            }
-        }
+        resume.seen = tx.open_table(SEEN).map_err(|e| self.err(e))?.len().map_err(|e| self.err(e))?;
+        resume.pending = tx.open_table(PENDING).map_err(|e| self.err(e))?.len().map_err(|e| self.err(e))?;
         let sinks = tx.open_table(SINKS).map_err(|e| self.err(e))?;
         for entry in sinks.iter().map_err(|e| self.err(e))? {
             let (k, v) = entry.map_err(|e| self.err(e))?;
             resume.sink_positions.insert(k.value().to_string(), v.value());
         }
         Ok(resume)
+    }
+
+    /// Calls `f` with every fingerprint of the seen-set.
+    pub fn for_each_seen(&self, mut f: impl FnMut(Fingerprint)) -> Result<(), StateError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let seen = tx.open_table(SEEN).map_err(|e| self.err(e))?;
+        for entry in seen.iter().map_err(|e| self.err(e))? {
+            let (k, _) = entry.map_err(|e| self.err(e))?;
+            f(Fingerprint(k.value()));
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every pending request (an unreadable one is skipped with a warning).
+    pub fn for_each_pending(&self, mut f: impl FnMut(PendingRequest)) -> Result<(), StateError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let pending = tx.open_table(PENDING).map_err(|e| self.err(e))?;
+        for entry in pending.iter().map_err(|e| self.err(e))? {
+            let (_, v) = entry.map_err(|e| self.err(e))?;
+            match serde_json::from_slice::<PendingRequest>(v.value()) {
+                Ok(r) => f(r),
+                Err(e) => tracing::warn!("state store: skipping an unreadable pending request: {e}"),
+            }
+        }
+        Ok(())
     }
 
     /// Commits a batch in one durable transaction.
@@ -244,6 +264,16 @@ impl StateStore {
     pub fn set_sandbox_port(&self, _: u16) -> Result<(), StateError> {
         match self.never {}
     }
+
+    /// Calls `f` with every seen fingerprint (never called: no store exists).
+    pub fn for_each_seen(&self, _: impl FnMut(Fingerprint)) -> Result<(), StateError> {
+        match self.never {}
+    }
+
+    /// Calls `f` with every pending request (never called: no store exists).
+    pub fn for_each_pending(&self, _: impl FnMut(PendingRequest)) -> Result<(), StateError> {
+        match self.never {}
+    }
 }
 
 #[cfg(all(test, feature = "state"))]
@@ -277,9 +307,14 @@ mod tests {
         let store = StateStore::open(dir.path()).expect("reopen");
         let resume = store.load().expect("load");
         assert!(resume.started);
-        assert_eq!(resume.seen, vec![Fingerprint(1), Fingerprint(2)]);
-        assert_eq!(resume.pending.len(), 1);
-        assert_eq!(resume.pending[0].url, "http://a/2");
+        assert_eq!((resume.seen, resume.pending), (2, 1));
+        let mut seen = Vec::new();
+        store.for_each_seen(|fp| seen.push(fp)).expect("seen");
+        assert_eq!(seen, vec![Fingerprint(1), Fingerprint(2)]);
+        let mut pending = Vec::new();
+        store.for_each_pending(|r| pending.push(r)).expect("pending");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].url, "http://a/2");
         assert_eq!(resume.sink_positions["jsonl:items.jsonl"], 42);
     }
 }

@@ -80,15 +80,11 @@ pub struct DeadLettered {
     pub reason: String,
 }
 
-/// Requests a previous run admitted and did not finish (`--state-dir`), with the seen-set.
+/// Queue again the requests a previous run admitted and did not finish, with its seen-set,
+/// read from the state store (`--state-dir`) one at a time.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct Restore {
-    /// Fingerprints already seen.
-    pub seen: Vec<Fingerprint>,
-    /// Requests to fetch again.
-    pub pending: Vec<PendingRequest>,
-}
+pub struct Restore;
 
 /// Commit the state now (at the end of a run); answers once it is durable.
 #[derive(Message, Debug)]
@@ -361,6 +357,7 @@ impl Scheduler {
                 }
             }
         }
+        self.count_lost();
         self.stats.queued.store(self.frontier.queued() as u64, Ordering::Relaxed);
         self.stats.in_flight.store(self.in_progress.len() as u64, Ordering::Relaxed);
         if self.frontier.routing().is_routed() {
@@ -392,6 +389,24 @@ impl Scheduler {
         }
         self.in_progress.insert(fingerprint, false);
         true
+    }
+
+    /// Requests the frontier could not read back from its spill files leave the crawl as
+    /// failed (with `--state-dir` they stay pending in the store, for a resume).
+    fn count_lost(&mut self) {
+        let Some(lost) = self.frontier.take_lost() else { return };
+        tracing::error!(
+            count = lost.count,
+            "queued requests lost: their spill file could not be read: {}",
+            lost.error
+        );
+        for _ in 0..lost.count {
+            self.stats.failed(
+                ErrorKind::Other,
+                &format!("a spilled request could not be read back: {}", lost.error),
+            );
+        }
+        self.outstanding = self.outstanding.saturating_sub(lost.count as u64);
     }
 
     fn wake_at_instant(&mut self, at: Instant, ctx: &mut Context<Self>) {
@@ -571,24 +586,37 @@ impl Handler<DeadLettered> for Scheduler {
 
 impl Handler<Restore> for Scheduler {
     type Result = ();
-    fn handle(&mut self, msg: Restore, ctx: &mut Context<Self>) {
-        for fp in msg.seen {
-            self.frontier.seen().insert(fp);
-        }
-        for record in msg.pending {
-            let Ok(url) = Url::parse(&record.url) else {
-                tracing::warn!(url = %record.url, "state store: dropping an unparsable pending URL");
-                continue;
-            };
-            let chain = record.redirect_chain.into_iter().map(Fingerprint).collect();
-            if let Admission::Queued { fetch_robots } =
-                self.frontier.restore(url.clone(), record.depth, chain)
-            {
-                self.outstanding += 1;
-                if let Some(host) = fetch_robots {
-                    self.fetch_robots(host, url, ctx);
+    fn handle(&mut self, _: Restore, ctx: &mut Context<Self>) {
+        let Some(store) = self.store.clone() else { return };
+        let seen = self.frontier.seen().clone();
+        let mut pending = Vec::new();
+        let read = store.for_each_seen(|fp| {
+            seen.insert(fp);
+        });
+        let read = read.and_then(|()| {
+            store.for_each_pending(|record| {
+                let Ok(url) = Url::parse(&record.url) else {
+                    tracing::warn!(url = %record.url, "state store: dropping an unparsable pending URL");
+                    return;
+                };
+                let chain = record.redirect_chain.into_iter().map(Fingerprint).collect();
+                if let Admission::Queued { fetch_robots } =
+                    self.frontier.restore(url.clone(), record.depth, chain)
+                {
+                    self.outstanding += 1;
+                    if let Some(host) = fetch_robots {
+                        pending.push((host, url));
+                    }
                 }
-            }
+            })
+        });
+        for (host, url) in pending {
+            self.fetch_robots(host, url, ctx);
+        }
+        if let Err(e) = read {
+            tracing::error!("state store: {e}: stopping the crawl (nothing is lost: the store is as it was)");
+            self.store_error = Some(e.to_string());
+            self.draining = true;
         }
     }
 }
