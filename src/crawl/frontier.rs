@@ -10,7 +10,7 @@
 //!
 //! Memory stays within `frontier.memory`: the seen-set is compact ([`SeenSet`], ~18 bytes a
 //! URL) and, when it and the requests waiting in memory pass the budget, the backlogs with
-//! the most waiting spill them to disk ([`SpillStore`]) and read them back in order as their
+//! the most waiting spill them to disk (a spill store, `crawl/spill.rs`) and read them back in order as their
 //! turn comes (the backlog's order and every politeness rule are the same either way).
 
 use std::cmp::Reverse;
