@@ -74,6 +74,26 @@ impl LeaseToken {
     }
 }
 
+impl LeaseToken {
+    /// The token of a lease that a store of one named queue (of several that make a routed
+    /// crawl's frontier) gave as `token`: `<queue>/<token>`, or `token` itself for
+    /// `default`. Queue names have no `/`.
+    pub fn of_queue(queue: &str, token: LeaseToken) -> Self {
+        if queue == crate::spec::DEFAULT_QUEUE {
+            return token;
+        }
+        Self::new(format!("{queue}/{}", token.as_str()))
+    }
+
+    /// The queue a [`LeaseToken::of_queue`] token names, and the token its queue's store gave.
+    pub fn split_queue(&self) -> (&str, LeaseToken) {
+        match self.as_str().split_once('/') {
+            Some((queue, token)) => (queue, LeaseToken::new(token)),
+            None => (crate::spec::DEFAULT_QUEUE, self.clone()),
+        }
+    }
+}
+
 impl fmt::Debug for LeaseToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "LeaseToken({})", String::from_utf8_lossy(&self.0))
@@ -112,6 +132,15 @@ pub struct LeasedFrom {
     pub lease: Leased,
 }
 
+impl LeasedFrom {
+    /// `lease`, given by the store of the queue `queue` alone, with its token made
+    /// [`LeaseToken::of_queue`].
+    pub fn of_queue(queue: &Arc<str>, lease: Leased) -> Self {
+        let token = LeaseToken::of_queue(queue, lease.token);
+        Self { queue: queue.clone(), lease: Leased { token, ..lease } }
+    }
+}
+
 /// What is left of the crawl across every process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pending {
@@ -120,6 +149,16 @@ pub struct Pending {
     pub queued: u64,
     /// Requests handed out and not acked yet.
     pub leased: u64,
+}
+
+/// What is left in several stores (a routed crawl's queues) together.
+impl std::iter::Sum for Pending {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self::default(), |all, p| Self {
+            queued: all.queued + p.queued,
+            leased: all.leased + p.leased,
+        })
+    }
 }
 
 impl Pending {
@@ -328,5 +367,21 @@ mod tests {
         assert_eq!(parse_start_url(r#"{"u": 1}"#), None);
         assert_eq!(parse_start_url("{not json").as_deref(), Some("{not json"));
         assert_eq!(parse_start_url("   "), None);
+    }
+
+    #[test]
+    fn named_queue_tokens_carry_their_queue() {
+        let lease = Leased {
+            token: LeaseToken::new("3:12:1"),
+            request: PendingRequest { url: "http://a.test/".into(), depth: 0, redirect_chain: vec![] },
+            priority: 0,
+        };
+        let (docs, default): (Arc<str>, Arc<str>) = ("documents".into(), crate::spec::DEFAULT_QUEUE.into());
+        let named = LeasedFrom::of_queue(&docs, lease.clone());
+        assert_eq!((&*named.queue, named.lease.token.as_str()), ("documents", "documents/3:12:1"));
+        assert_eq!(named.lease.token.split_queue(), ("documents", LeaseToken::new("3:12:1")));
+        let plain = LeasedFrom::of_queue(&default, lease);
+        assert_eq!(plain.lease.token.as_str(), "3:12:1");
+        assert_eq!(plain.lease.token.split_queue(), ("default", LeaseToken::new("3:12:1")));
     }
 }

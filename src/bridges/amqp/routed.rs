@@ -77,20 +77,12 @@ impl RoutedAmqpFrontier {
         &self.queues[0].1
     }
 
-    /// The queue a token came from, and the queue's own token.
-    fn split(token: &LeaseToken) -> (&str, LeaseToken) {
-        match token.as_str().split_once('/') {
-            Some((queue, inner)) => (queue, LeaseToken::new(inner)),
-            None => (DEFAULT_QUEUE, token.clone()),
-        }
-    }
-
     /// Tokens (each with something of its own) grouped by their queue's frontier, as each
     /// queue knows them.
     fn by_queue<T>(&self, items: Vec<(LeaseToken, T)>) -> Vec<(AmqpFrontier, Vec<(LeaseToken, T)>)> {
         let mut groups: Vec<Group<T>> = Vec::new();
         for (token, extra) in items {
-            let (queue, inner) = Self::split(&token);
+            let (queue, inner) = token.split_queue();
             let Some((name, frontier)) = self.queues.iter().find(|(n, _)| &**n == queue) else {
                 tracing::warn!(token = token.as_str(), "amqp frontier: a lease of an unknown queue; ignored");
                 continue;
@@ -107,15 +99,6 @@ impl RoutedAmqpFrontier {
     fn tokens_by_queue(&self, tokens: Vec<LeaseToken>) -> Vec<(AmqpFrontier, Vec<LeaseToken>)> {
         let groups = self.by_queue(tokens.into_iter().map(|t| (t, ())).collect());
         groups.into_iter().map(|(f, ts)| (f, ts.into_iter().map(|(t, ())| t).collect())).collect()
-    }
-
-    fn wrap(queue: &Arc<str>, lease: Leased) -> LeasedFrom {
-        let token = if &**queue == DEFAULT_QUEUE {
-            lease.token
-        } else {
-            LeaseToken::new(format!("{queue}/{}", lease.token.as_str()))
-        };
-        LeasedFrom { queue: queue.clone(), lease: Leased { token, ..lease } }
     }
 }
 
@@ -156,7 +139,7 @@ impl SharedStore for RoutedAmqpFrontier {
             for ask in asks {
                 let Some((name, f)) = this.queues.iter().find(|(n, _)| *n == ask.queue) else { continue };
                 let leased = f.lease(ask.max).await?;
-                out.extend(leased.into_iter().map(|l| Self::wrap(name, l)));
+                out.extend(leased.into_iter().map(|l| LeasedFrom::of_queue(name, l)));
             }
             Ok(out)
         })
