@@ -191,7 +191,7 @@ async fn open_kafka_frontier(
     context: &FrontierContext,
 ) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
     if context.routing.is_routed() {
-        return Ok(Some(Arc::new(kafka::RoutedKafkaFrontier::open(spec, &context.routing).await?)));
+        return Ok(Some(Arc::new(kafka::open_routed(spec, &context.routing).await?)));
     }
     Ok(Some(Arc::new(kafka::KafkaFrontier::open(spec).await?)))
 }
@@ -210,7 +210,7 @@ async fn open_amqp_frontier(
     context: &FrontierContext,
 ) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
     if context.routing.is_routed() {
-        return Ok(Some(Arc::new(amqp::RoutedAmqpFrontier::open(spec, &context.routing).await?)));
+        return Ok(Some(Arc::new(amqp::open_routed(spec, &context.routing).await?)));
     }
     Ok(Some(Arc::new(amqp::AmqpFrontier::open(spec).await?)))
 }

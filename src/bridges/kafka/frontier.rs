@@ -359,8 +359,20 @@ fn positions(state: &State, names: &Names, only: Option<&[i32]>) -> TopicPartiti
 
 /// The Kafka frontier (see the module documentation). Cheap to share behind an `Arc`;
 /// dropping the last handle stops its poll thread.
+#[derive(Clone)]
 pub struct KafkaFrontier {
     inner: Arc<Inner>,
+    _handles: Arc<LastHandle>,
+}
+
+/// Shared by a frontier's handles (the poll thread holds only `Inner`): dropped with the
+/// last one, it stops the poll thread.
+struct LastHandle(Arc<Inner>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::Release);
+    }
 }
 
 struct Inner {
@@ -424,7 +436,7 @@ impl KafkaFrontier {
             *inner.poller.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
             tracing::info!(topic = %names.requests, group = %names.group, "kafka frontier: joined the crawl");
         }
-        Ok(Self { inner })
+        Ok(Self { _handles: Arc::new(LastHandle(inner.clone())), inner })
     }
 
     /// Leases up to `max` requests consumed already, without waiting (a routed crawl's
@@ -436,11 +448,6 @@ impl KafkaFrontier {
     /// Told when requests become ready to lease.
     pub(super) fn ready(&self) -> &tokio::sync::Notify {
         &self.inner.shared.ready
-    }
-
-    /// The queue's requests topic.
-    pub(super) fn topic(&self) -> &str {
-        &self.inner.names.requests
     }
 
     /// Duplicates found by this process's partitions so far.
@@ -911,12 +918,6 @@ impl Inner {
         }
         self.commit();
         self.consumer.unsubscribe();
-    }
-}
-
-impl Drop for KafkaFrontier {
-    fn drop(&mut self) {
-        self.inner.stop.store(true, Ordering::Release);
     }
 }
 

@@ -32,6 +32,6 @@ pub use frontier::KafkaFrontier;
 #[cfg(feature = "kafka")]
 pub use offsets::OffsetTracker;
 #[cfg(feature = "kafka")]
-pub use routed::RoutedKafkaFrontier;
+pub use routed::{open_routed, RoutedKafkaFrontier};
 #[cfg(feature = "kafka")]
 pub use sink::KafkaSink;
