@@ -494,7 +494,7 @@ pub(crate) fn is_queue_name(name: &str) -> bool {
 }
 
 /// `routes:` and `queues:` — queue names, each route's queue known, its regex and glob,
-/// each queue's concurrency and rate, and a backend that can route.
+/// each queue's concurrency and rate, and with Kafka queue names that make topics.
 fn check_routing(c: &mut Check<'_>, spec: &CrawlSpec) {
     use super::routing::DEFAULT_QUEUE;
     use Seg::{I, K};
