@@ -560,7 +560,8 @@ mod not_built_tests {
     #[test]
     fn a_shared_frontier_says_which_feature_is_missing() {
         let spec = spec("frontier: { backend: kafka }\nbrokers: { kafka: { bootstrap: \"127.0.0.1:9\" } }\n");
-        let context = FrontierContext { state_dir: false };
+        let routing = Arc::new(crate::crawl::routing::Routing::new(&spec).expect("routing"));
+        let context = FrontierContext { state_dir: false, routing };
         let err = futures::executor::block_on(open_frontier(&spec, context)).err().expect("refused");
         assert_eq!(err.to_string(), "this build has no kafka support: rebuild with --features kafka");
     }
