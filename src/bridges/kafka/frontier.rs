@@ -25,6 +25,8 @@
 //!   holds or has queued anything).
 //! - **Start URLs**: `<name>.start_urls`, one URL (or a JSON object with `url`) a message,
 //!   as `kafka-console-producer` writes them.
+//! - **Routing** (`routes:`/`queues:`): each queue of the crawl is a frontier of this kind
+//!   with topics and a group of its own ([`KafkaFrontier::open_queue`]; `routed.rs`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -357,8 +359,8 @@ fn positions(state: &State, names: &Names, only: Option<&[i32]>) -> TopicPartiti
     list
 }
 
-/// The Kafka frontier (see the module documentation). Cheap to share behind an `Arc`;
-/// dropping the last handle stops its poll thread.
+/// The Kafka frontier (see the module documentation). Cheap to clone; dropping the last
+/// handle stops its poll thread.
 #[derive(Clone)]
 pub struct KafkaFrontier {
     inner: Arc<Inner>,
