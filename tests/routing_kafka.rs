@@ -9,12 +9,14 @@
 //!   both end by themselves, their items together are exactly the sandbox's, no page is
 //!   fetched twice; the `documents` topic (`<name>.requests.documents`) holds only product
 //!   URLs and the plain requests topic only the others;
+//! - two workers of `documents` (and one of `default`) share the documents topic's
+//!   partitions as one consumer group: each fetches some, no item twice, nothing missing;
 //! - a queue's rate (`20/s`) is an upper bound on the sandbox's request log.
 //!
 //! Which broker: `ARACHNE_TEST_KAFKA` (scripts/test.sh starts tansu); see
 //! `support::kafka`. Every test uses its own crawl name, so its own topics and groups.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -22,7 +24,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use support::kafka::test_kafka;
-use support::procs::{assert_product_rate, assert_workers_split_the_crawl, sandbox, Arachne, PRODUCTS};
+use support::procs::{
+    assert_product_rate, assert_truth_items, assert_workers_split_the_crawl, collect, no_page_twice, sandbox,
+    Arachne, PRODUCTS,
+};
 use support::unique;
 
 mod support;
@@ -100,6 +105,34 @@ fn kafka_workers_take_only_their_queues_and_end_together() {
     assert!(documents.len() as u64 >= want.items, "{} messages in the documents topic", documents.len());
     assert!(documents.iter().all(is_product), "a non-product request in the documents topic");
     assert!(!default.is_empty() && !default.iter().any(is_product), "a product request in the default topic");
+}
+
+#[test]
+fn two_workers_of_one_queue_share_its_topic() {
+    let Some(kafka) = test_kafka("two_workers_of_one_queue_share_its_topic") else { return };
+    let (site, want) = sandbox(1000);
+    let spec = routed(&unique("kshared"), kafka.bootstrap(), &site.base_url(), "{ concurrency: 8 }");
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let mut docs_a = Arachne::spawn("documents-a", dirs[0].path(), &spec, &["--queues", "documents"]);
+    let mut docs_b = Arachne::spawn("documents-b", dirs[1].path(), &spec, &["--queues", "documents"]);
+    let mut rest = Arachne::spawn("default", dirs[2].path(), &spec, &["--queues", "default"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for p in [&mut docs_a, &mut docs_b, &mut rest] {
+        let code = p.wait(deadline);
+        assert_eq!(code, 0, "{}", p.stderr());
+    }
+
+    let mut items = BTreeMap::new();
+    for p in [&docs_a, &docs_b] {
+        collect(&mut items, &p.items(false), true);
+    }
+    assert_truth_items(&items, &want);
+    assert!(rest.items(false).is_empty(), "the default worker fetched a product page");
+    no_page_twice(&site);
+    let (a, b) = (docs_a.pages_fetched(), docs_b.pages_fetched());
+    eprintln!("documents workers fetched {a} and {b} pages");
+    assert_eq!(a + b, want.items, "the documents workers fetched the product pages");
+    assert!(a > 0 && b > 0, "one documents worker got no partition: {a} and {b} pages");
 }
 
 #[test]
