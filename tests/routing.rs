@@ -16,7 +16,7 @@ use arachne::runtime::Runtime;
 use arachne::sandbox::{SandboxOptions, SandboxServer};
 use arachne::spec::{load_str, SpecError, SpecErrors, NO_OVERRIDES};
 use serde_json::Value;
-use support::procs::{assert_truth_items, collect, no_page_twice, sandbox};
+use support::procs::{assert_product_rate, assert_truth_items, collect, no_page_twice, sandbox, PRODUCTS};
 
 mod support;
 
@@ -35,13 +35,6 @@ fn run(dir: &Path, yaml: &str) -> (Summary, Vec<Value>) {
 fn output(dir: &Path) -> String {
     format!("output:\n  - jsonl: {}\n", dir.join("items.jsonl").display())
 }
-
-const PRODUCTS: &str = r#"parse:
-  items:
-    - name: product
-      match: "/item/\\d+$"
-      fields: { title: "h1" }
-"#;
 
 #[test]
 fn a_routed_crawl_fetches_each_queue_within_its_cap_and_matches_the_truth() {
@@ -85,18 +78,9 @@ fn a_queue_rate_is_an_upper_bound_on_the_servers_request_log() {
     );
     let (summary, items) = run(dir.path(), &yaml);
     assert_eq!(items.len() as u64, want.items, "{summary:?}");
+    assert_product_rate(&site, &want, 20);
     let log = site.requests();
-    assert_eq!(log.dropped, 0);
-    let is_product = |path: &str| path.starts_with("/item/");
-    let products = log.requests.iter().filter(|r| is_product(&r.path)).count();
-    assert_eq!(products as u64, want.items, "every product page once");
-    let busiest = log.max_in_window(1000, is_product);
-    // The tightest run of 21 product requests, for the record (20/s: at least 1 s).
-    let times: Vec<u64> = log.requests.iter().filter(|r| is_product(&r.path)).map(|r| r.t_ms).collect();
-    let tightest = times.windows(21).map(|w| w[20] - w[0]).min();
-    eprintln!("busiest second: {busiest} product requests; tightest 21 in a row: {tightest:?} ms");
-    assert!(busiest <= 20, "{busiest} requests of a `20/s` queue within one second");
-    let others = log.max_in_window(1000, |p| !is_product(p));
+    let others = log.max_in_window(1000, |p| !p.starts_with("/item/"));
     assert!(others >= 1, "the other queue was not held back");
 }
 
@@ -189,11 +173,17 @@ fn routing_mistakes_are_reported_where_they_are() {
     let e = only_error("fetch: { concurrency: 4 }\nqueues:\n  documents: { concurrency: 8 }\n");
     assert_error(&e, 5, 29, &["queues.documents.concurrency (8) is larger than fetch.concurrency (4)"]);
 
+    // With Kafka each queue is a topic: two whose topics Kafka would take for one.
     let e = only_error(
         "frontier: { backend: kafka }\nbrokers: { kafka: { bootstrap: \"127.0.0.1:9092\" } }\n\
-         routes:\n  - { match: x, queue: default }\n",
+         queues:\n  a.b: {}\n  a_b: {}\n",
     );
-    assert_error(&e, 3, 22, &["not supported with `frontier.backend: kafka`"]);
+    assert_error(&e, 7, 3, &["queues 'a.b' and 'a_b' would be Kafka topics that differ only in `.` and `_`"]);
+
+    let kafka = "frontier: { backend: kafka }\nbrokers: { kafka: { bootstrap: \"127.0.0.1:9092\" } }\n\
+                 routes:\n  - { match: x, queue: documents }\nqueues: { documents: {} }\n";
+    let ok = load_str(&format!("{BASE}{kafka}"), "crawl.yaml", NO_OVERRIDES);
+    assert!(ok.is_ok(), "kafka routes: {:?}", ok.err());
 
     let ok = load_str(
         &format!(
@@ -216,7 +206,7 @@ fn a_worker_of_some_queues_needs_a_shared_frontier() {
         format!("name: w\nseeds: [\"{}/\"]\nqueues: {{ documents: {{}} }}\noutput: []\n", site.base_url());
     let spec = load_str(&yaml, "crawl.yaml", NO_OVERRIDES).expect("spec");
     let err = Runtime::builder(spec.clone()).queues(["documents"]).run().expect_err("local").to_string();
-    assert!(err.contains("needs a shared frontier, `frontier.backend: redis` or `amqp`"), "{err}");
+    assert!(err.contains("needs a shared frontier, `frontier.backend: redis`, `amqp` or `kafka`"), "{err}");
     let err = Runtime::builder(spec).queues(["nope"]).run().expect_err("unknown").to_string();
     assert!(
         err.contains("unknown queue 'nope' in --queues (the crawl's queues: default, documents)"),

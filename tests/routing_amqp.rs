@@ -11,10 +11,9 @@
 //! scripts/amqp.sh and sets it); without it the test fails under `CI` and is skipped
 //! loudly elsewhere (`scripts/amqp.sh start` starts a node). Redis as in the other suites.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use support::procs::{assert_truth_items, collect, no_page_twice, sandbox, Arachne};
+use support::procs::{assert_workers_split_the_crawl, sandbox};
 use support::{test_redis, unique};
 
 mod support;
@@ -59,22 +58,5 @@ output:
         base = site.base_url(),
         redis = redis.url,
     );
-    let (dir_docs, dir_rest) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut docs = Arachne::spawn("documents", dir_docs.path(), &spec, &["--queues", "documents"]);
-    let mut rest = Arachne::spawn("default", dir_rest.path(), &spec, &["--queues", "default"]);
-    assert_eq!(docs.wait(deadline), 0, "documents:\n{}", docs.stderr());
-    assert_eq!(rest.wait(deadline), 0, "default:\n{}", rest.stderr());
-
-    let mut items = BTreeMap::new();
-    collect(&mut items, &docs.items(false), true);
-    assert_truth_items(&items, &want);
-    assert!(rest.items(false).is_empty(), "the default worker fetched a product page");
-    no_page_twice(&site);
-
-    let (sd, sr) = (docs.summary(), rest.summary());
-    assert_eq!(sd["pages_fetched"], want.items, "documents fetched the product pages:\n{sd}");
-    assert_eq!(sr["pages_fetched"], want.pages_fetched - want.items, "default fetched the rest:\n{sr}");
-    assert_eq!(sd["queues"]["default"]["fetched"], 0, "{sd}");
-    assert_eq!(sr["queues"]["documents"]["fetched"], 0, "{sr}");
+    assert_workers_split_the_crawl(&spec, &site, &want, Instant::now() + Duration::from_secs(90));
 }

@@ -180,18 +180,27 @@ pub async fn open_frontier(
     match backend {
         FrontierBackend::Local => Ok(None),
         FrontierBackend::Redis => open_redis_frontier(spec).await,
-        FrontierBackend::Kafka => open_kafka_frontier(spec).await,
+        FrontierBackend::Kafka => open_kafka_frontier(spec, &context).await,
         FrontierBackend::Amqp => open_amqp_frontier(spec, &context).await,
     }
 }
 
 #[cfg(feature = "kafka")]
-async fn open_kafka_frontier(spec: &CrawlSpec) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
+async fn open_kafka_frontier(
+    spec: &CrawlSpec,
+    context: &FrontierContext,
+) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
+    if context.routing.is_routed() {
+        return Ok(Some(Arc::new(kafka::open_routed(spec, &context.routing).await?)));
+    }
     Ok(Some(Arc::new(kafka::KafkaFrontier::open(spec).await?)))
 }
 
 #[cfg(not(feature = "kafka"))]
-async fn open_kafka_frontier(_: &CrawlSpec) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
+async fn open_kafka_frontier(
+    _: &CrawlSpec,
+    _: &FrontierContext,
+) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
     Err(BridgeError::NotBuilt { broker: "kafka" })
 }
 
@@ -201,7 +210,7 @@ async fn open_amqp_frontier(
     context: &FrontierContext,
 ) -> Result<Option<Arc<dyn SharedStore>>, BridgeError> {
     if context.routing.is_routed() {
-        return Ok(Some(Arc::new(amqp::RoutedAmqpFrontier::open(spec, &context.routing).await?)));
+        return Ok(Some(Arc::new(amqp::open_routed(spec, &context.routing).await?)));
     }
     Ok(Some(Arc::new(amqp::AmqpFrontier::open(spec).await?)))
 }

@@ -74,6 +74,26 @@ impl LeaseToken {
     }
 }
 
+impl LeaseToken {
+    /// The token of a lease that a store of one named queue (of several that make a routed
+    /// crawl's frontier) gave as `token`: `<queue>/<token>`, or `token` itself for
+    /// `default`. Queue names have no `/`.
+    pub fn of_queue(queue: &str, token: LeaseToken) -> Self {
+        if queue == crate::spec::DEFAULT_QUEUE {
+            return token;
+        }
+        Self::new(format!("{queue}/{}", token.as_str()))
+    }
+
+    /// The queue a [`LeaseToken::of_queue`] token names, and the token its queue's store gave.
+    pub fn split_queue(&self) -> (&str, LeaseToken) {
+        match self.as_str().split_once('/') {
+            Some((queue, token)) => (queue, LeaseToken::new(token)),
+            None => (crate::spec::DEFAULT_QUEUE, self.clone()),
+        }
+    }
+}
+
 impl fmt::Debug for LeaseToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "LeaseToken({})", String::from_utf8_lossy(&self.0))
@@ -112,6 +132,201 @@ pub struct LeasedFrom {
     pub lease: Leased,
 }
 
+impl LeasedFrom {
+    /// `lease`, given by the store of the queue `queue` alone, with its token made
+    /// [`LeaseToken::of_queue`].
+    pub fn of_queue(queue: &Arc<str>, lease: Leased) -> Self {
+        let token = LeaseToken::of_queue(queue, lease.token);
+        Self { queue: queue.clone(), lease: Leased { token, ..lease } }
+    }
+}
+
+/// A store of one queue of a routed crawl, for [`QueueStores`].
+pub trait QueueStore: SharedStore + Clone {
+    /// Leases from several queues' stores (each ask: the queue, its store, how many at
+    /// most), in the asks' order (highest priority first). By default each store's
+    /// [`SharedStore::lease`] in turn; a store whose lease waits when it has nothing (a long
+    /// poll) waits once, for any of them, instead.
+    fn lease_queues(asks: Vec<(Arc<str>, Self, usize)>) -> BoxFuture<'static, StoreResult<Vec<LeasedFrom>>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for (queue, store, max) in asks {
+                let leased = store.lease(max).await?;
+                out.extend(leased.into_iter().map(|lease| LeasedFrom::of_queue(&queue, lease)));
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// The frontier of a routed crawl made of one store per queue of the crawl, `default`
+/// first: what a broker that keeps a queue (a broker queue, a topic) per queue of the crawl
+/// opens (docs/routing.md). `default`'s store takes the plain calls (admit, lease, start
+/// URLs, schedule claims); a named queue's lease tokens are [`LeaseToken::of_queue`]; the
+/// crawl is done when every queue's store says so. Cheap to clone.
+#[derive(Debug)]
+pub struct QueueStores<S> {
+    queues: Arc<Vec<(Arc<str>, S)>>,
+}
+
+impl<S> Clone for QueueStores<S> {
+    fn clone(&self) -> Self {
+        Self { queues: self.queues.clone() }
+    }
+}
+
+impl<S> QueueStores<S> {
+    /// `default`'s store and the named queues' ones.
+    pub fn new(default: S, named: Vec<(Arc<str>, S)>) -> Self {
+        let mut queues = vec![(Arc::<str>::from(crate::spec::DEFAULT_QUEUE), default)];
+        queues.extend(named);
+        Self { queues: Arc::new(queues) }
+    }
+
+    /// Every queue's name and store, `default` first.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &S)> {
+        self.queues.iter().map(|(name, store)| (name, store))
+    }
+
+    /// The store of the queue `name`.
+    pub fn get(&self, name: &str) -> Option<(&Arc<str>, &S)> {
+        self.iter().find(|(n, _)| &***n == name)
+    }
+
+    /// `default`'s store.
+    pub fn default_store(&self) -> &S {
+        &self.queues[0].1
+    }
+
+    /// Leases (each with something of its own) grouped by the store of the queue their
+    /// tokens name ([`LeaseToken::of_queue`]), each token as its queue's store gave it; a
+    /// token of a queue this crawl does not have is left out, with a warning.
+    pub fn by_queue<T>(&self, items: Vec<(LeaseToken, T)>) -> Vec<(&S, Vec<(LeaseToken, T)>)> {
+        let mut groups: Vec<(usize, Vec<(LeaseToken, T)>)> = Vec::new();
+        for (token, extra) in items {
+            let (queue, inner) = token.split_queue();
+            let Some(i) = self.queues.iter().position(|(n, _)| &**n == queue) else {
+                tracing::warn!(
+                    token = token.as_str(),
+                    "shared frontier: a lease of an unknown queue; ignored"
+                );
+                continue;
+            };
+            match groups.iter_mut().find(|(g, _)| *g == i) {
+                Some((_, group)) => group.push((inner, extra)),
+                None => groups.push((i, vec![(inner, extra)])),
+            }
+        }
+        groups.into_iter().map(|(i, group)| (&self.queues[i].1, group)).collect()
+    }
+
+    /// [`QueueStores::by_queue`] of bare tokens.
+    pub fn tokens_by_queue(&self, tokens: Vec<LeaseToken>) -> Vec<(&S, Vec<LeaseToken>)> {
+        let groups = self.by_queue(tokens.into_iter().map(|t| (t, ())).collect());
+        groups.into_iter().map(|(s, group)| (s, group.into_iter().map(|(t, ())| t).collect())).collect()
+    }
+}
+
+impl<S: QueueStore> SharedStore for QueueStores<S> {
+    fn describe(&self) -> String {
+        let names: Vec<&str> = self.iter().map(|(n, _)| &**n).collect();
+        format!("{}, a queue each for {}", self.default_store().describe(), names.join(", "))
+    }
+
+    fn admit(&self, batch: Vec<Admit>) -> BoxFuture<'static, StoreResult<()>> {
+        self.default_store().admit(batch)
+    }
+
+    fn lease(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<Leased>>> {
+        self.default_store().lease(max)
+    }
+
+    fn supports_queues(&self) -> bool {
+        true
+    }
+
+    fn admit_to(&self, queue: Arc<str>, batch: Vec<Admit>) -> BoxFuture<'static, StoreResult<()>> {
+        match self.get(&queue) {
+            Some((_, store)) => store.admit(batch),
+            None => {
+                Box::pin(async move { Err(StoreError::new(format!("this frontier has no queue '{queue}'"))) })
+            }
+        }
+    }
+
+    fn lease_from(&self, asks: Vec<LeaseAsk>) -> BoxFuture<'static, StoreResult<Vec<LeasedFrom>>> {
+        let asks = asks
+            .into_iter()
+            .filter(|ask| ask.max > 0)
+            .filter_map(|ask| {
+                self.get(&ask.queue).map(|(name, store)| (name.clone(), store.clone(), ask.max))
+            })
+            .collect();
+        S::lease_queues(asks)
+    }
+
+    fn ack(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<()>> {
+        let acks: Vec<_> = self.tokens_by_queue(tokens).into_iter().map(|(s, ts)| s.ack(ts)).collect();
+        Box::pin(async move { futures::future::try_join_all(acks).await.map(drop) })
+    }
+
+    /// Each queue's dead letters to its own store (a RabbitMQ queue's dead-letter exchange).
+    fn dead_letter(&self, letters: Vec<(LeaseToken, String)>) -> BoxFuture<'static, StoreResult<()>> {
+        let each: Vec<_> = self.by_queue(letters).into_iter().map(|(s, ls)| s.dead_letter(ls)).collect();
+        Box::pin(async move { futures::future::try_join_all(each).await.map(drop) })
+    }
+
+    fn lease_duration(&self) -> Option<Duration> {
+        self.default_store().lease_duration()
+    }
+
+    fn renew(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<()>> {
+        let renewals: Vec<_> = self.tokens_by_queue(tokens).into_iter().map(|(s, ts)| s.renew(ts)).collect();
+        Box::pin(async move { futures::future::try_join_all(renewals).await.map(drop) })
+    }
+
+    fn reap(&self) -> BoxFuture<'static, StoreResult<usize>> {
+        let reaps: Vec<_> = self.iter().map(|(_, s)| s.reap()).collect();
+        Box::pin(async move { Ok(futures::future::try_join_all(reaps).await?.into_iter().sum()) })
+    }
+
+    fn release(&self, tokens: Vec<LeaseToken>) -> BoxFuture<'static, StoreResult<usize>> {
+        let releases: Vec<_> =
+            self.tokens_by_queue(tokens).into_iter().map(|(s, ts)| s.release(ts)).collect();
+        Box::pin(async move { Ok(futures::future::try_join_all(releases).await?.into_iter().sum()) })
+    }
+
+    fn take_start_urls(&self, max: usize) -> BoxFuture<'static, StoreResult<Vec<String>>> {
+        self.default_store().take_start_urls(max)
+    }
+
+    /// Every queue's, consumed by this process or not.
+    fn pending(&self) -> BoxFuture<'static, StoreResult<Pending>> {
+        let each: Vec<_> = self.iter().map(|(_, s)| s.pending()).collect();
+        Box::pin(async move { Ok(futures::future::try_join_all(each).await?.into_iter().sum()) })
+    }
+
+    /// `default`'s store decides (as without routing).
+    fn claim(&self, key: String, hold: Duration) -> BoxFuture<'static, StoreResult<bool>> {
+        self.default_store().claim(key, hold)
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.iter().map(|(_, s)| s.reconnects()).sum()
+    }
+
+    fn dead_letters(&self) -> u64 {
+        self.iter().map(|(_, s)| s.dead_letters()).sum()
+    }
+
+    fn close(&self) -> BoxFuture<'static, ()> {
+        let closes: Vec<_> = self.iter().map(|(_, s)| s.close()).collect();
+        Box::pin(async move {
+            futures::future::join_all(closes).await;
+        })
+    }
+}
+
 /// What is left of the crawl across every process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pending {
@@ -120,6 +335,16 @@ pub struct Pending {
     pub queued: u64,
     /// Requests handed out and not acked yet.
     pub leased: u64,
+}
+
+/// What is left in several stores (a routed crawl's queues) together.
+impl std::iter::Sum for Pending {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self::default(), |all, p| Self {
+            queued: all.queued + p.queued,
+            leased: all.leased + p.leased,
+        })
+    }
 }
 
 impl Pending {
@@ -328,5 +553,39 @@ mod tests {
         assert_eq!(parse_start_url(r#"{"u": 1}"#), None);
         assert_eq!(parse_start_url("{not json").as_deref(), Some("{not json"));
         assert_eq!(parse_start_url("   "), None);
+    }
+
+    #[test]
+    fn named_queue_tokens_carry_their_queue() {
+        let lease = Leased {
+            token: LeaseToken::new("3:12:1"),
+            request: PendingRequest { url: "http://a.test/".into(), depth: 0, redirect_chain: vec![] },
+            priority: 0,
+        };
+        let (docs, default): (Arc<str>, Arc<str>) = ("documents".into(), crate::spec::DEFAULT_QUEUE.into());
+        let named = LeasedFrom::of_queue(&docs, lease.clone());
+        assert_eq!((&*named.queue, named.lease.token.as_str()), ("documents", "documents/3:12:1"));
+        assert_eq!(named.lease.token.split_queue(), ("documents", LeaseToken::new("3:12:1")));
+        let plain = LeasedFrom::of_queue(&default, lease);
+        assert_eq!(plain.lease.token.as_str(), "3:12:1");
+        assert_eq!(plain.lease.token.split_queue(), ("default", LeaseToken::new("3:12:1")));
+    }
+
+    #[test]
+    fn leases_go_back_to_their_queues_store() {
+        let stores = QueueStores::new("d", vec![("documents".into(), "docs")]);
+        assert_eq!(stores.default_store(), &"d");
+        assert_eq!(stores.get("documents").map(|(_, s)| *s), Some("docs"));
+        let tokens = ["1:5:1", "documents/2:7:1", "nope/1:1:1", "1:6:1"].map(LeaseToken::new).to_vec();
+        let groups: Vec<(&str, Vec<String>)> = stores
+            .tokens_by_queue(tokens)
+            .into_iter()
+            .map(|(s, ts)| (*s, ts.iter().map(|t| t.as_str().to_string()).collect()))
+            .collect();
+        assert_eq!(
+            groups,
+            [("d", vec!["1:5:1".to_string(), "1:6:1".to_string()]), ("docs", vec!["2:7:1".to_string()])],
+            "an unknown queue's lease is left out"
+        );
     }
 }

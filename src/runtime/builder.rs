@@ -362,8 +362,8 @@ impl RuntimeBuilder {
     /// `celery worker -Q`): this process fetches only their requests, still admits every
     /// link it finds into the queue its route names (for the workers that consume it), and
     /// ends when the whole crawl is done. Needs a shared frontier (`frontier.backend:
-    /// redis` or `amqp`); a queue the spec does not have fails the run before it starts. By default
-    /// a process consumes every queue. See docs/routing.md.
+    /// redis`, `amqp` or `kafka`); a queue the spec does not have fails the run before it
+    /// starts. By default a process consumes every queue. See docs/routing.md.
     pub fn queues<S: Into<String>>(mut self, queues: impl IntoIterator<Item = S>) -> Self {
         self.queues = Some(queues.into_iter().map(Into::into).collect());
         self

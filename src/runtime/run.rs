@@ -427,12 +427,12 @@ fn check_routing(routing: &Routing, store: Option<&dyn SharedStore>) -> Result<(
     match store {
         None if !routing.consumes_all() => Err(RunError::Unsupported(
             "--queues takes some of the queues of a crawl shared by several processes: it needs \
-             a shared frontier, `frontier.backend: redis` or `amqp` (with the local frontier this one \
+             a shared frontier, `frontier.backend: redis`, `amqp` or `kafka` (with the local frontier this one \
              process consumes every queue)"
                 .into(),
         )),
         Some(store) if routing.is_routed() && !store.supports_queues() => Err(RunError::Unsupported(format!(
-            "routing to named queues is not supported by this frontier yet ({}): use the local, redis or amqp frontier",
+            "routing to named queues is not supported by this frontier yet ({}): use the local, redis, amqp or kafka frontier",
             store.describe()
         ))),
         _ => Ok(()),

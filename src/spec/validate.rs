@@ -501,7 +501,7 @@ pub(crate) fn is_queue_name(name: &str) -> bool {
 }
 
 /// `routes:` and `queues:` — queue names, each route's queue known, its regex and glob,
-/// each queue's concurrency and rate, and a backend that can route.
+/// each queue's concurrency and rate, and with Kafka queue names that make topics.
 fn check_routing(c: &mut Check<'_>, spec: &CrawlSpec) {
     use super::routing::DEFAULT_QUEUE;
     use Seg::{I, K};
@@ -591,19 +591,42 @@ fn check_routing(c: &mut Check<'_>, spec: &CrawlSpec) {
         }
     }
     let routed = !spec.routes.is_empty() || spec.queues.keys().any(|q| q != DEFAULT_QUEUE);
-    let backend = spec.frontier.backend;
-    if routed && backend == FrontierBackend::Kafka {
-        c.value(
-            &[K("frontier"), K("backend")],
-            format!(
-                "routing to named queues is not supported with `frontier.backend: {}` yet",
-                backend.name()
-            ),
-            Some(
-                "use the local, redis or amqp frontier, or leave out `routes:` and the named `queues:`"
-                    .into(),
-            ),
-        );
+    if routed && spec.frontier.backend == FrontierBackend::Kafka {
+        check_kafka_queue_topics(c, spec);
+    }
+}
+
+/// With Kafka each queue `q` is the topic `<requests topic>.q`: Kafka refuses a topic name
+/// longer than 249 characters, and two names that differ only in `.` against `_` (they
+/// collide in its metrics).
+fn check_kafka_queue_topics(c: &mut Check<'_>, spec: &CrawlSpec) {
+    use super::routing::DEFAULT_QUEUE;
+    use Seg::K;
+    const MAX_TOPIC: usize = 249;
+    let requests = spec.frontier.kafka.topic.clone().unwrap_or_else(|| format!("{}.requests", spec.name));
+    let mut seen: HashMap<String, &str> = HashMap::new();
+    for name in spec.queues.keys().filter(|q| *q != DEFAULT_QUEUE) {
+        let topic = format!("{requests}.{name}");
+        if topic.len() > MAX_TOPIC {
+            c.key(
+                &[K("queues"), K(name)],
+                format!(
+                    "queue '{}' would be the Kafka topic '{}', longer than Kafka's {MAX_TOPIC} characters",
+                    shorten(name),
+                    shorten(&topic)
+                ),
+                Some("use a shorter queue name (or `frontier.kafka.topic`)".into()),
+            );
+        }
+        if let Some(other) = seen.insert(topic.replace('.', "_"), name) {
+            c.key(
+                &[K("queues"), K(name)],
+                format!(
+                    "queues '{other}' and '{name}' would be Kafka topics that differ only in `.` and `_`, which Kafka refuses"
+                ),
+                Some("rename one of them".into()),
+            );
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! Each test crate compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod procs;
 pub mod tls;
 

@@ -10,6 +10,15 @@ use std::time::{Duration, Instant};
 use arachne::sandbox::{truth, SandboxOptions, SandboxServer, Truth};
 use serde_json::Value;
 
+/// The spec's `parse:` of the sandbox's product pages (`/item/<n>`, the item `product`
+/// with its `title`).
+pub const PRODUCTS: &str = r#"parse:
+  items:
+    - name: product
+      match: "/item/\\d+$"
+      fields: { title: "h1" }
+"#;
+
 /// A running `arachne run crawl.yaml` in its own working directory (stderr to
 /// `stderr.log`, summary to `summary.json` there); killed and reaped on drop.
 pub struct Arachne {
@@ -233,4 +242,49 @@ pub fn kill_one_halfway(spec: &str, want: &Truth, started: Instant, kill_by: Dur
     collect(&mut items, &a.items(false), false);
     collect(&mut items, &b.items(true), false);
     assert_truth_items(&items, want);
+}
+
+/// Runs a worker with `--queues documents` and one with `--queues default` on `spec` (whose
+/// routes send the product pages to `documents`), each in its own directory, until both end
+/// by themselves (by `deadline`): the first fetched exactly the product pages, the second
+/// everything else, their items together are exactly the truth's, and no page was fetched
+/// twice. The routing suites of each shared frontier (Redis, RabbitMQ, Kafka) share it.
+pub fn assert_workers_split_the_crawl(spec: &str, site: &SandboxServer, want: &Truth, deadline: Instant) {
+    let (dir_docs, dir_rest) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let mut docs = Arachne::spawn("documents", dir_docs.path(), spec, &["--queues", "documents"]);
+    let mut rest = Arachne::spawn("default", dir_rest.path(), spec, &["--queues", "default"]);
+    assert_eq!(docs.wait(deadline), 0, "documents:\n{}", docs.stderr());
+    assert_eq!(rest.wait(deadline), 0, "default:\n{}", rest.stderr());
+
+    let mut items = BTreeMap::new();
+    collect(&mut items, &docs.items(false), true);
+    assert_truth_items(&items, want);
+    assert!(rest.items(false).is_empty(), "the default worker fetched a product page");
+    no_page_twice(site);
+
+    let (sd, sr) = (docs.summary(), rest.summary());
+    assert_eq!(sd["pages_fetched"], want.items, "documents fetched the product pages:\n{sd}");
+    assert_eq!(sr["pages_fetched"], want.pages_fetched - want.items, "default fetched the rest:\n{sr}");
+    assert_eq!(sd["queues"]["default"]["fetched"], 0, "{sd}");
+    assert_eq!(sd["queues"]["documents"]["fetched"], want.items, "{sd}");
+    assert_eq!(sr["queues"]["documents"]["fetched"], 0, "{sr}");
+}
+
+/// The sandbox's request log after a crawl whose product pages (`/item/...`) were a queue
+/// with the rate `per_second`: each product page was asked once, and never more than
+/// `per_second` of them within one second (an upper bound, not a timing assertion).
+pub fn assert_product_rate(site: &SandboxServer, want: &Truth, per_second: usize) {
+    let log = site.requests();
+    assert_eq!(log.dropped, 0);
+    let is_product = |path: &str| path.starts_with("/item/");
+    let times: Vec<u64> = log.requests.iter().filter(|r| is_product(&r.path)).map(|r| r.t_ms).collect();
+    assert_eq!(times.len() as u64, want.items, "every product page once");
+    let busiest = log.max_in_window(1000, is_product);
+    // The tightest run of `per_second + 1` product requests, for the record (at least 1 s).
+    let tightest = times.windows(per_second + 1).map(|w| w[per_second] - w[0]).min();
+    eprintln!(
+        "busiest second: {busiest} product requests; tightest {} in a row: {tightest:?} ms",
+        per_second + 1
+    );
+    assert!(busiest <= per_second, "{busiest} requests of a `{per_second}/s` queue within one second");
 }

@@ -153,7 +153,7 @@ impl std::fmt::Debug for AmqpFrontier {
 }
 
 /// Which queue an [`AmqpFrontier`] keeps, and how (one queue of a routed crawl:
-/// [`super::RoutedAmqpFrontier`]).
+/// [`super::open_routed`]).
 #[derive(Debug, Clone)]
 pub struct QueueRole {
     /// The queue's name.

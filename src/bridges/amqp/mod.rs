@@ -28,7 +28,7 @@ pub use config::{
 #[cfg(feature = "amqp")]
 pub use frontier::AmqpFrontier;
 #[cfg(feature = "amqp")]
-pub use routed::RoutedAmqpFrontier;
+pub use routed::{open_routed, RoutedAmqpFrontier};
 #[cfg(feature = "amqp")]
 pub use sink::AmqpSink;
 

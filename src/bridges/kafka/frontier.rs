@@ -25,6 +25,8 @@
 //!   holds or has queued anything).
 //! - **Start URLs**: `<name>.start_urls`, one URL (or a JSON object with `url`) a message,
 //!   as `kafka-console-producer` writes them.
+//! - **Routing** (`routes:`/`queues:`): each queue of the crawl is a frontier of this kind
+//!   with topics and a group of its own ([`KafkaFrontier::open_queue`]; `routed.rs`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,7 +51,7 @@ use crate::crawl::shared::{
     parse_start_url, Admit, LeaseToken, Leased, Pending, SharedStore, StoreError, StoreResult,
 };
 use crate::crawl::urls;
-use crate::spec::CrawlSpec;
+use crate::spec::{CrawlSpec, DEFAULT_QUEUE};
 use crate::state::PendingRequest;
 
 /// Requests consumed ahead of the scheduler's leases, at most.
@@ -60,7 +62,7 @@ const POLL_BATCH: usize = 128;
 const COMMIT_EVERY: Duration = Duration::from_millis(100);
 /// How long a lease call waits for requests when none is ready (a long poll: the
 /// scheduler hears of new requests as soon as the poll thread has them).
-const LEASE_WAIT: Duration = Duration::from_millis(100);
+pub(super) const LEASE_WAIT: Duration = Duration::from_millis(100);
 
 /// A request as it travels on the requests topic (JSON).
 #[derive(Debug, Serialize, Deserialize)]
@@ -78,7 +80,7 @@ fn is_zero(p: &i32) -> bool {
     *p == 0
 }
 
-/// The topics and group of one crawl.
+/// The topics and group of one queue of the crawl (of the whole crawl without routing).
 #[derive(Debug, Clone)]
 struct Names {
     requests: String,
@@ -97,6 +99,34 @@ impl Names {
             group: k.group.clone().unwrap_or_else(|| name.clone()),
         }
     }
+
+    /// Queue `queue`'s: `default` has the plain names; any other queue `q` its own requests
+    /// topic `<requests>.q`, seen-set `<seen>.q` and consumer group `<group>.q` (the start
+    /// topic stays the crawl's one).
+    fn of_queue(spec: &CrawlSpec, queue: &str) -> Self {
+        let plain = Self::of(spec, &spec.frontier.kafka);
+        if queue == DEFAULT_QUEUE {
+            return plain;
+        }
+        Self {
+            requests: format!("{}.{queue}", plain.requests),
+            seen: format!("{}.{queue}", plain.seen),
+            group: format!("{}.{queue}", plain.group),
+            start: plain.start,
+        }
+    }
+}
+
+/// How one queue's frontier is opened.
+#[derive(Debug, Clone, Copy)]
+struct Role {
+    rebalance_wait: Duration,
+    key: FrontierKey,
+    partitions: i32,
+    /// This process consumes the queue (joins its group).
+    consume: bool,
+    /// And the start-URL topic with it.
+    starts: bool,
 }
 
 /// A consumed request, not yet leased.
@@ -329,10 +359,22 @@ fn positions(state: &State, names: &Names, only: Option<&[i32]>) -> TopicPartiti
     list
 }
 
-/// The Kafka frontier (see the module documentation). Cheap to share behind an `Arc`;
-/// dropping the last handle stops its poll thread.
+/// The Kafka frontier (see the module documentation). Cheap to clone; dropping the last
+/// handle stops its poll thread.
+#[derive(Clone)]
 pub struct KafkaFrontier {
     inner: Arc<Inner>,
+    _handles: Arc<LastHandle>,
+}
+
+/// Shared by a frontier's handles (the poll thread holds only `Inner`): dropped with the
+/// last one, it stops the poll thread.
+struct LastHandle(Arc<Inner>);
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::Release);
+    }
 }
 
 struct Inner {
@@ -354,32 +396,60 @@ impl KafkaFrontier {
     /// creates the crawl's topics when missing, joins the crawl's consumer group and starts
     /// consuming.
     pub async fn open(spec: &CrawlSpec) -> Result<Self, BridgeError> {
+        Self::open_queue(spec, DEFAULT_QUEUE, true).await
+    }
+
+    /// [`KafkaFrontier::open`] for one queue of a routed crawl (docs/routing.md): its own
+    /// topics and consumer group (see `Names::of_queue`), created with the crawl's
+    /// partitions and replication. With `consume` false this process only produces to the
+    /// queue and reads its group's committed offsets (for [`SharedStore::pending`]): it
+    /// does not join the queue's group. The start-URL topic is consumed with `default`.
+    pub(super) async fn open_queue(
+        spec: &CrawlSpec,
+        queue: &str,
+        consume: bool,
+    ) -> Result<Self, BridgeError> {
         let broker = KafkaBroker::from_spec(spec, "the frontier")?;
         broker.check().await?;
         let k = &spec.frontier.kafka;
-        let names = Names::of(spec, k);
+        let names = Names::of_queue(spec, queue);
         let partitions = k.partitions.max(1);
-        broker
-            .ensure_topics(vec![
-                TopicSpec::new(&names.requests, partitions, k.replication),
-                TopicSpec::new(&names.seen, partitions, k.replication).config("cleanup.policy", "compact"),
-                TopicSpec::new(&names.start, 1, k.replication),
-            ])
-            .await?;
-        let (broker2, names2, wait, key) = (broker.clone(), names.clone(), k.rebalance_wait.0, k.key);
-        let inner =
-            tokio::task::spawn_blocking(move || Inner::connect(&broker2, names2, key, wait, partitions))
-                .await
-                .map_err(|e| broker.other(format!("cannot start the consumer: {e}")))??;
+        let mut topics = vec![
+            TopicSpec::new(&names.requests, partitions, k.replication),
+            TopicSpec::new(&names.seen, partitions, k.replication).config("cleanup.policy", "compact"),
+        ];
+        let starts = queue == DEFAULT_QUEUE;
+        if starts {
+            topics.push(TopicSpec::new(&names.start, 1, k.replication));
+        }
+        broker.ensure_topics(topics).await?;
+        let role = Role { rebalance_wait: k.rebalance_wait.0, key: k.key, partitions, consume, starts };
+        let (broker2, names2) = (broker.clone(), names.clone());
+        let inner = tokio::task::spawn_blocking(move || Inner::connect(&broker2, names2, role))
+            .await
+            .map_err(|e| broker.other(format!("cannot start the consumer: {e}")))??;
         let inner = Arc::new(inner);
-        let poll_inner = inner.clone();
-        let handle = std::thread::Builder::new()
-            .name("kafka-frontier".into())
-            .spawn(move || poll_inner.poll_loop())
-            .map_err(|e| broker.other(format!("cannot start the poll thread: {e}")))?;
-        *inner.poller.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-        tracing::info!(topic = %names.requests, group = %names.group, "kafka frontier: joined the crawl");
-        Ok(Self { inner })
+        if consume {
+            let poll_inner = inner.clone();
+            let handle = std::thread::Builder::new()
+                .name("kafka-frontier".into())
+                .spawn(move || poll_inner.poll_loop())
+                .map_err(|e| broker.other(format!("cannot start the poll thread: {e}")))?;
+            *inner.poller.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+            tracing::info!(topic = %names.requests, group = %names.group, "kafka frontier: joined the crawl");
+        }
+        Ok(Self { _handles: Arc::new(LastHandle(inner.clone())), inner })
+    }
+
+    /// Leases up to `max` requests consumed already, without waiting (a routed crawl's
+    /// lease over several queues waits once, for any of them).
+    pub(super) fn lease_ready(&self, max: usize) -> Vec<Leased> {
+        self.inner.lease(max)
+    }
+
+    /// Told when requests become ready to lease.
+    pub(super) fn ready(&self) -> &tokio::sync::Notify {
+        &self.inner.shared.ready
     }
 
     /// Duplicates found by this process's partitions so far.
@@ -389,13 +459,8 @@ impl KafkaFrontier {
 }
 
 impl Inner {
-    fn connect(
-        broker: &KafkaBroker,
-        names: Names,
-        key: FrontierKey,
-        rebalance_wait: Duration,
-        partitions: i32,
-    ) -> Result<Self, BridgeError> {
+    fn connect(broker: &KafkaBroker, names: Names, role: Role) -> Result<Self, BridgeError> {
+        let Role { rebalance_wait, key, partitions, consume, starts } = role;
         let timeout = broker.connect_timeout();
         let producer_link = LinkContext::default();
         let producer: FutureProducer<LinkContext> = broker
@@ -434,9 +499,13 @@ impl Inner {
             ])
             .create_with_context(context)
             .map_err(|e| broker.error(&e, ""))?;
-        consumer
-            .subscribe(&[names.requests.as_str(), names.start.as_str()])
-            .map_err(|e| broker.error(&e, ""))?;
+        if consume {
+            let mut topics = vec![names.requests.as_str()];
+            if starts {
+                topics.push(names.start.as_str());
+            }
+            consumer.subscribe(&topics).map_err(|e| broker.error(&e, ""))?;
+        }
         Ok(Self {
             names,
             key,
@@ -851,12 +920,6 @@ impl Inner {
         }
         self.commit();
         self.consumer.unsubscribe();
-    }
-}
-
-impl Drop for KafkaFrontier {
-    fn drop(&mut self) {
-        self.inner.stop.store(true, Ordering::Release);
     }
 }
 

@@ -1,4 +1,5 @@
-//! Kafka (rdkafka): the shared frontier ([`KafkaFrontier`], `frontier.backend: kafka`), the
+//! Kafka (rdkafka): the shared frontier ([`KafkaFrontier`], `frontier.backend: kafka`; with
+//! routing a topic per queue, [`RoutedKafkaFrontier`]), the
 //! items sink ([`KafkaSink`], `output: - kafka`), the bridges ([`KafkaBridge`],
 //! `bridges: - kind: kafka`), and the connection settings with their startup check
 //! ([`KafkaBroker`], `brokers.kafka`). docs/kafka.md maps each to its Kafka concept and says
@@ -14,6 +15,8 @@ mod frontier;
 #[cfg(feature = "kafka")]
 mod offsets;
 #[cfg(feature = "kafka")]
+mod routed;
+#[cfg(feature = "kafka")]
 mod sink;
 
 #[cfg(feature = "kafka")]
@@ -28,5 +31,7 @@ pub use config::{
 pub use frontier::KafkaFrontier;
 #[cfg(feature = "kafka")]
 pub use offsets::OffsetTracker;
+#[cfg(feature = "kafka")]
+pub use routed::{open_routed, RoutedKafkaFrontier};
 #[cfg(feature = "kafka")]
 pub use sink::KafkaSink;

@@ -491,22 +491,82 @@ async fn admit_by_queue(
     Ok(())
 }
 
-/// What to lease: from each queue this process consumes, highest priority first, as many
-/// as its concurrency leaves room for (counting what it holds already), and `room` in all.
+/// What to lease: from each queue this process consumes, as many as its concurrency leaves
+/// room for (counting what it holds already), and `room` in all, asked highest priority
+/// first. The room is shared out in turns, one request at a time, highest priority first:
+/// a store cannot tell which queue has work before it is asked, and a queue given all the
+/// room would starve the others whenever it is empty. (What is leased is then handed out by
+/// the local frontier, highest priority first.)
 fn lease_asks(routing: &Routing, load: impl Fn(QueueId) -> (usize, u32), room: usize) -> Vec<LeaseAsk> {
     let mut consumed: Vec<(usize, &crate::crawl::routing::QueueConfig)> =
         routing.queues().iter().enumerate().filter(|(_, q)| q.consumed).collect();
     consumed.sort_by_key(|(_, q)| std::cmp::Reverse(q.priority));
+    let free: Vec<usize> = consumed
+        .iter()
+        .map(|(i, q)| {
+            let (queued, in_flight) = load(QueueId(*i as u16));
+            (q.concurrency as usize).saturating_sub(queued + in_flight as usize)
+        })
+        .collect();
+    let mut max = vec![0usize; free.len()];
     let mut left = room;
-    let mut asks = Vec::new();
-    for (i, q) in consumed {
-        let (queued, in_flight) = load(QueueId(i as u16));
-        let held = queued + in_flight as usize;
-        let max = (q.concurrency as usize).saturating_sub(held).min(left);
-        if max > 0 {
-            left -= max;
-            asks.push(LeaseAsk { queue: q.name.clone(), max });
+    // Each turn gives at least one, or ends: at most `room` turns.
+    while left > 0 {
+        let before = left;
+        for (m, f) in max.iter_mut().zip(&free) {
+            if left > 0 && *m < *f {
+                *m += 1;
+                left -= 1;
+            }
+        }
+        if left == before {
+            break;
         }
     }
-    asks
+    consumed
+        .iter()
+        .zip(max)
+        .filter(|(_, max)| *max > 0)
+        .map(|((_, q), max)| LeaseAsk { queue: q.name.clone(), max })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routing(queues: serde_json::Value, only: Option<&[&str]>) -> Routing {
+        let spec = serde_json::json!({
+            "name": "t", "seeds": ["http://a.test/"], "fetch": { "concurrency": 16 }, "queues": queues,
+        });
+        let mut r = Routing::new(&serde_json::from_value(spec).expect("spec")).expect("routing");
+        if let Some(only) = only {
+            r.consume_only(only).expect("queues");
+        }
+        r
+    }
+
+    fn asks(asks: &[LeaseAsk]) -> Vec<(&str, usize)> {
+        asks.iter().map(|a| (&*a.queue, a.max)).collect()
+    }
+
+    #[test]
+    fn every_consumed_queue_with_room_is_asked() {
+        let r = routing(
+            serde_json::json!({ "documents": { "concurrency": 4, "priority": 1 }, "slow": {} }),
+            None,
+        );
+        let idle = |_| (0, 0);
+        // The room in turns, highest priority first: documents (4 at most) is asked, and
+        // so are default and slow, which share what is left.
+        assert_eq!(asks(&lease_asks(&r, idle, 16)), [("documents", 4), ("default", 6), ("slow", 6)]);
+        assert_eq!(asks(&lease_asks(&r, idle, 2)), [("documents", 1), ("default", 1)]);
+        // What a queue holds counts against its concurrency.
+        let busy = |q: QueueId| if q == QueueId(1) { (3, 1) } else { (0, 0) };
+        assert_eq!(asks(&lease_asks(&r, busy, 16)), [("default", 8), ("slow", 8)]);
+        assert!(lease_asks(&r, idle, 0).is_empty());
+        // A worker of some queues asks only those.
+        let w = routing(serde_json::json!({ "documents": {} }), Some(&["documents"]));
+        assert_eq!(asks(&lease_asks(&w, idle, 16)), [("documents", 16)]);
+    }
 }
