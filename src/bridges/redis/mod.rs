@@ -122,6 +122,21 @@ pub fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `url` can be a seed node of a Redis Cluster: a usable Redis URL ([`check_url`])
+/// over TCP (not a Unix socket), on database 0 (a cluster has no other).
+pub fn check_cluster_url(url: &str) -> Result<(), String> {
+    check_url(url)?;
+    let parsed = url::Url::parse(url.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    if parsed.scheme().ends_with("unix") {
+        return Err("a Redis Cluster is reached over TCP, not a Unix socket".into());
+    }
+    let db = parsed.path().trim_matches('/');
+    if !db.is_empty() && db != "0" {
+        return Err(format!("database {db}: a Redis Cluster has only database 0"));
+    }
+    Ok(())
+}
+
 #[cfg(feature = "redis")]
 /// The error's text without anything but the server's or client's words.
 fn redis_reason(e: &RedisError) -> String {
@@ -130,14 +145,104 @@ fn redis_reason(e: &RedisError) -> String {
     text.lines().next().unwrap_or("").trim().to_string()
 }
 
-/// One Redis server, as `brokers.redis` describes it: its URL (parsed, not yet connected)
-/// and the connect timeout. Cheap to clone.
+/// One Redis server, or one Redis Cluster, as `brokers.redis` describes it: its URL (parsed,
+/// not yet connected) and the connect timeout. Cheap to clone.
+///
+/// With `brokers.redis.cluster: true` the URL (and `nodes`) are seed nodes of a Redis
+/// Cluster: [`RedisBroker::connection`] is then a cluster connection that sends each
+/// command to the node of its key's slot, and the keys a crawl uses carry a hash tag
+/// ([`RedisBroker::is_cluster`], docs/redis.md "Redis Cluster").
 #[cfg(feature = "redis")]
 #[derive(Clone)]
 pub struct RedisBroker {
+    /// The URL's server: the one server, or (cluster) the first seed node, for pub/sub (a
+    /// Redis Cluster forwards every PUBLISH to every node).
     client: Client,
+    /// The cluster's client, when `brokers.redis.cluster` is on.
+    cluster: Option<redis::cluster::ClusterClient>,
     masked: String,
     connect_timeout: Duration,
+}
+
+/// A connection for commands on keys: to the one server, or to a Redis Cluster (each
+/// command, script call or pipeline goes to the node of its keys' slot, so the keys of one
+/// call must share a slot: a hash tag). Cheap to clone; clones share the connection.
+#[cfg(feature = "redis")]
+#[derive(Clone)]
+pub enum RedisConnection {
+    /// One server (multiplexed).
+    Single(redis::aio::MultiplexedConnection),
+    /// A Redis Cluster: connections to its primaries, following `MOVED`/`ASK` redirections.
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+#[cfg(feature = "redis")]
+impl redis::aio::ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            RedisConnection::Single(c) => c.req_packed_command(cmd),
+            RedisConnection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            RedisConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConnection::Single(c) => c.get_db(),
+            RedisConnection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+/// A blocking connection for commands on keys (the sink's): to the one server, or to a
+/// Redis Cluster.
+pub enum BlockingConnection {
+    /// One server.
+    Single(redis::Connection),
+    /// A Redis Cluster.
+    Cluster(redis::cluster::ClusterConnection),
+}
+
+#[cfg(feature = "redis")]
+impl BlockingConnection {
+    /// Sends `commands` as one pipeline (on a cluster: a cluster pipeline, each command to
+    /// its key's node) and waits until every one was answered; their answers are dropped.
+    pub fn send_all(&mut self, commands: &[redis::Cmd]) -> redis::RedisResult<()> {
+        match self {
+            BlockingConnection::Single(c) => {
+                let mut pipe = redis::pipe();
+                for cmd in commands {
+                    pipe.add_command(cmd.clone()).ignore();
+                }
+                pipe.query(c)
+            }
+            BlockingConnection::Cluster(c) => {
+                let mut pipe = redis::cluster::cluster_pipe();
+                for cmd in commands {
+                    pipe.add_command(cmd.clone()).ignore();
+                }
+                pipe.query(c)
+            }
+        }
+    }
+}
+
+/// `{name}`: `name` as a Redis Cluster hash tag, so that every key built around it hashes
+/// to one slot (Redis hashes only what is between the first `{` and the next `}`).
+pub fn hash_tag(name: &str) -> String {
+    format!("{{{name}}}")
 }
 
 #[cfg(feature = "redis")]
@@ -165,7 +270,7 @@ impl RedisBroker {
             url: masked.clone(),
             reason: redis_reason(&e),
         })?;
-        Ok(Self { client, masked, connect_timeout: DEFAULT_CONNECT_TIMEOUT })
+        Ok(Self { client, cluster: None, masked, connect_timeout: DEFAULT_CONNECT_TIMEOUT })
     }
 
     /// The broker of `brokers.redis`.
@@ -174,7 +279,67 @@ impl RedisBroker {
             None => Self::new(&spec.url)?,
             Some(ca) => Self::with_ca(&spec.url, ca)?,
         };
-        Ok(broker.with_connect_timeout(spec.connect_timeout.0))
+        let broker = broker.with_connect_timeout(spec.connect_timeout.0);
+        if !spec.cluster {
+            return Ok(broker);
+        }
+        let seeds: Vec<&str> =
+            std::iter::once(spec.url.as_str()).chain(spec.nodes.iter().map(String::as_str)).collect();
+        broker.into_cluster(&seeds, spec.ca_file.as_deref())
+    }
+
+    /// A Redis Cluster reached through the seed nodes `seeds` (any of them answers with the
+    /// cluster's slot map; the first is also the pub/sub server). The connect timeout is
+    /// 5 s, as with [`RedisBroker::new`].
+    pub fn cluster(seeds: &[&str]) -> Result<Self, BridgeError> {
+        let first = seeds.first().ok_or_else(|| BridgeError::BadUrl {
+            broker: "Redis Cluster",
+            url: String::new(),
+            reason: "no seed node".into(),
+        })?;
+        Self::new(first)?.into_cluster(seeds, None)
+    }
+
+    fn into_cluster(mut self, seeds: &[&str], ca: Option<&std::path::Path>) -> Result<Self, BridgeError> {
+        let masked = seeds.iter().map(|s| mask_url(s)).collect::<Vec<_>>().join(", ");
+        let bad =
+            |reason: String| BridgeError::BadUrl { broker: "Redis Cluster", url: masked.clone(), reason };
+        for seed in seeds {
+            check_cluster_url(seed).map_err(|reason| bad(format!("{}: {reason}", mask_url(seed))))?;
+        }
+        let mut builder = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(|s| s.trim()))
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.connect_timeout)
+            // Redirections and node failures are retried a few times inside one call; longer
+            // outages are the callers' (the frontier reconnects within its budget).
+            .retries(3);
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca).map_err(|e| BridgeError::Tls {
+                broker: "Redis Cluster",
+                url: masked.clone(),
+                reason: format!("cannot read the CA file {}: {e}", ca.display()),
+            })?;
+            builder = builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) });
+        }
+        let client = builder.build().map_err(|e| bad(redis_reason(&e)))?;
+        self.cluster = Some(client);
+        self.masked = masked;
+        Ok(self)
+    }
+
+    /// Whether this is a Redis Cluster (`brokers.redis.cluster`): the keys of one crawl then
+    /// carry its name as a hash tag ([`hash_tag`]), so that each script's keys share a slot.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// "Redis" or "Redis Cluster", for messages.
+    fn kind(&self) -> &'static str {
+        if self.is_cluster() {
+            "Redis Cluster"
+        } else {
+            "Redis"
+        }
     }
 
     /// A `rediss://` broker whose certificate is checked against the CA in the PEM file `ca`
@@ -197,10 +362,13 @@ impl RedisBroker {
             url: masked.clone(),
             reason: redis_reason(&e),
         })?;
-        Ok(Self { client, masked, connect_timeout: DEFAULT_CONNECT_TIMEOUT })
+        Ok(Self { client, cluster: None, masked, connect_timeout: DEFAULT_CONNECT_TIMEOUT })
     }
 
     /// Connecting and the startup PING give up after `timeout`.
+    ///
+    /// Set it before [`RedisBroker::cluster`] turns this into a cluster's broker: a
+    /// cluster client keeps the timeouts it was built with.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout.max(Duration::from_millis(1));
         self
@@ -216,21 +384,80 @@ impl RedisBroker {
         &self.masked
     }
 
-    /// The redis-rs client, for code of your own (the Redis frontier builds on it).
+    /// The redis-rs client of the URL's server (with a cluster: of the first seed node),
+    /// for code of your own.
     pub fn client(&self) -> &Client {
         &self.client
     }
 
     /// Connects and PINGs within the connect timeout: `Ok` when the server is reachable
-    /// and accepts the credentials. The error says which of those failed.
+    /// and accepts the credentials. The error says which of those failed. It also checks
+    /// that `brokers.redis.cluster` says what the server is: a node of a Redis Cluster
+    /// without it (its keys would answer `MOVED`), or `cluster: true` on a server that is
+    /// not one, or a cluster whose `cluster_state` is not `ok`, is an error that says so.
     pub async fn check(&self) -> Result<(), BridgeError> {
+        if self.cluster.is_some() {
+            // The cluster connection reads the slot map from a seed node first: a server
+            // without cluster support fails here.
+            let mut conn = self.connection().await?;
+            let ping = redis::cmd("PING");
+            match tokio::time::timeout(self.connect_timeout, ping.query_async::<redis::Value>(&mut conn))
+                .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(self.error(&e)),
+                Err(_) => return Err(self.timed_out()),
+            }
+            let info = self.cluster_info().await?;
+            if !info.contains("cluster_state:ok") {
+                let state =
+                    info.lines().find(|l| l.starts_with("cluster_state:")).unwrap_or("cluster_state:?");
+                return Err(BridgeError::Redis {
+                    url: self.masked.clone(),
+                    reason: format!(
+                        "the Redis Cluster is not ready ({}): every slot must be served",
+                        state.trim()
+                    ),
+                });
+            }
+            return Ok(());
+        }
         let mut conn = self.connection().await?;
         let ping = redis::cmd("PING");
         match tokio::time::timeout(self.connect_timeout, ping.query_async::<redis::Value>(&mut conn)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(self.error(&e)),
-            Err(_) => Err(self.timed_out()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(self.error(&e)),
+            Err(_) => return Err(self.timed_out()),
         }
+        // `INFO cluster` (a server that refuses INFO is taken as a single server).
+        let mut info = redis::cmd("INFO");
+        info.arg("cluster");
+        if let Ok(Ok(info)) =
+            tokio::time::timeout(self.connect_timeout, info.query_async::<String>(&mut conn)).await
+        {
+            if info.contains("cluster_enabled:1") {
+                return Err(BridgeError::Redis {
+                    url: self.masked.clone(),
+                    reason: "this server is a node of a Redis Cluster: set `brokers.redis.cluster: true` \
+                             (docs/redis.md, \"Redis Cluster\")"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `CLUSTER INFO` of the first seed node.
+    async fn cluster_info(&self) -> Result<String, BridgeError> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.connect_timeout));
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| self.error(&e))?;
+        redis::cmd("CLUSTER").arg("INFO").query_async::<String>(&mut conn).await.map_err(|e| self.error(&e))
     }
 
     /// [`RedisBroker::check`] for code outside an async runtime (blocks the thread for at
@@ -239,8 +466,26 @@ impl RedisBroker {
         self.blocking_connection().map(|_| ())
     }
 
-    /// A multiplexed async connection (connect timeout, and the same as response timeout).
-    pub async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, BridgeError> {
+    /// An async connection for commands on keys (connect timeout, and the same as response
+    /// timeout): multiplexed to the one server, or a cluster connection.
+    pub async fn connection(&self) -> Result<RedisConnection, BridgeError> {
+        let Some(cluster) = &self.cluster else {
+            return self.single_connection().await.map(RedisConnection::Single);
+        };
+        let config = redis::cluster::ClusterConfig::new()
+            .set_connection_timeout(self.connect_timeout)
+            .set_response_timeout(self.connect_timeout);
+        let connect = cluster.get_async_connection_with_config(config);
+        match tokio::time::timeout(self.connect_timeout + Duration::from_millis(100), connect).await {
+            Ok(Ok(conn)) => Ok(RedisConnection::Cluster(conn)),
+            Ok(Err(e)) => Err(self.error(&e)),
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    /// A multiplexed async connection to the URL's server (with a cluster: the first seed
+    /// node), with the connect timeout as response timeout too.
+    pub async fn single_connection(&self) -> Result<redis::aio::MultiplexedConnection, BridgeError> {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.connect_timeout));
@@ -252,7 +497,23 @@ impl RedisBroker {
         }
     }
 
-    /// A blocking connection, PINGed, with read and write timeouts of the connect timeout.
+    /// A blocking connection for commands on keys, PINGed, with read and write timeouts of
+    /// the connect timeout: to the one server ([`RedisBroker::blocking_connection`]), or a
+    /// cluster connection.
+    pub fn blocking_store_connection(&self) -> Result<BlockingConnection, BridgeError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(BlockingConnection::Single(self.blocking_connection()?));
+        };
+        let config = redis::cluster::ClusterConfig::new()
+            .set_connection_timeout(self.connect_timeout)
+            .set_response_timeout(self.connect_timeout);
+        let mut conn = cluster.get_connection_with_config(config).map_err(|e| self.error(&e))?;
+        redis::cmd("PING").query::<redis::Value>(&mut conn).map_err(|e| self.error(&e))?;
+        Ok(BlockingConnection::Cluster(conn))
+    }
+
+    /// A blocking connection to the URL's server (with a cluster: the first seed node),
+    /// PINGed, with read and write timeouts of the connect timeout.
     pub fn blocking_connection(&self) -> Result<redis::Connection, BridgeError> {
         let mut conn =
             self.client.get_connection_with_timeout(self.connect_timeout).map_err(|e| self.error(&e))?;
@@ -273,7 +534,7 @@ impl RedisBroker {
 
     fn timed_out(&self) -> BridgeError {
         BridgeError::Unreachable {
-            broker: "Redis",
+            broker: self.kind(),
             url: self.masked.clone(),
             reason: format!("no answer within {:?} (connect_timeout)", self.connect_timeout),
         }
@@ -299,17 +560,26 @@ impl RedisBroker {
             } else {
                 format!("wrong user name or password ({reason})")
             };
-            return BridgeError::AuthFailed { broker: "Redis", url, reason };
+            return BridgeError::AuthFailed { broker: self.kind(), url, reason };
         }
         if e.kind() == ErrorKind::InvalidClientConfig {
-            return BridgeError::BadUrl { broker: "Redis", url, reason };
+            return BridgeError::BadUrl { broker: self.kind(), url, reason };
         }
         let lower = reason.to_ascii_lowercase();
         if ["tls", "ssl", "certificate", "handshake"].iter().any(|w| lower.contains(w)) {
-            return BridgeError::Tls { broker: "Redis", url, reason };
+            return BridgeError::Tls { broker: self.kind(), url, reason };
+        }
+        if self.is_cluster() && upper.contains("CLUSTER SUPPORT DISABLED") {
+            return BridgeError::Redis {
+                url,
+                reason: format!(
+                    "the server is not a node of a Redis Cluster ({reason}): remove `brokers.redis.cluster`, \
+                     or give the URL of a cluster node"
+                ),
+            };
         }
         if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() {
-            return BridgeError::Unreachable { broker: "Redis", url, reason };
+            return BridgeError::Unreachable { broker: self.kind(), url, reason };
         }
         BridgeError::Redis { url, reason }
     }
