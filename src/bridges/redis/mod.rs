@@ -212,7 +212,7 @@ pub enum BlockingConnection {
     /// One server.
     Single(redis::Connection),
     /// A Redis Cluster.
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 #[cfg(feature = "redis")]
@@ -509,7 +509,7 @@ impl RedisBroker {
             .set_response_timeout(self.connect_timeout);
         let mut conn = cluster.get_connection_with_config(config).map_err(|e| self.error(&e))?;
         redis::cmd("PING").query::<redis::Value>(&mut conn).map_err(|e| self.error(&e))?;
-        Ok(BlockingConnection::Cluster(conn))
+        Ok(BlockingConnection::Cluster(Box::new(conn)))
     }
 
     /// A blocking connection to the URL's server (with a cluster: the first seed node),
