@@ -8,6 +8,9 @@
 //! - two `arachne run` processes share one crawl of a 2,000-page sandbox through the
 //!   cluster: exactly the sandbox's items, none twice, no page fetched twice, and the redis
 //!   sink's `{<name>}:items` holds them all;
+//! - an unmodified-but-configured scrapy-redis spider (redis-py's `RedisCluster`, the keys
+//!   hash-tagged by its settings, a `FifoQueue`) joins a crawl arachne started on the
+//!   cluster in the scrapy-redis layout: exactly the sandbox's items, no page fetched twice;
 //! - `cluster: true` on a server that is not a cluster node, and a cluster node without
 //!   it, are refused at start with a message that says which.
 //!
@@ -25,9 +28,11 @@ use arachne::bridges::redis::politeness::RedisPoliteness;
 use arachne::bridges::redis::RedisBroker;
 use arachne::crawl::shared::{Permit, PermitAsk, SharedStore};
 use arachne::crawl::urls::{fingerprint, Fingerprint};
+use arachne::sandbox::SandboxServer;
 use arachne::spec::QueueOrder;
 use arachne::state::PendingRequest;
 use support::procs::{assert_shared_crawl, sandbox, Arachne};
+use support::scrapy::{assert_joined_crawl, scrapy_python, Scrapy};
 use support::{conn, test_redis, test_redis_cluster, unique};
 use url::Url;
 
@@ -215,6 +220,27 @@ async fn every_call_runs_on_a_cluster_and_a_crawls_keys_share_one_slot() {
     assert_eq!(nodes_used.len(), cluster.urls.len(), "three crawls on the three nodes");
 }
 
+/// A crawl of `site` on a cluster: `frontier:` and `brokers.redis:` as given (flow
+/// mappings), the product rule, items to items.jsonl and the `outputs` lines after it.
+fn spec(name: &str, site: &SandboxServer, frontier: &str, redis: &str, outputs: &str) -> String {
+    format!(
+        r#"name: {name}
+seeds: ["{base}/"]
+frontier: {frontier}
+brokers:
+  redis: {redis}
+parse:
+  items:
+    - name: product
+      match: "/item/\\d+$"
+      fields: {{ title: "h1", price: ".price" }}
+output:
+  - jsonl: items.jsonl
+{outputs}"#,
+        base = site.base_url()
+    )
+}
+
 #[test]
 fn two_processes_share_one_crawl_through_a_redis_cluster() {
     let Some(cluster) = test_redis_cluster("two_processes_share_one_crawl_through_a_redis_cluster") else {
@@ -223,24 +249,8 @@ fn two_processes_share_one_crawl_through_a_redis_cluster() {
     let (site, want) = sandbox(2000);
     let name = unique("cshop");
     let nodes = serde_json::to_string(&cluster.urls[1..]).expect("nodes");
-    let spec = format!(
-        r#"name: {name}
-seeds: ["{base}/"]
-frontier: {{ backend: redis, lease: 30s }}
-brokers:
-  redis: {{ url: "{url}", cluster: true, nodes: {nodes} }}
-parse:
-  items:
-    - name: product
-      match: "/item/\\d+$"
-      fields: {{ title: "h1", price: ".price" }}
-output:
-  - jsonl: items.jsonl
-  - redis: {{}}
-"#,
-        base = site.base_url(),
-        url = cluster.urls[0],
-    );
+    let brokers = format!("{{ url: \"{}\", cluster: true, nodes: {nodes} }}", cluster.urls[0]);
+    let spec = spec(&name, &site, "{ backend: redis, lease: 30s }", &brokers, "  - redis: {}\n");
     let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
@@ -258,6 +268,51 @@ output:
     assert!(keys.contains(&format!("arachne:{{{name}}}:seen")), "{keys:?}");
     let items: u64 = redis::cmd("LLEN").arg(&items_key).query(&mut conn(node)).expect("LLEN");
     assert_eq!(items, want.items, "every item pushed to {items_key} once");
+    let _: i64 = redis::cmd("DEL").arg(keys).query(&mut conn(node)).expect("DEL");
+}
+
+/// A blocking cluster connection (each command to its key's node).
+fn cluster_conn(urls: &[String]) -> redis::cluster::ClusterConnection {
+    redis::cluster::ClusterClient::new(urls.to_vec())
+        .expect("cluster client")
+        .get_connection()
+        .expect("connect")
+}
+
+#[test]
+fn a_scrapy_redis_spider_joins_a_crawl_on_the_cluster() {
+    let test = "a_scrapy_redis_spider_joins_a_crawl_on_the_cluster";
+    let (Some(cluster), Some(python)) = (test_redis_cluster(test), scrapy_python(test)) else { return };
+    let started = Instant::now();
+    let (site, want) = sandbox(2000);
+    let name = unique("cscrapy");
+    let frontier = "{ backend: redis, layout: scrapy-redis, serializer: pickle, order: fifo }\nfetch: { per_host: { rate: 300 } }";
+    let spec =
+        spec(&name, &site, frontier, &format!("{{ url: \"{}\", cluster: true }}", cluster.urls[0]), "");
+    let (dir_s, dir_a) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
+    let queue = format!("{{{name}}}:requests");
+    let mut c = cluster_conn(&cluster.urls);
+    let joined_by = started + Duration::from_secs(30);
+    loop {
+        let queued: u64 = redis::cmd("LLEN").arg(&queue).query(&mut c).expect("LLEN");
+        if queued >= 50 {
+            break;
+        }
+        assert!(
+            a.running() && Instant::now() < joined_by,
+            "arachne queued nothing in {queue}:\n{}",
+            a.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut scrapy = Scrapy::spawn(&python, dir_s.path(), &name, &cluster.urls[0], None, &["--cluster"]);
+    assert_joined_crawl(&mut a, &mut scrapy, &site, &want, started);
+    // Scrapy's dupefilter is the one arachne wrote: `{<name>}:dupefilter`, beside the queue.
+    let by_node = keys_by_node(&cluster.urls, &name);
+    assert_eq!(by_node.len(), 1, "the crawl's keys on more than one node: {by_node:?}");
+    let (node, keys) = by_node.iter().next().expect("one node");
+    assert!(keys.contains(&format!("{{{name}}}:dupefilter")), "{keys:?}");
     let _: i64 = redis::cmd("DEL").arg(keys).query(&mut conn(node)).expect("DEL");
 }
 

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod procs;
+pub mod scrapy;
 pub mod tls;
 
 use std::process::{Child, Command, Stdio};
