@@ -11,6 +11,10 @@
 //! - an unmodified-but-configured scrapy-redis spider (redis-py's `RedisCluster`, the keys
 //!   hash-tagged by its settings, a `FifoQueue`) joins a crawl arachne started on the
 //!   cluster in the scrapy-redis layout: exactly the sandbox's items, no page fetched twice;
+//! - worker heartbeats go to `{<name>}:workers` on the crawl's node, and a remote command
+//!   published through the cluster reaches a worker subscribed on the first seed node;
+//! - a node SIGKILLed and restarted (append-only file on) under a frontier call: the call
+//!   waits, reconnects (counted) and succeeds, and the seen-set survived;
 //! - `cluster: true` on a server that is not a cluster node, and a cluster node without
 //!   it, are refused at start with a message that says which.
 //!
@@ -33,7 +37,7 @@ use arachne::spec::QueueOrder;
 use arachne::state::PendingRequest;
 use support::procs::{assert_shared_crawl, sandbox, Arachne};
 use support::scrapy::{assert_joined_crawl, scrapy_python, Scrapy};
-use support::{conn, test_redis, test_redis_cluster, unique};
+use support::{can_start_own, conn, test_redis, test_redis_cluster, unique, OwnCluster};
 use url::Url;
 
 mod support;
@@ -314,6 +318,102 @@ fn a_scrapy_redis_spider_joins_a_crawl_on_the_cluster() {
     let (node, keys) = by_node.iter().next().expect("one node");
     assert!(keys.contains(&format!("{{{name}}}:dupefilter")), "{keys:?}");
     let _: i64 = redis::cmd("DEL").arg(keys).query(&mut conn(node)).expect("DEL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_and_remote_commands_work_on_a_cluster() {
+    use arachne::bridges::redis::heartbeat::RedisWorkers;
+    use arachne::observe::{unix_millis, ControlAction, Heartbeat, RemoteCommand, WorkerRegistry};
+    use futures::StreamExt;
+    let Some(cluster) = test_redis_cluster("heartbeats_and_remote_commands_work_on_a_cluster") else {
+        return;
+    };
+    let broker = cluster_broker(&cluster.urls);
+    let (name, owner) = a_name_per_node(&cluster.urls, "workers").pop().expect("a name");
+    let registry = RedisWorkers::new(broker, &name);
+    let now = unix_millis();
+    let beat = Heartbeat {
+        worker: "w1".into(),
+        at_ms: now,
+        started_ms: now,
+        every_ms: 1000,
+        dashboard: None,
+        figures: Default::default(),
+    };
+    registry.beat(&beat).await.expect("beat");
+    let workers = registry.workers().await.expect("workers");
+    assert_eq!(workers.iter().map(|w| w.worker.as_str()).collect::<Vec<_>>(), ["w1"]);
+    let by_node = keys_by_node(&cluster.urls, &name);
+    assert_eq!(by_node.get(&owner), Some(&vec![format!("{{{name}}}:workers")]), "{by_node:?}");
+
+    let mut commands = registry.commands().await.expect("subscribe");
+    let command = RemoteCommand { target: "*".into(), from: "w2".into(), action: ControlAction::Pause };
+    // The subscription is live once a command sent after it arrives (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        registry.send(&command).await.expect("send");
+        if let Ok(Some(got)) = tokio::time::timeout(Duration::from_millis(200), commands.next()).await {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "no command arrived within 10 s");
+    };
+    assert_eq!(got, command);
+    // A PUBLISH on another node than the subscriber's (the first seed) reaches it too.
+    let other = RemoteCommand { target: "w1".into(), from: "w3".into(), action: ControlAction::Resume };
+    let json = serde_json::to_string(&other).expect("json");
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(format!("{name}:control"))
+        .arg(json)
+        .query(&mut conn(cluster.urls.last().expect("a node")))
+        .expect("PUBLISH");
+    // (Skipping late copies of the first command, sent again while the subscription started.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let got = tokio::time::timeout(left, commands.next()).await.expect("the command within 5 s");
+        match got {
+            Some(c) if c == command => continue,
+            got => break assert_eq!(got, Some(other)),
+        }
+    }
+    registry.leave("w1").await.expect("leave");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_survives_a_restarted_node() {
+    if !can_start_own("a_call_survives_a_restarted_node") {
+        return;
+    }
+    // A cluster of its own, persistent, so that a node can be killed and restarted.
+    let mut cluster =
+        OwnCluster::try_start_with(&["--appendonly", "yes", "--appendfsync", "always"]).expect("a cluster");
+    let urls = cluster.urls();
+    let broker = cluster_broker(&urls);
+    let (name, owner) = a_name_per_node(&urls, "restart").swap_remove(0);
+    let f = RedisFrontier::new(&broker, &name, QueueOrder::Fifo, Layout::Native, Duration::from_secs(30));
+    let first: Vec<String> = (0..5).map(|i| format!("http://cluster.test/first/{i}")).collect();
+    assert_eq!(f.admit(&batch(&first)).await.expect("admit"), vec![true; 5]);
+
+    cluster.node(&owner).kill();
+    let call = {
+        let f = f.clone();
+        let second: Vec<String> = (0..5).map(|i| format!("http://cluster.test/second/{i}")).collect();
+        tokio::spawn(async move { f.admit(&batch(&second)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    if call.is_finished() {
+        panic!("the call did not wait for the crawl's node: {:?}", call.await.expect("join"));
+    }
+    cluster.node(&owner).start_again();
+    let flags = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the call ends within its reconnect budget")
+        .expect("join")
+        .expect("the call succeeds once the node is back");
+    assert_eq!(flags, vec![true; 5]);
+    assert!(f.counters().reconnects() >= 1, "reconnects counted: {:?}", f.counters());
+    assert_eq!(f.admit(&batch(&first)).await.expect("admit again"), vec![false; 5], "the seen-set survived");
+    assert_eq!(f.pending().await.expect("pending"), (10, 0));
 }
 
 #[tokio::test]

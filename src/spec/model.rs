@@ -406,8 +406,8 @@ pub struct RedisBrokerSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cluster: bool,
     /// With `cluster: true`: more seed nodes besides `url` (`redis://host:port`), tried in
-    /// turn when `url` does not answer. The same user and password as `url`. Never printed
-    /// unmasked.
+    /// turn when `url` does not answer. A node URL without user and password takes those
+    /// of `url`. Never printed unmasked.
     #[serde(default, skip_serializing_if = "Vec::is_empty", serialize_with = "serialize_masked_urls")]
     pub nodes: Vec<String>,
 }

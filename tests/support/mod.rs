@@ -207,14 +207,19 @@ impl OwnCluster {
     /// Starts the nodes, joins them with `redis-cli --cluster create` and waits (bounded)
     /// for `cluster_state:ok` on each; `None` when redis-server cannot be spawned.
     pub fn try_start() -> Option<Self> {
+        Self::try_start_with(&["--appendonly", "no"])
+    }
+
+    /// [`OwnCluster::try_start`] with `extra` arguments for every node (e.g. persistence:
+    /// `--appendonly yes --appendfsync always`, kept in each node's own folder).
+    pub fn try_start_with(extra: &[&str]) -> Option<Self> {
         let mut nodes = Vec::new();
         let mut dirs = Vec::new();
         for _ in 0..3 {
             let dir = tempfile::tempdir().expect("tempdir");
             let (bus, path) = (free_port().to_string(), dir.path().display().to_string());
-            let args = [
-                "--appendonly",
-                "no",
+            let mut args = extra.to_vec();
+            args.extend([
                 "--cluster-enabled",
                 "yes",
                 "--cluster-port",
@@ -225,7 +230,7 @@ impl OwnCluster {
                 "5000",
                 "--dir",
                 &path,
-            ];
+            ]);
             nodes.push(OwnServer::try_start(&args)?);
             dirs.push(dir);
         }
@@ -254,6 +259,11 @@ impl OwnCluster {
 
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(OwnServer::url).collect()
+    }
+
+    /// The node whose URL is `url` (to kill and restart it).
+    pub fn node(&mut self, url: &str) -> &mut OwnServer {
+        self.nodes.iter_mut().find(|n| n.url() == url).expect("a node of this cluster")
     }
 }
 

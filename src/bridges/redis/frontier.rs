@@ -1037,8 +1037,31 @@ impl RedisFrontier {
     }
 }
 
+/// Whether `e` is worth a reconnection and another try: the connection broke, timed out or
+/// was refused; a server still loading its data (`LOADING`, after a restart); or on a Redis
+/// Cluster a node that is gone or a slot between owners (`CLUSTERDOWN`, `TRYAGAIN`,
+/// `MASTERDOWN`, `READONLY` after a failover, no connection to the slot's node, and a
+/// `MOVED`/`ASK` that redis-rs's own few redirections could not follow because the node
+/// it points to does not answer).
 fn is_connection_error(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+    use redis::{ErrorKind, ServerErrorKind};
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::ClusterDown
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ReadOnly
+                        | ServerErrorKind::Moved
+                        | ServerErrorKind::Ask
+                )
+        )
 }
 
 /// The request fingerprint scrapy-redis's `RFPDupeFilter` (0.9) stores in

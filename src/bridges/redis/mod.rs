@@ -137,6 +137,27 @@ pub fn check_cluster_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `seeds` where every seed without user information takes the first seed's (user and
+/// password): a cluster has one set of credentials, so `nodes` may leave them out.
+#[cfg(feature = "redis")]
+fn with_first_credentials(seeds: &[&str]) -> Vec<String> {
+    let first = seeds.first().and_then(|s| url::Url::parse(s.trim()).ok());
+    seeds
+        .iter()
+        .map(|seed| {
+            let (Some(first), Ok(mut url)) = (&first, url::Url::parse(seed.trim())) else {
+                return seed.trim().to_string();
+            };
+            if url.username().is_empty() && url.password().is_none() {
+                // Both setters only fail for URLs without a host, which check_cluster_url refused.
+                let _ = url.set_username(first.username());
+                let _ = url.set_password(first.password());
+            }
+            url.to_string()
+        })
+        .collect()
+}
+
 #[cfg(feature = "redis")]
 /// The error's text without anything but the server's or client's words.
 fn redis_reason(e: &RedisError) -> String {
@@ -307,6 +328,7 @@ impl RedisBroker {
         for seed in seeds {
             check_cluster_url(seed).map_err(|reason| bad(format!("{}: {reason}", mask_url(seed))))?;
         }
+        let seeds = with_first_credentials(seeds);
         let mut builder = redis::cluster::ClusterClientBuilder::new(seeds.iter().map(|s| s.trim()))
             .connection_timeout(self.connect_timeout)
             .response_timeout(self.connect_timeout)
@@ -612,5 +634,25 @@ mod tests {
         assert!(check_url("127.0.0.1:6379").is_err());
         let e = RedisBroker::new("redis://:hunter2@127.0.0.1/x").unwrap_err().to_string();
         assert!(!e.contains("hunter2") && e.contains(":***@"), "{e}");
+    }
+
+    #[test]
+    fn cluster_seeds_and_hash_tags() {
+        assert_eq!(hash_tag("shop"), "{shop}");
+        assert!(check_cluster_url("redis://127.0.0.1:7000/").is_ok());
+        assert!(check_cluster_url("redis://127.0.0.1:7000/0").is_ok());
+        assert!(check_cluster_url("rediss://:pw@h:7000").is_ok());
+        assert!(check_cluster_url("redis://127.0.0.1:7000/1").unwrap_err().contains("only database 0"));
+        assert!(check_cluster_url("redis+unix:///tmp/r.sock").unwrap_err().contains("Unix socket"));
+        let broker = RedisBroker::cluster(&["redis://:hunter2@127.0.0.1:7000/", "redis://127.0.0.1:7001/"])
+            .expect("a cluster broker (nothing connected)");
+        assert!(broker.is_cluster());
+        assert_eq!(broker.masked_url(), "redis://:***@127.0.0.1:7000/, redis://127.0.0.1:7001/");
+        assert!(!format!("{broker:?}").contains("hunter2"));
+        assert!(!RedisBroker::new("redis://127.0.0.1:7000/").expect("broker").is_cluster());
+        let e = RedisBroker::cluster(&["redis://127.0.0.1:7000/", "redis://:hunter2@h:1/5"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only database 0") && !e.contains("hunter2"), "{e}");
     }
 }
