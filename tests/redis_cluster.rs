@@ -15,13 +15,16 @@
 //!   published through the cluster reaches a worker subscribed on the first seed node;
 //! - a node SIGKILLed and restarted (append-only file on) under a frontier call: the call
 //!   waits, reconnects (counted) and succeeds, and the seen-set survived;
+//! - a redis-queue key with a hash tag: push, lease, ack and reap on the cluster;
 //! - `cluster: true` on a server that is not a cluster node, and a cluster node without
 //!   it, are refused at start with a message that says which.
 //!
 //! Which cluster: `ARACHNE_TEST_REDIS_CLUSTER` (comma-separated seed URLs; scripts/test.sh
 //! starts one with scripts/redis-cluster.sh). Without it, under `CI` the tests fail;
 //! elsewhere each test starts a cluster of its own when redis-server is installed, and is
-//! skipped with a loud message when it is not.
+//! skipped with a loud message when it is not. The restart test always starts a persistent
+//! cluster of its own; the Scrapy test also needs `ARACHNE_TEST_SCRAPY_PYTHON` (as
+//! tests/redis_scrapy.rs). Every crawl uses its own name, so its own keys.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -435,4 +438,24 @@ async fn cluster_mode_must_match_the_server() {
     assert!(text.contains("node of a Redis Cluster") && text.contains("cluster: true"), "{text}");
     let e = RedisBroker::cluster(&["redis://127.0.0.1:6379/3"]).expect_err("database 3");
     assert!(e.to_string().contains("only database 0"), "{e}");
+}
+
+#[tokio::test]
+async fn a_redis_queue_with_a_hash_tag_runs_on_a_cluster() {
+    let Some(cluster) = test_redis_cluster("a_redis_queue_with_a_hash_tag_runs_on_a_cluster") else { return };
+    let broker = cluster_broker(&cluster.urls);
+    // What `kind: redis-queue` with `channel: "{jobs}:q"` runs on (validate asks for the tag).
+    let key = format!("{{{}}}:q", unique("jobs"));
+    let q = RedisFrontier::for_queue(&broker, &key, QueueOrder::Fifo, Duration::from_millis(300));
+    q.push_raw(&[(b"one".to_vec(), 0), (b"two".to_vec(), 0)]).await.expect("push");
+    let leased = q.lease_raw(5).await.expect("lease");
+    let payloads: Vec<&[u8]> = leased.iter().map(|(_, p)| p.as_slice()).collect();
+    assert_eq!(payloads, [b"one".as_slice(), b"two".as_slice()], "fifo");
+    assert_eq!(q.ack_raw(&[leased[0].0.clone()]).await.expect("ack"), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(q.reap().await.expect("reap"), 1, "the unacked one comes back");
+    let again = q.lease_raw(5).await.expect("lease again");
+    assert_eq!(again.iter().map(|(_, p)| p.as_slice()).collect::<Vec<_>>(), [b"two".as_slice()]);
+    assert_eq!(q.ack_raw(&[again[0].0.clone()]).await.expect("ack"), 1);
+    assert_eq!(q.pending().await.expect("pending"), (0, 0));
 }
