@@ -12,7 +12,8 @@
 //!   hash-tagged by its settings, a `FifoQueue`) joins a crawl arachne started on the
 //!   cluster in the scrapy-redis layout: exactly the sandbox's items, no page fetched twice;
 //! - worker heartbeats go to `{<name>}:workers` on the crawl's node, and a remote command
-//!   published through the cluster reaches a worker subscribed on the first seed node;
+//!   published through the cluster reaches a worker subscribed on a seed node, the first
+//!   seed being down;
 //! - a node SIGKILLed and restarted (append-only file on) under a frontier call: the call
 //!   waits, reconnects (counted) and succeeds, and the seen-set survived;
 //! - a redis-queue key with a hash tag: push, lease, ack and reap on the cluster;
@@ -331,7 +332,9 @@ async fn heartbeats_and_remote_commands_work_on_a_cluster() {
     let Some(cluster) = test_redis_cluster("heartbeats_and_remote_commands_work_on_a_cluster") else {
         return;
     };
-    let broker = cluster_broker(&cluster.urls);
+    // The first seed does not answer: the store and the subscription use the others.
+    let dead = format!("redis://127.0.0.1:{}/", support::free_port());
+    let broker = cluster_broker(&[vec![dead], cluster.urls.clone()].concat());
     let (name, owner) = a_name_per_node(&cluster.urls, "workers").pop().expect("a name");
     let registry = RedisWorkers::new(broker, &name);
     let now = unix_millis();
@@ -436,6 +439,14 @@ async fn cluster_mode_must_match_the_server() {
     let e = RedisBroker::new(&cluster.urls[0]).expect("broker").check().await.expect_err("a cluster node");
     let text = e.to_string();
     assert!(text.contains("node of a Redis Cluster") && text.contains("cluster: true"), "{text}");
+    // A first seed that does not answer: the other seeds (`nodes`) do.
+    let dead = format!("redis://127.0.0.1:{}/", support::free_port());
+    let seeds: Vec<&str> =
+        std::iter::once(dead.as_str()).chain(cluster.urls.iter().map(String::as_str)).collect();
+    RedisBroker::cluster(&seeds).expect("broker").check().await.expect("the other seeds answer");
+    let e =
+        RedisBroker::cluster(&[dead.as_str()]).expect("broker").check().await.expect_err("no seed answers");
+    assert!(e.to_string().starts_with("cannot reach Redis Cluster at "), "{e}");
     let e = RedisBroker::cluster(&["redis://127.0.0.1:6379/3"]).expect_err("database 3");
     assert!(e.to_string().contains("only database 0"), "{e}");
 }

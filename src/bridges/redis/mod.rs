@@ -181,6 +181,9 @@ pub struct RedisBroker {
     client: Client,
     /// The cluster's client, when `brokers.redis.cluster` is on.
     cluster: Option<redis::cluster::ClusterClient>,
+    /// With a cluster: the other seed nodes' own clients, tried in turn for pub/sub when
+    /// the first does not answer.
+    other_seeds: Vec<Client>,
     masked: String,
     connect_timeout: Duration,
 }
@@ -291,7 +294,13 @@ impl RedisBroker {
             url: masked.clone(),
             reason: redis_reason(&e),
         })?;
-        Ok(Self { client, cluster: None, masked, connect_timeout: DEFAULT_CONNECT_TIMEOUT })
+        Ok(Self {
+            client,
+            cluster: None,
+            other_seeds: Vec::new(),
+            masked,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        })
     }
 
     /// The broker of `brokers.redis`.
@@ -335,15 +344,31 @@ impl RedisBroker {
             // Redirections and node failures are retried a few times inside one call; longer
             // outages are the callers' (the frontier reconnects within its budget).
             .retries(3);
-        if let Some(ca) = ca {
-            let pem = std::fs::read(ca).map_err(|e| BridgeError::Tls {
+        let pem = match ca {
+            Some(ca) => Some(std::fs::read(ca).map_err(|e| BridgeError::Tls {
                 broker: "Redis Cluster",
                 url: masked.clone(),
                 reason: format!("cannot read the CA file {}: {e}", ca.display()),
-            })?;
-            builder = builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) });
+            })?),
+            None => None,
+        };
+        if let Some(pem) = &pem {
+            builder =
+                builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) });
         }
         let client = builder.build().map_err(|e| bad(redis_reason(&e)))?;
+        self.other_seeds = seeds
+            .iter()
+            .skip(1)
+            .map(|seed| match &pem {
+                None => Client::open(seed.as_str()),
+                Some(pem) => Client::build_with_tls(
+                    seed.as_str(),
+                    redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
+                ),
+            })
+            .collect::<redis::RedisResult<_>>()
+            .map_err(|e| bad(redis_reason(&e)))?;
         self.cluster = Some(client);
         self.masked = masked;
         Ok(self)
@@ -384,7 +409,13 @@ impl RedisBroker {
             url: masked.clone(),
             reason: redis_reason(&e),
         })?;
-        Ok(Self { client, cluster: None, masked, connect_timeout: DEFAULT_CONNECT_TIMEOUT })
+        Ok(Self {
+            client,
+            cluster: None,
+            other_seeds: Vec::new(),
+            masked,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        })
     }
 
     /// Connecting and the startup PING give up after `timeout`.
@@ -430,7 +461,16 @@ impl RedisBroker {
                 Ok(Err(e)) => return Err(self.error(&e)),
                 Err(_) => return Err(self.timed_out()),
             }
-            let info = self.cluster_info().await?;
+            // `CLUSTER INFO` of any node the connection reaches.
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("INFO");
+            let info = match tokio::time::timeout(self.connect_timeout, cmd.query_async::<String>(&mut conn))
+                .await
+            {
+                Ok(Ok(info)) => info,
+                Ok(Err(e)) => return Err(self.error(&e)),
+                Err(_) => return Err(self.timed_out()),
+            };
             if !info.contains("cluster_state:ok") {
                 let state =
                     info.lines().find(|l| l.starts_with("cluster_state:")).unwrap_or("cluster_state:?");
@@ -469,25 +509,6 @@ impl RedisBroker {
         Ok(())
     }
 
-    /// `CLUSTER INFO` of the first seed node.
-    async fn cluster_info(&self) -> Result<String, BridgeError> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.connect_timeout));
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| self.error(&e))?;
-        redis::cmd("CLUSTER").arg("INFO").query_async::<String>(&mut conn).await.map_err(|e| self.error(&e))
-    }
-
-    /// [`RedisBroker::check`] for code outside an async runtime (blocks the thread for at
-    /// most about twice the connect timeout).
-    pub fn check_blocking(&self) -> Result<(), BridgeError> {
-        self.blocking_connection().map(|_| ())
-    }
-
     /// An async connection for commands on keys (connect timeout, and the same as response
     /// timeout): multiplexed to the one server, or a cluster connection.
     pub async fn connection(&self) -> Result<RedisConnection, BridgeError> {
@@ -507,16 +528,27 @@ impl RedisBroker {
 
     /// A multiplexed async connection to the URL's server (with a cluster: the first seed
     /// node), with the connect timeout as response timeout too.
+    /// With a cluster, the other seeds are tried in turn when the first does not answer
+    /// (every node of a cluster carries every PUBLISH).
     pub async fn single_connection(&self) -> Result<redis::aio::MultiplexedConnection, BridgeError> {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.connect_timeout));
-        let connect = self.client.get_multiplexed_async_connection_with_config(&config);
-        match tokio::time::timeout(self.connect_timeout + Duration::from_millis(100), connect).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(self.error(&e)),
-            Err(_) => Err(self.timed_out()),
+        let mut last = None;
+        for client in self.seed_clients() {
+            let connect = client.get_multiplexed_async_connection_with_config(&config);
+            match tokio::time::timeout(self.connect_timeout + Duration::from_millis(100), connect).await {
+                Ok(Ok(conn)) => return Ok(conn),
+                Ok(Err(e)) => last = Some(self.error(&e)),
+                Err(_) => last = Some(self.timed_out()),
+            }
         }
+        Err(last.unwrap_or_else(|| self.timed_out()))
+    }
+
+    /// The URL's client, then (cluster) the other seeds'.
+    fn seed_clients(&self) -> impl Iterator<Item = &Client> {
+        std::iter::once(&self.client).chain(&self.other_seeds)
     }
 
     /// A blocking connection for commands on keys, PINGed, with read and write timeouts of
@@ -546,12 +578,18 @@ impl RedisBroker {
     }
 
     /// A dedicated pub/sub connection, within the connect timeout.
+    /// With a cluster, on the first seed that answers (every node of a cluster carries every
+    /// PUBLISH).
     pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub, BridgeError> {
-        match tokio::time::timeout(self.connect_timeout, self.client.get_async_pubsub()).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(self.error(&e)),
-            Err(_) => Err(self.timed_out()),
+        let mut last = None;
+        for client in self.seed_clients() {
+            match tokio::time::timeout(self.connect_timeout, client.get_async_pubsub()).await {
+                Ok(Ok(conn)) => return Ok(conn),
+                Ok(Err(e)) => last = Some(self.error(&e)),
+                Err(_) => last = Some(self.timed_out()),
+            }
         }
+        Err(last.unwrap_or_else(|| self.timed_out()))
     }
 
     fn timed_out(&self) -> BridgeError {
