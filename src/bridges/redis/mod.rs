@@ -294,13 +294,18 @@ impl RedisBroker {
             url: masked.clone(),
             reason: redis_reason(&e),
         })?;
-        Ok(Self {
+        Ok(Self::single(client, masked))
+    }
+
+    /// One server's broker on `client` (the connect timeout is 5 s).
+    fn single(client: Client, masked: String) -> Self {
+        Self {
             client,
             cluster: None,
             other_seeds: Vec::new(),
             masked,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-        })
+        }
     }
 
     /// The broker of `brokers.redis`.
@@ -409,13 +414,7 @@ impl RedisBroker {
             url: masked.clone(),
             reason: redis_reason(&e),
         })?;
-        Ok(Self {
-            client,
-            cluster: None,
-            other_seeds: Vec::new(),
-            masked,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-        })
+        Ok(Self::single(client, masked))
     }
 
     /// Connecting and the startup PING give up after `timeout`.
