@@ -1433,10 +1433,11 @@ pub async fn check_queue_keys<S: AsRef<str>>(
 /// scheduler renews what it holds and any process reaps what dead ones left.
 impl SharedStore for RedisFrontier {
     fn describe(&self) -> String {
+        let kind = if self.broker.is_cluster() { "Redis Cluster" } else { "Redis" };
         match self.queues.len() {
-            0 => format!("Redis {} ({})", self.broker.masked_url(), self.keys.queue),
+            0 => format!("{kind} {} ({})", self.broker.masked_url(), self.keys.queue),
             n => format!(
-                "Redis {} ({} and {n} named queues beside it)",
+                "{kind} {} ({} and {n} named queues beside it)",
                 self.broker.masked_url(),
                 self.keys.queue
             ),
