@@ -51,11 +51,19 @@ trap 'redis_stop target/redis-test.env' EXIT
 export ARACHNE_TEST_REDIS_URL="$REDIS_URL"
 echo "$ARACHNE_TEST_REDIS_URL (pid $REDIS_PID)"
 
+step "a three-node Redis Cluster on 127.0.0.1 (scripts/redis-cluster.sh)"
+# Children of this script, stopped on exit; tests/redis_cluster.rs reads the seed URLs.
+. scripts/redis-cluster.sh
+redis_cluster_start target/redis-cluster-test.env
+trap 'redis_cluster_stop target/redis-cluster-test.env; redis_stop target/redis-test.env' EXIT
+export ARACHNE_TEST_REDIS_CLUSTER="$REDIS_CLUSTER_URLS"
+echo "$ARACHNE_TEST_REDIS_CLUSTER"
+
 step "Kafka-protocol broker (tansu) on 127.0.0.1 (scripts/kafka.sh)"
 # tests/kafka.rs reads the bootstrap address, and starts brokers of its own from $TANSU.
 . scripts/kafka.sh
 kafka_start target/kafka-test.env
-trap 'kafka_stop target/kafka-test.env; redis_stop target/redis-test.env' EXIT
+trap 'kafka_stop target/kafka-test.env; redis_cluster_stop target/redis-cluster-test.env; redis_stop target/redis-test.env' EXIT
 export ARACHNE_TEST_KAFKA="$KAFKA_BOOTSTRAP" ARACHNE_TEST_TANSU="$TANSU"
 echo "$ARACHNE_TEST_KAFKA (pid $KAFKA_PID)"
 
@@ -66,7 +74,7 @@ step "rabbitmq-server on 127.0.0.1, own epmd and private dirs (scripts/amqp.sh)"
 # tests/amqp.rs reads the URL (and starts nodes of its own for the restart test).
 . scripts/amqp.sh
 amqp_start target/amqp-test.env
-trap 'amqp_stop target/amqp-test.env; kafka_stop target/kafka-test.env; redis_stop target/redis-test.env' EXIT
+trap 'amqp_stop target/amqp-test.env; kafka_stop target/kafka-test.env; redis_cluster_stop target/redis-cluster-test.env; redis_stop target/redis-test.env' EXIT
 export ARACHNE_TEST_AMQP="$AMQP_URL"
 echo "amqp://guest:***@127.0.0.1:$AMQP_PORT/%2f (pid $AMQP_PID)"
 

@@ -15,108 +15,14 @@
 //! Every wait has a deadline; every child is killed by a guard when a test fails.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use arachne::sandbox::SandboxServer;
-use serde_json::Value;
-use support::procs::{assert_truth_items, collect, no_page_twice, sandbox, Arachne};
+use support::procs::{assert_truth_items, collect, sandbox, Arachne};
+use support::scrapy::{assert_joined_crawl, scrapy_python, Scrapy};
 use support::{conn, test_redis, unique};
 
 mod support;
-
-/// The venv's python, or `None` (skipped; a failure under CI).
-fn scrapy_python(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("ARACHNE_TEST_SCRAPY_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None if std::env::var_os("CI").is_some() => {
-            panic!("{test}: ARACHNE_TEST_SCRAPY_PYTHON is not set under CI: run scripts/test.sh (it installs Scrapy)")
-        }
-        None => {
-            eprintln!(
-                "\n*** SKIPPED {test}: ARACHNE_TEST_SCRAPY_PYTHON unset (scripts/scrapy.sh install, then export it)\n"
-            );
-            None
-        }
-    }
-}
-
-/// The scrapy-redis spider as a child process (log to `scrapy.log`, items to
-/// `scrapy-items.jsonl` in `dir`); killed on drop.
-struct Scrapy {
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Scrapy {
-    fn spawn(python: &Path, dir: &Path, name: &str, redis_url: &str, start: Option<&str>) -> Self {
-        let spider = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scrapy/sandbox_spider.py");
-        let log = fs::File::create(dir.join("scrapy.log")).expect("scrapy.log");
-        let mut cmd = Command::new(python);
-        cmd.arg(spider).args(["--name", name, "--redis", redis_url, "--out", "scrapy-items.jsonl"]);
-        if let Some(start) = start {
-            cmd.args(["--start", start]);
-        }
-        let child = cmd
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn the Scrapy spider");
-        Scrapy { dir: dir.to_path_buf(), child: Some(child) }
-    }
-
-    fn log(&self) -> String {
-        let text = fs::read_to_string(self.dir.join("scrapy.log")).unwrap_or_default();
-        let cut = text.len().saturating_sub(6000);
-        let cut = (cut..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
-        text[cut..].to_string()
-    }
-
-    /// Its exit code; panics (and the guard kills it) if it still runs at `deadline`.
-    fn wait(&mut self, deadline: Instant) -> i32 {
-        let child = self.child.as_mut().expect("running");
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                self.child = None;
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the Scrapy spider still runs at the deadline:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn items(&self) -> Vec<Value> {
-        fs::read_to_string(self.dir.join("scrapy-items.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("Scrapy wrote a bad line ({e}): {l}")))
-            .collect()
-    }
-
-    /// Scrapy's own count of errors in its log (`log_count/ERROR`), 0 when none.
-    fn errors(&self) -> u64 {
-        let log = self.log();
-        let Some(at) = log.find("'log_count/ERROR': ") else { return 0 };
-        log[at + 19..].split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or(0)
-    }
-}
-
-impl Drop for Scrapy {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// arachne's spec for the shared crawl: the scrapy-redis layout, pickles, a priority queue
 /// (scrapy-redis's default), the same items as the spider.
@@ -175,26 +81,8 @@ fn scrapy_redis_spider_and_arachne_crawl_together() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // The spider joins: it pops arachne's pickles, and queues its own, which arachne reads.
-    let mut scrapy = Scrapy::spawn(&python, dir_s.path(), &name, &redis.url, None);
-    assert_eq!(a.wait(started + Duration::from_secs(90)), 0, "arachne:\n{}", a.stderr());
-    assert_eq!(scrapy.wait(started + Duration::from_secs(120)), 0, "scrapy:\n{}", scrapy.log());
-    assert_eq!(scrapy.errors(), 0, "Scrapy logged errors:\n{}", scrapy.log());
-
-    let (ours, theirs) = (a.items(false), scrapy.items());
-    let mut items = BTreeMap::new();
-    collect(&mut items, &ours, true);
-    collect(&mut items, &theirs, true);
-    assert_truth_items(&items, &want);
-    no_page_twice(&site);
-    let summary = a.summary();
-    assert_eq!(summary["dead_letters"].as_u64(), Some(0), "arachne read every pickle: {summary}");
-    assert!(
-        !ours.is_empty() && !theirs.is_empty(),
-        "both did a part: arachne {}, Scrapy {}",
-        ours.len(),
-        theirs.len()
-    );
-    eprintln!("arachne wrote {} items, Scrapy {} ({:?})", ours.len(), theirs.len(), started.elapsed());
+    let mut scrapy = Scrapy::spawn(&python, dir_s.path(), &name, &redis.url, None, &[]);
+    assert_joined_crawl(&mut a, &mut scrapy, &site, &want, started);
     drop_scrapy_keys(&redis.url, &name);
 }
 
@@ -228,7 +116,7 @@ fn scrapy_finishes_a_crawl_arachne_stopped_with_ctrl_c() {
     assert!(q.len() as u64 >= released, "{} queued, {released} released", q.len());
     assert!(q.iter().all(|e| e.first() == Some(&0x80)), "every queued request is a pickle");
 
-    let mut scrapy = Scrapy::spawn(&python, dir_s.path(), &name, &redis.url, None);
+    let mut scrapy = Scrapy::spawn(&python, dir_s.path(), &name, &redis.url, None, &[]);
     assert_eq!(scrapy.wait(stopped + Duration::from_secs(120)), 0, "scrapy:\n{}", scrapy.log());
     assert_eq!(scrapy.errors(), 0, "Scrapy logged errors:\n{}", scrapy.log());
     let (ours, theirs) = (a.items(false), scrapy.items());

@@ -664,3 +664,52 @@ fn a_pickle_serializer_needs_the_scrapy_redis_layout() {
     assert_says(&e, &["serializer 'pickle' needs `backend: redis` and `layout: scrapy-redis`"]);
     ok(&format!("{BASE}frontier: {{ backend: redis, layout: scrapy-redis, serializer: pickle }}\n{broker}"));
 }
+
+#[test]
+fn redis_cluster_settings_are_checked() {
+    let cluster = "brokers: { redis: { url: \"redis://127.0.0.1:7000/\", cluster: true, nodes: [\"redis://127.0.0.1:7001/\"] } }\n";
+    let spec = ok(&format!("{BASE}frontier: {{ backend: redis }}\n{cluster}"));
+    let redis = spec.brokers.redis.as_ref().expect("redis");
+    assert!(redis.cluster);
+    assert_eq!(redis.nodes, ["redis://127.0.0.1:7001/"]);
+    // A single-node spec is unchanged: no `cluster`, no `nodes` (and none serialised).
+    let single = ok(&format!("{BASE}brokers: {{ redis: {{ url: \"redis://:pw@127.0.0.1:6379/\" }} }}\n"));
+    let json = serde_json::to_string(&single.brokers).expect("json");
+    assert!(!json.contains("cluster") && !json.contains("nodes"), "{json}");
+    let masked = ok(&format!(
+        "{BASE}brokers: {{ redis: {{ url: \"redis://127.0.0.1:7000/\", cluster: true, nodes: [\"redis://:s3cret@h:7001/\"] }} }}\n"
+    ));
+    let json = serde_json::to_string(&masked.brokers).expect("json");
+    assert!(json.contains("redis://:***@h:7001/") && !json.contains("s3cret"), "{json}");
+    assert!(!format!("{masked:?}").contains("s3cret"));
+
+    let e = only_error(
+        "brokers: { redis: { url: \"redis://127.0.0.1:7000/\", nodes: [\"redis://127.0.0.1:7001/\"] } }\n",
+    );
+    assert_says(&e, &["brokers.redis.nodes are seed nodes of a Redis Cluster", "`cluster` is not set"]);
+    assert!(hint(&e).contains("cluster: true"), "{e}");
+    let e = only_error("brokers: { redis: { url: \"redis://127.0.0.1:7000/2\", cluster: true } }\n");
+    assert_says(&e, &["brokers.redis.url is not a usable Redis Cluster node", "only database 0"]);
+    let e = only_error("brokers: { redis: { url: \"redis+unix:///tmp/r.sock\", cluster: true } }\n");
+    assert_says(&e, &["not a Unix socket"]);
+    let e = only_error(
+        "brokers: { redis: { url: \"redis://127.0.0.1:7000/\", cluster: true, nodes: [\"http://x/\"] } }\n",
+    );
+    assert_says(&e, &["brokers.redis.nodes[0] is not a usable Redis Cluster node"]);
+}
+
+#[test]
+fn a_redis_cluster_refuses_what_needs_one_server_or_one_slot() {
+    let cluster = "brokers:\n  redis: { url: \"redis://127.0.0.1:7000/\", cluster: true }\n";
+    let queue = |channel: &str| {
+        format!("{cluster}bridges:\n  - {{ kind: redis-queue, topic: jobs, direction: in, channel: \"{channel}\" }}\n")
+    };
+    let e = only_error(&queue("jobs:requests"));
+    assert_says(&e, &["on a Redis Cluster the redis-queue key 'jobs:requests' needs a hash tag"]);
+    assert!(hint(&e).contains("{jobs:requests}"), "{e}");
+    ok(&format!("{BASE}{}", queue("{jobs}:requests")));
+    let e = only_error(&format!(
+        "frontier: {{ backend: amqp }}\n{cluster}  amqp: {{ url: \"amqp://guest:guest@127.0.0.1:5672/%2f\" }}\n"
+    ));
+    assert_says(&e, &["frontier.backend 'amqp' keeps its seen-set on one Redis server"]);
+}

@@ -288,12 +288,22 @@ pub fn open_output(spec: &CrawlSpec, output: &OutputSpec) -> Result<Option<Named
     match output {
         OutputSpec::Jsonl(_) | OutputSpec::Stdout => Ok(None),
         OutputSpec::Redis(out) => {
-            let key = out.key.clone().unwrap_or_else(|| format!("{}:items", spec.name));
+            let key = out.key.clone().unwrap_or_else(|| default_items_key(spec));
             let name = format!("redis:{key}");
             named(name, open_redis_sink(spec, key))
         }
         OutputSpec::Kafka(out) => named(format!("kafka:{}", out.topic), open_kafka_sink(spec, out)),
         OutputSpec::Amqp(out) => named(format!("amqp:{}", out.exchange), open_amqp_sink(spec, out)),
+    }
+}
+
+/// The redis sink's key without `key:`: `<name>:items` (scrapy-redis's), or on a Redis
+/// Cluster `{<name>}:items`, beside the crawl's other keys.
+fn default_items_key(spec: &CrawlSpec) -> String {
+    if spec.brokers.redis.as_ref().is_some_and(|r| r.cluster) {
+        format!("{{{}}}:items", spec.name)
+    } else {
+        format!("{}:items", spec.name)
     }
 }
 

@@ -382,7 +382,7 @@ impl BrokersSpec {
     }
 }
 
-/// `brokers.redis:` — one Redis server.
+/// `brokers.redis:` — one Redis server, or (with `cluster: true`) one Redis Cluster.
 #[derive(Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisBrokerSpec {
@@ -399,6 +399,17 @@ pub struct RedisBrokerSpec {
     /// system's trust store is used.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// `url` (and `nodes`) are seed nodes of a Redis Cluster: commands go to the node of
+    /// their key's slot, and every key of a crawl carries its `name` as a hash tag
+    /// (`arachne:{<name>}:queue`, `{<name>}:requests`, ...) so that each Lua script's keys
+    /// share one slot (docs/redis.md, "Redis Cluster").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster: bool,
+    /// With `cluster: true`: more seed nodes besides `url` (`redis://host:port`), tried in
+    /// turn when `url` does not answer. A node URL without user and password takes those
+    /// of `url`. Never printed unmasked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", serialize_with = "serialize_masked_urls")]
+    pub nodes: Vec<String>,
 }
 
 impl fmt::Debug for RedisBrokerSpec {
@@ -408,12 +419,21 @@ impl fmt::Debug for RedisBrokerSpec {
             .field("url", &crate::bridges::redis::mask_url(&self.url))
             .field("connect_timeout", &self.connect_timeout)
             .field("ca_file", &self.ca_file)
+            .field("cluster", &self.cluster)
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|u| crate::bridges::redis::mask_url(u)).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
 
 fn serialize_masked_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&crate::bridges::redis::mask_url(url))
+}
+
+fn serialize_masked_urls<S: serde::Serializer>(urls: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(urls.iter().map(|u| crate::bridges::redis::mask_url(u)))
 }
 
 /// One entry of `bridges:` — a local topic bound to an external channel.

@@ -676,6 +676,7 @@ fn check_brokers(c: &mut Check<'_>, spec: &CrawlSpec) {
                 None,
             );
         }
+        check_redis_cluster(c, spec, redis);
     }
     if let Some(kafka) = &spec.brokers.kafka {
         if let Err(reason) = kafka.check_bootstrap() {
@@ -844,6 +845,64 @@ fn check_broker_bridge(c: &mut Check<'_>, spec: &CrawlSpec, i: usize, b: &crate:
     if b.group.is_some() && !kafka {
         c.value(&at("group"), format!("bridges[{i}]: `group` applies to kafka bridges only"), None);
     }
+}
+
+/// `brokers.redis.cluster` and `nodes`: seed nodes over TCP on database 0, and nothing
+/// that needs one Redis server (the AMQP frontier's seen-set) or keys of one call on more
+/// than one slot (a redis-queue key without a hash tag).
+fn check_redis_cluster(c: &mut Check<'_>, spec: &CrawlSpec, redis: &crate::spec::RedisBrokerSpec) {
+    use Seg::{I, K};
+    if !redis.cluster {
+        if !redis.nodes.is_empty() {
+            c.value(
+                &[K("brokers"), K("redis"), K("nodes")],
+                "brokers.redis.nodes are seed nodes of a Redis Cluster, but `cluster` is not set".into(),
+                Some("add `cluster: true` (docs/redis.md, \"Redis Cluster\"), or leave `nodes` out".into()),
+            );
+        }
+        return;
+    }
+    if let Err(reason) = crate::bridges::redis::check_cluster_url(&redis.url) {
+        c.value(
+            &[K("brokers"), K("redis"), K("url")],
+            format!("brokers.redis.url is not a usable Redis Cluster node: {reason}"),
+            Some("e.g. `redis://127.0.0.1:7000/`".into()),
+        );
+    }
+    for (i, node) in redis.nodes.iter().enumerate() {
+        if let Err(reason) = crate::bridges::redis::check_cluster_url(node) {
+            c.value(
+                &[K("brokers"), K("redis"), K("nodes"), I(i)],
+                format!("brokers.redis.nodes[{i}] is not a usable Redis Cluster node: {reason}"),
+                Some("e.g. `redis://127.0.0.1:7001/`".into()),
+            );
+        }
+    }
+    if spec.frontier.backend == FrontierBackend::Amqp {
+        c.value(
+            &[K("brokers"), K("redis"), K("cluster")],
+            "frontier.backend 'amqp' keeps its seen-set on one Redis server: a Redis Cluster is not supported there".into(),
+            Some("use `backend: redis` on the cluster, or a single Redis server for the AMQP frontier".into()),
+        );
+    }
+    for (i, b) in spec.bridges.iter().enumerate() {
+        let Some(channel) = b.channel.as_deref() else { continue };
+        if b.kind == BridgeKind::RedisQueue && !has_hash_tag(channel) {
+            c.value(
+                &[K("bridges"), I(i), K("channel")],
+                format!(
+                    "bridges[{i}]: on a Redis Cluster the redis-queue key '{channel}' needs a hash tag, so that \
+                     its leases (`{channel}:leases`) land on its slot"
+                ),
+                Some(format!("e.g. `channel: \"{{{channel}}}\"` (the part in braces picks the slot)")),
+            );
+        }
+    }
+}
+
+/// Whether a Redis key has a non-empty hash tag (`{...}`): the part Redis Cluster hashes.
+fn has_hash_tag(key: &str) -> bool {
+    key.find('{').is_some_and(|open| key[open + 1..].find('}').is_some_and(|close| close > 0))
 }
 
 /// A `kind: redis-queue` bridge: a Redis broker, a key (`channel`), a local queue of its

@@ -6,11 +6,16 @@ scrapy-redis's defaults (`PriorityQueue` on `<name>:requests`, `RFPDupeFilter` o
 the test does: follow every `<a href>` on the site, obey robots.txt, stop at depth 20, and
 write an item (url, title, price) for each `/item/<n>` page, one JSON line per item.
 
-    python sandbox_spider.py --name NAME --redis URL --out items.jsonl [--start URL]
+    python sandbox_spider.py --name NAME --redis URL --out items.jsonl [--start URL] [--cluster]
 
 `--start` seeds the crawl (deduplicated against the shared dupefilter like any request);
 without it the spider only works off what is already queued. It ends when the shared
 queue is empty and it has nothing in flight.
+
+`--cluster`: URL is a node of a Redis Cluster. The settings a scrapy-redis user changes
+for one (docs/redis.md, "Redis Cluster"): redis-py's `RedisCluster` as the client, the
+keys hash-tagged as arachne's (`{NAME}:requests`, `{NAME}:dupefilter`), and a `FifoQueue`
+(scrapy-redis's `PriorityQueue` pops in a MULTI that redis-py's cluster pipeline refuses).
 """
 
 import argparse
@@ -42,9 +47,19 @@ def main():
     parser.add_argument("--redis", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--start", action="append", default=[])
+    parser.add_argument("--cluster", action="store_true")
     args = parser.parse_args()
+    cluster = {}
+    if args.cluster:
+        cluster = {
+            "REDIS_PARAMS": {"redis_cls": "redis.cluster.RedisCluster"},
+            "SCHEDULER_QUEUE_KEY": "{%(spider)s}:requests",
+            "SCHEDULER_DUPEFILTER_KEY": "{%(spider)s}:dupefilter",
+            "SCHEDULER_QUEUE_CLASS": "scrapy_redis.queue.FifoQueue",
+        }
     process = CrawlerProcess(
         settings={
+            **cluster,
             # scrapy-redis, with its defaults (queue class, serializer, key names).
             "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
             "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",

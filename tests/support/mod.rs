@@ -10,6 +10,7 @@
 
 pub mod kafka;
 pub mod procs;
+pub mod scrapy;
 pub mod tls;
 
 use std::process::{Child, Command, Stdio};
@@ -194,4 +195,105 @@ pub fn conn(url: &str) -> redis::Connection {
         .expect("client")
         .get_connection_with_timeout(Duration::from_secs(5))
         .expect("connect to Redis")
+}
+
+/// A three-node Redis Cluster this test started (3 primaries, no replicas, each node's
+/// files in a private folder): what scripts/redis-cluster.sh does. Killed on drop.
+pub struct OwnCluster {
+    nodes: Vec<OwnServer>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl OwnCluster {
+    /// Starts the nodes, joins them with `redis-cli --cluster create` and waits (bounded)
+    /// for `cluster_state:ok` on each; `None` when redis-server cannot be spawned.
+    pub fn try_start() -> Option<Self> {
+        Self::try_start_with(&["--appendonly", "no"])
+    }
+
+    /// [`OwnCluster::try_start`] with `extra` arguments for every node (e.g. persistence:
+    /// `--appendonly yes --appendfsync always`, kept in each node's own folder).
+    pub fn try_start_with(extra: &[&str]) -> Option<Self> {
+        let mut nodes = Vec::new();
+        let mut dirs = Vec::new();
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (bus, path) = (free_port().to_string(), dir.path().display().to_string());
+            let mut args = extra.to_vec();
+            args.extend([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &bus,
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+                "--dir",
+                &path,
+            ]);
+            nodes.push(OwnServer::try_start(&args)?);
+            dirs.push(dir);
+        }
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(out.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&out.stdout));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for node in &nodes {
+            loop {
+                let info: String =
+                    redis::cmd("CLUSTER").arg("INFO").query(&mut conn(&node.url())).expect("CLUSTER INFO");
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "no cluster_state:ok on port {} within 15 s", node.port);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Some(Self { nodes, _dirs: dirs })
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(OwnServer::url).collect()
+    }
+
+    /// The node whose URL is `url` (to kill and restart it).
+    pub fn node(&mut self, url: &str) -> &mut OwnServer {
+        self.nodes.iter_mut().find(|n| n.url() == url).expect("a node of this cluster")
+    }
+}
+
+/// The Redis Cluster the tests share: `ARACHNE_TEST_REDIS_CLUSTER` (comma-separated seed
+/// URLs of every primary; scripts/test.sh starts one with scripts/redis-cluster.sh), or a
+/// cluster of this test's own. Under `CI` a missing variable fails the test.
+pub struct TestCluster {
+    /// A URL per primary node.
+    pub urls: Vec<String>,
+    _own: Option<OwnCluster>,
+}
+
+pub fn test_redis_cluster(test: &str) -> Option<TestCluster> {
+    if let Ok(urls) = std::env::var("ARACHNE_TEST_REDIS_CLUSTER") {
+        let urls: Vec<String> =
+            urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect();
+        if !urls.is_empty() {
+            return Some(TestCluster { urls, _own: None });
+        }
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "{test}: ARACHNE_TEST_REDIS_CLUSTER is not set under CI: run scripts/test.sh (it starts a \
+             three-node Redis Cluster with scripts/redis-cluster.sh)"
+        );
+    }
+    if !can_start_own(test) {
+        return None;
+    }
+    let own = OwnCluster::try_start().expect("start a three-node Redis Cluster");
+    Some(TestCluster { urls: own.urls(), _own: Some(own) })
 }

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
 use redis::{RedisError, Script};
 use tokio::sync::Mutex;
 use url::Url;
@@ -24,7 +23,7 @@ use url::Url;
 use futures::future::BoxFuture;
 
 use super::entry::{self, EncodeError, Serializer};
-use super::{Backoff, RedisBroker};
+use super::{Backoff, RedisBroker, RedisConnection};
 use crate::bridges::BridgeError;
 use crate::crawl::shared::{
     Admit, LeaseAsk, LeasedFrom, Pending, SharedPoliteness, SharedStore, StoreError, StoreResult,
@@ -150,6 +149,16 @@ impl FrontierCounters {
     }
 }
 
+/// The name a crawl's keys are built around: `name`, or on a Redis Cluster `{name}` (a
+/// hash tag: every key of the crawl lands on one slot, so each script's keys share it).
+pub fn crawl_tag(broker: &RedisBroker, name: &str) -> String {
+    if broker.is_cluster() {
+        super::hash_tag(name)
+    } else {
+        name.to_string()
+    }
+}
+
 /// The Redis keys of one frontier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrontierKeys {
@@ -187,6 +196,13 @@ impl FrontierKeys {
     /// A key of this frontier's own, beside the leases.
     pub fn beside_leases(&self, what: &str) -> String {
         format!("{}{what}", self.leases.strip_suffix("leases").unwrap_or(&self.leases))
+    }
+
+    /// The keys of frontier `name` in `layout` on `broker`: [`FrontierKeys::new`], with the
+    /// name as a hash tag (`arachne:{<name>}:queue`, `{<name>}:requests`, ...) on a Redis
+    /// Cluster, so that every key of the crawl hashes to one slot.
+    pub fn on(broker: &RedisBroker, name: &str, layout: Layout) -> Self {
+        Self::new(&crawl_tag(broker, name), layout)
     }
 
     /// The keys of frontier `name` in `layout`.
@@ -396,7 +412,7 @@ return out
 /// The connection, replaced when it breaks; `generation` tells a caller whether the broken
 /// one it saw was already replaced by another caller.
 struct Conn {
-    conn: Option<MultiplexedConnection>,
+    conn: Option<RedisConnection>,
     generation: u64,
 }
 
@@ -442,7 +458,7 @@ impl RedisFrontier {
     pub fn new(broker: &RedisBroker, name: &str, order: QueueOrder, layout: Layout, lease: Duration) -> Self {
         Self {
             broker: broker.clone(),
-            keys: Arc::new(FrontierKeys::new(name, layout)),
+            keys: Arc::new(FrontierKeys::on(broker, name, layout)),
             layout,
             serializer: Serializer::Json,
             mode: Mode::of(order, layout),
@@ -954,7 +970,7 @@ impl RedisFrontier {
     /// safe to repeat (see [`RedisFrontier::admit`] and docs/redis.md).
     async fn with_retry<T, F, Fut>(&self, mut call: F) -> Result<T>
     where
-        F: FnMut(MultiplexedConnection) -> Fut,
+        F: FnMut(RedisConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let deadline = Instant::now() + self.reconnect_budget;
@@ -985,7 +1001,7 @@ impl RedisFrontier {
         &self,
         deadline: Instant,
         backoff: &mut Backoff,
-    ) -> std::result::Result<(MultiplexedConnection, u64), BridgeError> {
+    ) -> std::result::Result<(RedisConnection, u64), BridgeError> {
         let mut guard = self.conn.lock().await;
         if let Some(c) = &guard.conn {
             return Ok((c.clone(), guard.generation));
@@ -1021,8 +1037,31 @@ impl RedisFrontier {
     }
 }
 
+/// Whether `e` is worth a reconnection and another try: the connection broke, timed out or
+/// was refused; a server still loading its data (`LOADING`, after a restart); or on a Redis
+/// Cluster a node that is gone or a slot between owners (`CLUSTERDOWN`, `TRYAGAIN`,
+/// `MASTERDOWN`, `READONLY` after a failover, no connection to the slot's node, and a
+/// `MOVED`/`ASK` that redis-rs's own few redirections could not follow because the node
+/// it points to does not answer).
 fn is_connection_error(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+    use redis::{ErrorKind, ServerErrorKind};
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::ClusterDown
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ReadOnly
+                        | ServerErrorKind::Moved
+                        | ServerErrorKind::Ask
+                )
+        )
 }
 
 /// The request fingerprint scrapy-redis's `RFPDupeFilter` (0.9) stores in
@@ -1301,7 +1340,7 @@ pub async fn adopt_order(
     order: QueueOrder,
     bloom: bool,
 ) -> std::result::Result<QueueOrder, BridgeError> {
-    let keys = FrontierKeys::new(name, layout);
+    let keys = FrontierKeys::on(broker, name, layout);
     let mut conn = broker.connection().await?;
     let mut pipe = redis::pipe();
     pipe.cmd("TYPE").arg(&keys.queue).cmd("TYPE").arg(&keys.seen).cmd("TYPE").arg(&keys.leases);
@@ -1361,7 +1400,7 @@ pub async fn check_queue_keys<S: AsRef<str>>(
     order: QueueOrder,
     queues: impl IntoIterator<Item = S>,
 ) -> std::result::Result<(), BridgeError> {
-    let keys = FrontierKeys::new(name, layout);
+    let keys = FrontierKeys::on(broker, name, layout);
     let named: Vec<(String, String)> = queues
         .into_iter()
         .filter(|q| q.as_ref() != DEFAULT_QUEUE)
@@ -1394,10 +1433,11 @@ pub async fn check_queue_keys<S: AsRef<str>>(
 /// scheduler renews what it holds and any process reaps what dead ones left.
 impl SharedStore for RedisFrontier {
     fn describe(&self) -> String {
+        let kind = if self.broker.is_cluster() { "Redis Cluster" } else { "Redis" };
         match self.queues.len() {
-            0 => format!("Redis {} ({})", self.broker.masked_url(), self.keys.queue),
+            0 => format!("{kind} {} ({})", self.broker.masked_url(), self.keys.queue),
             n => format!(
-                "Redis {} ({} and {n} named queues beside it)",
+                "{kind} {} ({} and {n} named queues beside it)",
                 self.broker.masked_url(),
                 self.keys.queue
             ),

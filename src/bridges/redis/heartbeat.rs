@@ -42,22 +42,25 @@ pub struct RedisWorkers {
     broker: RedisBroker,
     hash: String,
     channel: String,
-    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    conn: Mutex<Option<super::RedisConnection>>,
 }
 
 impl RedisWorkers {
-    /// The registry of crawl `name` on `broker` (connects on first use).
+    /// The registry of crawl `name` on `broker` (connects on first use). On a Redis
+    /// Cluster the hash is `{<name>}:workers`, beside the crawl's other keys; the channel
+    /// is on the first seed node (a cluster forwards every PUBLISH to every node).
     pub fn new(broker: RedisBroker, name: &str) -> Self {
+        let tag = super::frontier::crawl_tag(&broker, name);
         Self {
             broker,
-            hash: format!("{name}:workers"),
+            hash: format!("{tag}:workers"),
             channel: format!("{name}:control"),
             conn: Mutex::new(None),
         }
     }
 
     /// A connection, made on first use and again after an error.
-    async fn conn(&self) -> Result<redis::aio::MultiplexedConnection, RegistryError> {
+    async fn conn(&self) -> Result<super::RedisConnection, RegistryError> {
         let mut held = self.conn.lock().await;
         if let Some(c) = held.as_ref() {
             return Ok(c.clone());

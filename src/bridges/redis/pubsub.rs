@@ -419,7 +419,7 @@ impl<T: Send + Sync + 'static> Outbound<T> {
         loop {
             tokio::select! {
                 biased;
-                _ = sleep_until(retry_at), if conn.is_none() => match self.broker.connection().await {
+                _ = sleep_until(retry_at), if conn.is_none() => match self.broker.single_connection().await {
                     Ok(c) => {
                         if connected_before {
                             BridgeCounters::add(&self.counters.reconnects, 1);

@@ -3,7 +3,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::{BridgeError, RedisBroker};
+use super::{BlockingConnection, BridgeError, RedisBroker};
 use crate::crawl::{Item, ItemSink};
 
 /// Items buffered before `write` sends them without waiting for the next flush.
@@ -28,7 +28,7 @@ const ATTEMPTS: u32 = 3;
 pub struct RedisSink {
     broker: RedisBroker,
     key: String,
-    conn: Option<redis::Connection>,
+    conn: Option<BlockingConnection>,
     pending: Vec<Vec<u8>>,
     pushed: u64,
 }
@@ -48,7 +48,7 @@ impl RedisSink {
     /// Connects (and PINGs) now, so that a wrong URL or password is an error before the
     /// crawl starts.
     pub fn connect(broker: &RedisBroker, key: impl Into<String>) -> Result<Self, BridgeError> {
-        let conn = broker.blocking_connection()?;
+        let conn = broker.blocking_store_connection()?;
         Ok(Self { broker: broker.clone(), key: key.into(), conn: Some(conn), pending: Vec::new(), pushed: 0 })
     }
 
@@ -62,14 +62,23 @@ impl RedisSink {
         self.pushed
     }
 
+    /// The RPUSH commands of what is buffered, `PER_COMMAND` items each.
+    fn commands(&self) -> Vec<redis::Cmd> {
+        self.pending
+            .chunks(PER_COMMAND)
+            .map(|chunk| {
+                let mut cmd = redis::cmd("RPUSH");
+                cmd.arg(&self.key).arg(chunk);
+                cmd
+            })
+            .collect()
+    }
+
     fn send(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        for chunk in self.pending.chunks(PER_COMMAND) {
-            pipe.cmd("RPUSH").arg(&self.key).arg(chunk).ignore();
-        }
+        let pipe = self.commands();
         let mut last = None;
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -77,7 +86,7 @@ impl RedisSink {
             }
             let conn = match self.conn.as_mut() {
                 Some(conn) => conn,
-                None => match self.broker.blocking_connection() {
+                None => match self.broker.blocking_store_connection() {
                     Ok(conn) => self.conn.insert(conn),
                     Err(e) => {
                         tracing::warn!(key = %self.key, attempt, "redis sink: {e}");
@@ -86,7 +95,7 @@ impl RedisSink {
                     }
                 },
             };
-            match pipe.query::<()>(conn) {
+            match conn.send_all(&pipe) {
                 Ok(()) => {
                     self.pushed += self.pending.len() as u64;
                     self.pending.clear();
@@ -130,12 +139,9 @@ impl Drop for RedisSink {
         if self.pending.is_empty() || self.conn.is_none() {
             return;
         }
-        let mut pipe = redis::pipe();
-        for chunk in self.pending.chunks(PER_COMMAND) {
-            pipe.cmd("RPUSH").arg(&self.key).arg(chunk).ignore();
-        }
+        let pipe = self.commands();
         if let Some(conn) = self.conn.as_mut() {
-            if let Err(e) = pipe.query::<()>(conn) {
+            if let Err(e) = conn.send_all(&pipe) {
                 tracing::error!(key = %self.key, "redis sink: {} items not pushed: {}", self.pending.len(), self.broker.error(&e));
             }
         }
