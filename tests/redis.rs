@@ -415,6 +415,10 @@ async fn outbound_bridge_counts_what_it_drops_while_redis_is_down() {
         }
     };
     assert_eq!(got, r#"{"n":"after"}"#);
+    // The subscriber may see the last message before the bridge has read PUBLISH's reply
+    // and counted it: wait (bounded) for the count to settle, then check it exactly.
+    let counted = || c.forwarded.load(Ordering::Relaxed) + c.undelivered.load(Ordering::Relaxed);
+    wait_until_async("the last message counted", || counted() > sent).await;
     let forwarded = c.forwarded.load(Ordering::Relaxed);
     let undelivered = c.undelivered.load(Ordering::Relaxed);
     assert!(undelivered >= 1, "some messages were published while Redis was down");

@@ -415,7 +415,7 @@ impl<T: Send + Sync + 'static> Outbound<T> {
         let mut conn: Option<redis::aio::MultiplexedConnection> = None;
         let mut retry_at = Instant::now();
         let mut connected_before = false;
-        let dropped_at_start = self.subscription.dropped();
+        let mut drops_counted = self.subscription.dropped();
         loop {
             tokio::select! {
                 biased;
@@ -437,6 +437,7 @@ impl<T: Send + Sync + 'static> Outbound<T> {
                 },
                 message = self.subscription.recv() => {
                     let Some(message) = message else { break };
+                    self.count_drops(&mut drops_counted);
                     let payloads = (self.encode)(&message);
                     let Some(c) = conn.as_mut() else {
                         BridgeCounters::add(&self.counters.undelivered, payloads.len() as u64);
@@ -468,10 +469,16 @@ impl<T: Send + Sync + 'static> Outbound<T> {
                 }
             }
         }
-        // Messages the local buffer dropped (Redis slower than the topic) were not carried.
-        let dropped = self.subscription.dropped().saturating_sub(dropped_at_start);
-        self.counters.undelivered.fetch_add(dropped, Ordering::Relaxed);
+        self.count_drops(&mut drops_counted);
         self.counters.set_connected(false);
+    }
+
+    /// Messages the local buffer dropped (Redis slower than the topic, or a connect attempt
+    /// holding the bridge up) were not carried: counted as they happen, not only at the end.
+    fn count_drops(&self, counted: &mut u64) {
+        let dropped = self.subscription.dropped();
+        BridgeCounters::add(&self.counters.undelivered, dropped.saturating_sub(*counted));
+        *counted = dropped.max(*counted);
     }
 
     fn lost(
