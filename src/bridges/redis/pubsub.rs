@@ -1,7 +1,6 @@
 //! The `redis-pubsub` bridge: a local topic <-> a Redis channel (or, inbound, a pattern),
 //! with a heartbeat, reconnection with backoff, and resubscription.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
