@@ -348,6 +348,16 @@ fn run(path: &std::path::Path, overrides: &[String], options: RunOptions) -> Exi
                 summary.elapsed_s,
                 summary.pages_per_s
             );
+            if summary.links_dropped > 0 {
+                let pages: Vec<String> =
+                    summary.links_dropped_pages.iter().map(|(page, n)| format!("{page} ({n})")).collect();
+                eprintln!(
+                    "links: {} not followed past the per-page cap of {} distinct links, on {}",
+                    summary.links_dropped,
+                    arachne::crawl::extract::MAX_LINKS,
+                    pages.join(", ")
+                );
+            }
             if let Some(path) = summary_json {
                 let written =
                     serde_json::to_vec_pretty(&summary).context("serialising the summary").and_then(|json| {

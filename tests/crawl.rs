@@ -254,3 +254,106 @@ fn a_fresh_run_writes_its_jsonl_output_anew() {
     assert!(!items.is_empty());
     assert!(items.iter().all(|i| i.get("stale").is_none()), "the old content is gone");
 }
+
+/// Serves `pages` (path -> HTML) on 127.0.0.1 until the test process ends; 404 otherwise.
+fn serve_pages(pages: BTreeMap<String, String>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let pages = std::sync::Arc::new(pages);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let pages = pages.clone();
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                let Ok(mut out) = conn.try_clone() else { return };
+                let mut reader = BufReader::new(conn);
+                // One request per loop (keep-alive), each head read to its blank line.
+                for _ in 0..10_000 {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if header.trim().is_empty() {
+                            break;
+                        }
+                    }
+                    let (status, body) = match pages.get(&path) {
+                        Some(b) => ("200 OK", b.as_str()),
+                        None => ("404 Not Found", "not here"),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if out.write_all(head.as_bytes()).and_then(|()| out.write_all(body.as_bytes())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    base
+}
+
+/// With the default `follow`, a page linked only from `<noscript><iframe src>` (mdBook's
+/// table of contents) is crawled; a source page with 74,000 `#line` anchors to itself is
+/// read whole (the link after them is followed); a page with more distinct links than the
+/// cap is named in the summary with the number dropped.
+#[test]
+fn noscript_links_and_the_link_cap_end_to_end() {
+    use arachne::crawl::extract::MAX_LINKS;
+    let page = |title: &str, body: &str| {
+        format!("<html><head><title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>")
+    };
+    let mut anchors = String::new();
+    for i in 1..=74_000 {
+        anchors.push_str(&format!("<a href=\"#{i}\" id=\"{i}\">{i}</a>\n"));
+    }
+    anchors.push_str("<a href=\"../ch2.html\">next</a>");
+    let many: String = (0..MAX_LINKS + 10).map(|i| format!("<a href=\"/many/{i}.html\">{i}</a>\n")).collect();
+    let pages: BTreeMap<String, String> = [
+        (
+            "/book/index.html",
+            page(
+                "Index",
+                r#"<noscript><iframe class="sidebar-iframe-outer" src="toc.html"></iframe></noscript>"#,
+            ),
+        ),
+        (
+            "/book/toc.html",
+            page(
+                "Contents",
+                r#"<ol><li><a href="ch1.html">1</a></li><li><a href="src/lib.rs.html">src</a></li></ol>"#,
+            ),
+        ),
+        ("/book/ch1.html", page("Chapter 1", r#"<a href="big.html">big</a>"#)),
+        ("/book/src/lib.rs.html", page("lib.rs", &anchors)),
+        ("/book/ch2.html", page("Chapter 2", "")),
+        ("/book/big.html", page("Big", &many)),
+    ]
+    .into_iter()
+    .map(|(p, b)| (p.to_string(), b))
+    .collect();
+    let base = serve_pages(pages);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // big.html is at depth 3: its links are not fetched, but the cap is applied first.
+    let spec = format!(
+        "name: book\nseeds: [\"{base}/book/index.html\"]\nscope: {{ max_depth: 3 }}\nfetch: {{ timeout: 10s }}\n\
+         parse:\n  items:\n    - name: page\n      match: \".\"\n      fields: {{ title: h1 }}\noutput:\n  - jsonl: items.jsonl\n"
+    );
+    let (code, summary, items, stderr) = run_spec(dir.path(), &spec, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(titles(&items), ["Big", "Chapter 1", "Chapter 2", "Contents", "Index", "lib.rs"], "{summary}");
+    assert_eq!(summary["pages_fetched"], 6, "{summary}");
+    assert_eq!(summary["links_dropped"], 10, "{summary}");
+    assert_eq!(summary["links_dropped_pages"][format!("{base}/book/big.html")], 10, "{summary}");
+    assert!(!stderr.contains("too hostile"), "{stderr}");
+}

@@ -6,7 +6,7 @@
 //! legitimately differs from a tree builder (implied end tags, foster parenting) are kept out
 //! of the equality set and our behaviour on them is asserted explicitly.
 
-use arachne::crawl::extract::{Extracted, ExtractedItem, RuleParser, MAX_LINKS};
+use arachne::crawl::extract::{Extracted, ExtractedItem, RuleParser, MAX_LINKS, MAX_NOSCRIPT_PASSES};
 use arachne::crawl::urls::normalize;
 use arachne::spec::{FieldSelector, ItemRule, ParseSpec};
 use indexmap::IndexMap;
@@ -30,9 +30,24 @@ fn html_trim(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_ascii_whitespace())
 }
 
-/// The oracle: the same rules over html5ever's DOM.
+/// html5ever's DOM as a browser with scripting off builds it: `<noscript>` content is markup.
+fn parse_without_scripting(html: &str) -> Html {
+    use html5ever::tendril::TendrilSink;
+    let opts = html5ever::ParseOpts {
+        tree_builder: html5ever::tree_builder::TreeBuilderOpts {
+            scripting_enabled: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    html5ever::parse_document(scraper::HtmlTreeSink::new(Html::new_document()), opts).one(html)
+}
+
+/// The oracle: the same rules over html5ever's DOM (links over the DOM of a browser with
+/// scripting off, items over that of a browser with scripting on).
 fn reference(spec: &ParseSpec, page_url: &Url, html: &str) -> Extracted {
-    let doc = Html::parse_document(html);
+    let items_doc = Html::parse_document(html);
+    let doc = parse_without_scripting(html);
     let base_sel = Selector::parse("base[href]").expect("selector");
     let base = doc
         .select(&base_sel)
@@ -76,7 +91,7 @@ fn reference(spec: &ParseSpec, page_url: &Url, html: &str) -> Extracted {
         for (name, raw) in &r.fields {
             let fs: FieldSelector = raw.parse().expect("field selector");
             let sel = Selector::parse(&fs.css).expect("css");
-            let v = match doc.select(&sel).next() {
+            let v = match items_doc.select(&sel).next() {
                 None => Value::Null,
                 Some(el) => match &fs.attr {
                     None => {
@@ -100,7 +115,7 @@ fn reference(spec: &ParseSpec, page_url: &Url, html: &str) -> Extracted {
             items.push(ExtractedItem { rule: r.name.clone(), fields });
         }
     }
-    Extracted { links, items, truncated: false }
+    Extracted { links, items, truncated: false, links_dropped: 0 }
 }
 
 fn ours(spec: &ParseSpec, page_url: &str, html: &str) -> Extracted {
@@ -506,12 +521,99 @@ fn thousands_of_links_are_capped() {
     }
     let got = ours(&book_spec(), "http://shop.test/p/1", &html);
     assert_eq!(got.links.len(), MAX_LINKS);
-    assert!(got.truncated);
+    assert_eq!(got.links_dropped, 10);
+    assert_eq!(
+        got.links.last().map(|u| u.as_str()),
+        Some(format!("http://shop.test/l/{}", MAX_LINKS - 1).as_str())
+    );
+    assert!(!got.truncated, "the page was read whole");
     assert_eq!(got.items[0].fields["title"], "0");
     // Duplicates across a big page are removed too.
     let html = "<a href=/a>a</a><a href=/b>b</a>".repeat(5_000);
     let got = ours(&book_spec(), "http://shop.test/p/1", &html);
     assert_eq!(link_strs(&got), ["http://shop.test/a", "http://shop.test/b"]);
+    assert_eq!(got.links_dropped, 0);
+}
+
+/// The cap counts distinct followable URLs: a source page with 74,000 `#line` anchors to
+/// itself (and spellings of one URL, and links that are not http) is read whole, and the
+/// links after the anchors are kept.
+#[test]
+fn the_link_cap_counts_distinct_urls_not_hrefs() {
+    let mut html = String::from("<a href=/first>f</a>");
+    for i in 1..=74_000 {
+        html.push_str(&format!("<a href=\"#{i}\" id={i}>{i}</a> "));
+        if i % 3 == 0 {
+            html.push_str(&format!("<a href=\"/src/lib.rs.html#{i}\">x</a><a href=\"mailto:a{i}@b\">m</a>"));
+        }
+    }
+    html.push_str("<a href=/after>after</a><a href=/after#x>again</a>");
+    let got = ours(&book_spec(), "http://shop.test/src/lib.rs.html", &html);
+    assert_eq!(
+        link_strs(&got),
+        ["http://shop.test/first", "http://shop.test/src/lib.rs.html", "http://shop.test/after"]
+    );
+    assert_eq!(got.links_dropped, 0);
+    assert!(!got.truncated);
+}
+
+/// `<noscript>` content is read as markup for links, as a browser with scripting off reads
+/// it, in document order, against the same base; item fields are untouched.
+#[test]
+fn links_inside_noscript_are_followed() {
+    let s = spec(&["a[href]", "iframe[src]", "frame[src]"], vec![rule("r", ".", &[("title", "h1")])]);
+    // mdBook's table of contents.
+    let html = r#"<html><head><title>t</title><noscript><link rel=x href=/css></noscript></head><body>
+        <a href=/before>b</a>
+        <noscript><iframe class="sidebar-iframe-outer" src="toc.html"></iframe></noscript>
+        <h1>Title</h1>
+        <noscript><p>Enable JS, or <a href="/plain?a=1&amp;b=2">read this</a>.</p><a href=/before>dup</a></noscript>
+        <noscript>   </noscript>
+        <a href=/after>a</a>
+        </body></html>"#;
+    let got = check(&s, "http://docs.test/book/index.html", html);
+    assert_eq!(
+        link_strs(&got),
+        [
+            "http://docs.test/before",
+            "http://docs.test/book/toc.html",
+            "http://docs.test/plain?a=1&b=2",
+            "http://docs.test/after",
+        ]
+    );
+    // A frameset page.
+    let html = r#"<html><head><title>f</title></head><frameset><frame src="/nav.html"><frame src="main.html"></frameset></html>"#;
+    assert_eq!(
+        link_strs(&check(&s, "http://docs.test/book/", html)),
+        ["http://docs.test/nav.html", "http://docs.test/book/main.html"]
+    );
+    assert_eq!(got.items[0].fields["title"], "Title");
+    // A <base href> inside an early <noscript> is the page's first base.
+    let html =
+        r#"<noscript><base href="http://cdn.test/x/"></noscript><base href="/ignored/"><a href=a>a</a>"#;
+    assert_eq!(
+        link_strs(&check(&spec(&["a[href]"], vec![]), "http://docs.test/", html)),
+        ["http://cdn.test/x/a"]
+    );
+    // Nested: a <noscript> written inside one.
+    let html = r#"<noscript><noscript><a href=/deep>d</a></noscript></noscript>"#;
+    assert!(link_strs(&ours(&spec(&["a[href]"], vec![]), "http://docs.test/", html))
+        .contains(&"http://docs.test/deep"));
+}
+
+/// Thousands of `<noscript>` elements cost one pass each at most, up to the bound.
+#[test]
+fn many_noscripts_are_bounded() {
+    let s = spec(&["a[href]"], vec![]);
+    let html = "<noscript> </noscript>".repeat(100_000) + "<a href=/last>l</a>";
+    let got = ours(&s, "http://docs.test/", &html);
+    assert_eq!(link_strs(&got), ["http://docs.test/last"]);
+    assert!(!got.truncated);
+    let html: String =
+        (0..MAX_NOSCRIPT_PASSES + 5).map(|i| format!("<noscript><a href=/n{i}>n</a></noscript>")).collect();
+    let got = ours(&s, "http://docs.test/", &html);
+    assert_eq!(got.links.len(), MAX_NOSCRIPT_PASSES);
+    assert!(got.truncated);
 }
 
 #[test]

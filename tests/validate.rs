@@ -509,7 +509,7 @@ fn defaults_apply_when_keys_are_absent() {
     assert_eq!(spec.fetch, FetchSpec::default());
     assert_eq!(spec.scope.max_depth, 20);
     assert!(spec.scope.domains.is_empty() && spec.scope.include.is_empty());
-    assert_eq!(spec.parse.follow, vec!["a[href]".to_string()]);
+    assert_eq!(spec.parse.follow, ["a[href]", "iframe[src]", "frame[src]"]);
     assert!(spec.parse.items.is_empty());
     assert_eq!(spec.output, vec![OutputSpec::Stdout]);
     assert_eq!(spec.supervision.max_deliveries, 5);

@@ -12,6 +12,13 @@
 //!   the page (wherever it stands: links are resolved after the pass) or else the page URL;
 //!   only `http`/`https` results are kept, each is [`normalize`]d, and duplicates within the
 //!   page are dropped (first occurrence kept).
+//! - **`<noscript>`**: for links, the content of a `<noscript>` is read as markup, as a
+//!   browser with scripting off reads it (mdBook links its table of contents only through
+//!   `<noscript><iframe src="toc.html"></iframe></noscript>`). lol_html, like a browser with
+//!   scripting on, sees that content as raw text, so it is parsed again in a second pass of
+//!   the `follow` selectors (and `base[href]`); its links take their place in document order.
+//!   Selectors are matched within the `<noscript>` content (`div > a` does not see a `<div>`
+//!   around the `<noscript>`). Item fields see the page as a browser with scripting on does.
 //! - **Items**: a rule runs only when its `match` regex matches the page URL (the selectors of
 //!   other rules are not even registered). A field takes the FIRST element its selector
 //!   matches: its text content (all descendant text, entities decoded, whitespace runs
@@ -38,7 +45,12 @@
 //! - lol_html's own buffers (open-element stack, partial tokens) are capped at
 //!   [`LOL_HTML_MEMORY_LIMIT`]; past that, or on any lol_html error, extraction stops and the
 //!   result holds what was found so far with [`Extracted::truncated`] set.
-//! - at most [`MAX_LINKS`] links are kept per page (then `truncated` is set);
+//! - at most [`MAX_LINKS`] distinct links are kept per page, counted after resolution,
+//!   normalisation (fragments stripped) and deduplication: a page with 74,000 `#line`
+//!   anchors to itself has one link. The distinct links past the cap are counted in
+//!   [`Extracted::links_dropped`];
+//! - at most [`MAX_NOSCRIPT_PASSES`] `<noscript>` elements holding markup are read per page,
+//!   nested at most [`MAX_NOSCRIPT_DEPTH`] deep (then `truncated` is set);
 //! - an href longer than [`MAX_URL_LEN`] bytes is dropped;
 //! - a text field keeps at most [`MAX_FIELD_LEN`] bytes of raw text (then `truncated` is set).
 
@@ -60,8 +72,13 @@ use crate::spec::{FieldSelector, ParseSpec};
 
 /// lol_html's memory cap per page (open-element stack and token buffers), in bytes.
 pub const LOL_HTML_MEMORY_LIMIT: usize = 8 * 1024 * 1024;
-/// At most this many links are kept from one page.
+/// At most this many distinct links (after normalisation and deduplication) are kept from
+/// one page.
 pub const MAX_LINKS: usize = 50_000;
+/// At most this many `<noscript>` elements with markup inside are read again per page.
+pub const MAX_NOSCRIPT_PASSES: usize = 1_000;
+/// `<noscript>` inside `<noscript>` is read this many levels deep.
+pub const MAX_NOSCRIPT_DEPTH: usize = 4;
 /// Hrefs longer than this (in bytes, after entity decoding) are dropped.
 pub const MAX_URL_LEN: usize = 8 * 1024;
 /// A text field keeps at most this many bytes of text.
@@ -209,9 +226,11 @@ pub struct Extracted {
     pub links: Vec<Url>,
     /// Items of the rules that matched the page URL.
     pub items: Vec<ExtractedItem>,
-    /// Extraction stopped early (a memory cap or a lol_html error): `links` and `items`
-    /// hold what was found before that point.
+    /// Extraction stopped early (a memory cap, a lol_html error, too many `<noscript>`):
+    /// `links` and `items` hold what was found before that point.
     pub truncated: bool,
+    /// Distinct links past [`MAX_LINKS`], not kept.
+    pub links_dropped: usize,
 }
 
 /// One item taken from a page by one rule: its fields, before the parser adds the page's
@@ -236,6 +255,7 @@ pub struct RuleParser {
 struct Compiled {
     follow: Vec<Selector>,
     base: Selector,
+    noscript: Selector,
     rules: Vec<Rule>,
 }
 
@@ -297,12 +317,15 @@ impl RuleParser {
             }
             rules.push(Rule { name: rule.name.clone(), matches, fields });
         }
-        let base = parse_selector("base[href]").map_err(|source| ExtractError::FollowSelector {
-            index: usize::MAX,
-            selector: "base[href]".into(),
-            source,
-        })?;
-        Ok(Self { inner: Arc::new(Compiled { follow, base, rules }) })
+        let builtin = |css: &str| {
+            parse_selector(css).map_err(|source| ExtractError::FollowSelector {
+                index: usize::MAX,
+                selector: css.into(),
+                source,
+            })
+        };
+        let (base, noscript) = (builtin("base[href]")?, builtin("noscript")?);
+        Ok(Self { inner: Arc::new(Compiled { follow, base, noscript, rules }) })
     }
 
     /// Whether some item rule applies to `page_url` (its `match` regex matches).
@@ -327,13 +350,9 @@ impl RuleParser {
         }
         let state = Rc::new(RefCell::new(PageState::new(n_fields)));
         let ok = run_pass(c, &active, &state, html);
-        let mut st = match Rc::try_unwrap(state) {
-            Ok(cell) => cell.into_inner(),
-            // Unreachable in practice: the rewriter (and every handler holding a clone) was
-            // dropped by `run_pass`. Take the state out anyway rather than panic.
-            Err(rc) => std::mem::take(&mut *rc.borrow_mut()),
-        };
+        let mut st = into_state(state);
         st.truncated |= !ok;
+        st.read_noscripts(c, 0);
         st.finish(page_url, c, &active)
     }
 }
@@ -343,11 +362,33 @@ impl RuleParser {
 struct PageState {
     /// Decoded `href` of the first `<base href>`.
     base: Option<String>,
+    /// How many `<noscript>` elements came before that `<base>` (one inside an earlier
+    /// `<noscript>` comes first in document order).
+    base_rank: usize,
     /// Decoded hrefs, back to back; `link_spans` cuts them.
     link_buf: String,
     link_spans: Vec<(usize, usize)>,
+    /// The raw content of each `<noscript>`, read again for links after the pass.
+    noscripts: Vec<Noscript>,
+    /// Past [`MAX_NOSCRIPT_PASSES`]: the current `<noscript>`'s content is not kept.
+    noscript_skipped: bool,
     fields: Vec<FieldState>,
     truncated: bool,
+}
+
+/// One `<noscript>`'s content, and where its links go among the page's.
+struct Noscript {
+    /// The number of links found before it.
+    at: usize,
+    /// Its raw content (lol_html hands it out as raw text).
+    html: String,
+}
+
+impl Noscript {
+    /// Whether it may hold an element (no `<`, no tag).
+    fn has_markup(&self) -> bool {
+        self.html.contains('<')
+    }
 }
 
 #[derive(Default)]
@@ -374,14 +415,12 @@ impl PageState {
     fn new(n_fields: usize) -> Self {
         let mut fields = Vec::with_capacity(n_fields);
         fields.resize_with(n_fields, FieldState::default);
-        Self { base: None, link_buf: String::new(), link_spans: Vec::new(), fields, truncated: false }
+        Self { fields, ..Self::default() }
     }
 
+    /// Keeps the decoded, trimmed href. The cap on links is applied in [`Self::finish`],
+    /// on distinct URLs; what is kept here is bounded by the page's size.
     fn push_link(&mut self, raw: &str) {
-        if self.link_spans.len() >= MAX_LINKS {
-            self.truncated = true;
-            return;
-        }
         let start = self.link_buf.len();
         decode_into(raw, true, &mut self.link_buf);
         let trimmed = trim_html_ws(&self.link_buf[start..]);
@@ -399,6 +438,117 @@ impl PageState {
         self.link_spans.push((start, start + len));
     }
 
+    fn set_base(&mut self, raw: &str) {
+        if self.base.is_none() {
+            let mut d = String::with_capacity(raw.len());
+            decode_into(raw, true, &mut d);
+            self.base = Some(d);
+            self.base_rank = self.noscripts.len();
+        }
+    }
+
+    /// A `<noscript>` starts: its content is collected for a second pass. An entry that
+    /// holds no markup is reused, so thousands of empty ones cost nothing.
+    fn open_noscript(&mut self) {
+        let at = self.link_spans.len();
+        self.noscript_skipped = false;
+        let full = self.noscripts.len() >= MAX_NOSCRIPT_PASSES;
+        match self.noscripts.last_mut() {
+            Some(last) if !last.has_markup() => {
+                last.at = at;
+                last.html.clear();
+            }
+            _ if full => self.noscript_skipped = true,
+            _ => self.noscripts.push(Noscript { at, html: String::new() }),
+        }
+    }
+
+    fn noscript_text(&mut self, text: &str) {
+        if self.noscript_skipped {
+            self.truncated |= text.contains('<');
+        } else if let Some(last) = self.noscripts.last_mut() {
+            last.html.push_str(text);
+        }
+    }
+
+    /// Reads each `<noscript>`'s content for links (and a `<base href>`) and puts its links
+    /// where the `<noscript>` stood.
+    fn read_noscripts(&mut self, c: &Compiled, depth: usize) {
+        let noscripts = std::mem::take(&mut self.noscripts);
+        if noscripts.iter().all(|n| !n.has_markup()) {
+            return;
+        }
+        if depth >= MAX_NOSCRIPT_DEPTH {
+            self.truncated = true;
+            return;
+        }
+        let mut spans = Vec::with_capacity(self.link_spans.len());
+        let mut next = 0;
+        for (rank, ns) in noscripts.iter().enumerate().filter(|(_, n)| n.has_markup()) {
+            let mut inner = PageState::default();
+            inner.truncated = !run_links_pass(c, &mut inner, &ns.html);
+            inner.read_noscripts(c, depth + 1);
+            self.truncated |= inner.truncated;
+            if let Some(b) = inner.base {
+                if self.base.is_none() || rank < self.base_rank {
+                    self.base = Some(b);
+                    self.base_rank = rank;
+                }
+            }
+            let at = ns.at.min(self.link_spans.len());
+            spans.extend_from_slice(&self.link_spans[next..at]);
+            next = at;
+            let offset = self.link_buf.len();
+            self.link_buf.push_str(&inner.link_buf);
+            spans.extend(inner.link_spans.iter().map(|&(s, e)| (s + offset, e + offset)));
+        }
+        spans.extend_from_slice(&self.link_spans[next..]);
+        self.link_spans = spans;
+    }
+
+    /// The page's links: resolved, http(s) only, normalised, first occurrence kept, at most
+    /// [`MAX_LINKS`] (the rest counted).
+    fn links(&self, base: &Url) -> (Vec<Url>, usize) {
+        // Few links: a linear scan beats hashing.
+        let few = self.link_spans.len() <= 16;
+        // Hrefs that differ only in their fragment are one URL: resolve each once (a page
+        // with 74,000 `#line` anchors to itself resolves one).
+        let mut raw_seen: HashSet<&str> = HashSet::new();
+        let mut resolved = Vec::with_capacity(self.link_spans.len().min(MAX_LINKS));
+        for &(s, e) in &self.link_spans {
+            let Some(raw) = self.link_buf.get(s..e) else { continue };
+            let defragmented = raw.split_once('#').map_or(raw, |(r, _)| r);
+            if !few && !raw_seen.insert(defragmented) {
+                continue;
+            }
+            let Ok(mut u) = base.join(raw) else { continue };
+            if !matches!(u.scheme(), "http" | "https") {
+                continue;
+            }
+            normalize(&mut u);
+            resolved.push(u);
+        }
+        drop(raw_seen);
+        let keep: Vec<bool> = if few {
+            (0..resolved.len())
+                .map(|i| !resolved[..i].iter().any(|l: &Url| l.as_str() == resolved[i].as_str()))
+                .collect()
+        } else {
+            let mut seen: HashSet<&str> = HashSet::with_capacity(resolved.len());
+            resolved.iter().map(|u| seen.insert(u.as_str())).collect()
+        };
+        let mut links = Vec::with_capacity(resolved.len().min(MAX_LINKS));
+        let mut dropped = 0;
+        for (u, _) in resolved.into_iter().zip(keep).filter(|(_, k)| *k) {
+            if links.len() < MAX_LINKS {
+                links.push(u);
+            } else {
+                dropped += 1;
+            }
+        }
+        (links, dropped)
+    }
+
     fn finish(mut self, page_url: &Url, c: &Compiled, active: &[(usize, usize)]) -> Extracted {
         let base = self
             .base
@@ -406,34 +556,7 @@ impl PageState {
             .and_then(|b| page_url.join(trim_html_ws(b)).ok())
             .filter(|u| matches!(u.scheme(), "http" | "https"));
         let base = base.as_ref().unwrap_or(page_url);
-
-        let mut links = Vec::with_capacity(self.link_spans.len());
-        let mut seen: HashSet<&str> = HashSet::new();
-        let mut strings: Vec<Url> = Vec::new();
-        for &(s, e) in &self.link_spans {
-            let Some(raw) = self.link_buf.get(s..e) else { continue };
-            let Ok(mut u) = base.join(raw) else { continue };
-            if !matches!(u.scheme(), "http" | "https") {
-                continue;
-            }
-            normalize(&mut u);
-            strings.push(u);
-        }
-        // Dedup, first occurrence kept. Few links: a linear scan beats hashing.
-        if strings.len() <= 16 {
-            for u in strings {
-                if !links.iter().any(|l: &Url| l.as_str() == u.as_str()) {
-                    links.push(u);
-                }
-            }
-        } else {
-            let mut keep = vec![false; strings.len()];
-            for (i, u) in strings.iter().enumerate() {
-                keep[i] = seen.insert(u.as_str());
-            }
-            drop(seen);
-            links.extend(strings.into_iter().zip(keep).filter(|(_, k)| *k).map(|(u, _)| u));
-        }
+        let (links, links_dropped) = self.links(base);
 
         let mut items = Vec::with_capacity(active.len());
         for &(ri, first) in active {
@@ -465,7 +588,7 @@ impl PageState {
                 items.push(ExtractedItem { rule: rule.name.clone(), fields });
             }
         }
-        Extracted { links, items, truncated: self.truncated }
+        Extracted { links, items, truncated: self.truncated, links_dropped }
     }
 }
 
@@ -476,9 +599,28 @@ fn flush_pending(fs: &mut FieldState) {
     }
 }
 
+/// The state back from the handlers that shared it.
+fn into_state(state: Rc<RefCell<PageState>>) -> PageState {
+    match Rc::try_unwrap(state) {
+        Ok(cell) => cell.into_inner(),
+        // Unreachable in practice: the rewriter (and every handler holding a clone) was
+        // dropped by `run_pass`. Take the state out anyway rather than panic.
+        Err(rc) => std::mem::take(&mut *rc.borrow_mut()),
+    }
+}
+
+/// A pass of the `follow` selectors (and `base[href]`) alone over `html` (a `<noscript>`'s
+/// content) into `state`. Returns false when lol_html stopped with an error.
+fn run_links_pass(c: &Compiled, state: &mut PageState, html: &str) -> bool {
+    let shared = Rc::new(RefCell::new(std::mem::take(state)));
+    let ok = run_pass(c, &[], &shared, html);
+    *state = into_state(shared);
+    ok
+}
+
 /// One lol_html pass. Returns false when lol_html stopped with an error.
 fn run_pass(c: &Compiled, active: &[(usize, usize)], state: &Rc<RefCell<PageState>>, html: &str) -> bool {
-    let n_handlers = c.follow.len() + 1 + active.len() * 4;
+    let n_handlers = c.follow.len() + 2 + active.len() * 4;
     let mut handlers: Vec<(Cow<'_, Selector>, ElementContentHandlers<'_>)> = Vec::with_capacity(n_handlers);
 
     for sel in &c.follow {
@@ -502,15 +644,31 @@ fn run_pass(c: &Compiled, active: &[(usize, usize)], state: &Rc<RefCell<PageStat
             Cow::Borrowed(&c.base),
             ElementContentHandlers::default().element(move |el: &mut Element<'_, '_>| {
                 let Ok(mut s) = st.try_borrow_mut() else { return Ok(()) };
-                if s.base.is_none() {
-                    if let Some(v) = el.get_attribute("href") {
-                        let mut d = String::with_capacity(v.len());
-                        decode_into(&v, true, &mut d);
-                        s.base = Some(d);
-                    }
+                if let Some(v) = el.get_attribute("href") {
+                    s.set_base(&v);
                 }
                 Ok(())
             }),
+        ));
+    }
+
+    if !c.follow.is_empty() {
+        let st = state;
+        handlers.push((
+            Cow::Borrowed(&c.noscript),
+            ElementContentHandlers::default()
+                .element(move |_: &mut Element<'_, '_>| {
+                    if let Ok(mut s) = st.try_borrow_mut() {
+                        s.open_noscript();
+                    }
+                    Ok(())
+                })
+                .text(move |t: &mut TextChunk<'_>| {
+                    if let Ok(mut s) = st.try_borrow_mut() {
+                        s.noscript_text(t.as_str());
+                    }
+                    Ok(())
+                }),
         ));
     }
 

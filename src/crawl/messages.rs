@@ -106,6 +106,9 @@ pub struct Parsed {
     pub links: Vec<Url>,
     /// Items.
     pub items: Vec<Item>,
+    /// Distinct links found but not kept (past a per-page cap); counted in the summary
+    /// with the page's URL.
+    pub links_dropped: u64,
 }
 
 /// A notable thing that happened in the crawl, published on the `events` topic.

@@ -42,6 +42,14 @@ impl PageParser for SpecParser {
         if extracted.truncated {
             tracing::warn!(url = %page.url(), "page was too hostile to read whole; kept what was read");
         }
+        if extracted.links_dropped > 0 {
+            tracing::warn!(
+                url = %page.url(),
+                kept = extracted.links.len(),
+                dropped = extracted.links_dropped,
+                "page has more distinct links than the per-page cap; the rest are not followed"
+            );
+        }
         // The page's address without its user name and password, if it had any.
         let mut url = page.url().clone();
         let _ = url.set_password(None);
@@ -57,7 +65,7 @@ impl PageParser for SpecParser {
                 fetched_at: page.fetched_at,
             })
             .collect();
-        Parsed { links: extracted.links, items }
+        Parsed { links: extracted.links, items, links_dropped: extracted.links_dropped as u64 }
     }
 }
 
@@ -107,6 +115,9 @@ impl StreamHandler<Delivery<Page>> for ParserActor {
             self.shared.chaos.strike(Target::Parser, delivery.url().as_str(), delivery.deliveries());
         }
         let parsed = self.shared.parser.parse(&delivery);
+        if parsed.links_dropped > 0 {
+            self.shared.stats.links_capped(delivery.url().as_str(), parsed.links_dropped);
+        }
         let shared = self.shared.clone();
         let request = delivery.request.clone();
         // Links first: the scheduler must hold a page's children before a sink can

@@ -93,6 +93,10 @@ pub struct Stats {
     pub reconnects: AtomicU64,
     /// Requests a stopping process had taken from a shared frontier and gave back unstarted.
     pub released: AtomicU64,
+    /// Distinct links past the per-page cap, not followed.
+    pub links_dropped: AtomicU64,
+    /// The pages whose links were capped, with the number dropped (the first few).
+    links_dropped_pages: DashMap<String, u64>,
     /// Gauge: requests waiting in the frontier.
     pub queued: AtomicU64,
     /// Gauge: requests handed out and not yet finished.
@@ -110,6 +114,9 @@ pub struct Stats {
     /// The first detail of each kind of error.
     error_details: DashMap<ErrorKind, String>,
 }
+
+/// The most pages named in the summary's `links_dropped_pages`.
+pub const MAX_CAPPED_PAGES: usize = 20;
 
 /// The counters of one queue of the crawl's routing.
 #[derive(Debug, Default)]
@@ -183,6 +190,15 @@ impl Stats {
         }
     }
 
+    /// Counts `dropped` links of `page` past the per-page link cap; the first
+    /// [`MAX_CAPPED_PAGES`] such pages are named in the summary.
+    pub fn links_capped(&self, page: &str, dropped: u64) {
+        self.links_dropped.fetch_add(dropped, Ordering::Relaxed);
+        if self.links_dropped_pages.len() < MAX_CAPPED_PAGES {
+            *self.links_dropped_pages.entry(page.to_string()).or_insert(0) += dropped;
+        }
+    }
+
     /// The first detail of each kind of error.
     pub fn error_details(&self) -> BTreeMap<String, String> {
         self.error_details.iter().map(|e| (e.key().to_string(), e.value().clone())).collect()
@@ -216,6 +232,12 @@ impl Stats {
             bytes: get(&self.bytes),
             reconnects: get(&self.reconnects),
             released: get(&self.released),
+            links_dropped: get(&self.links_dropped),
+            links_dropped_pages: self
+                .links_dropped_pages
+                .iter()
+                .map(|e| (e.key().clone(), *e.value()))
+                .collect(),
             errors: self.errors(),
             queues: self
                 .queues
@@ -275,6 +297,13 @@ pub struct Summary {
     /// Requests a stopping process gave back to a shared frontier unstarted.
     #[serde(default)]
     pub released: u64,
+    /// Distinct links not followed because their page had more than the per-page cap
+    /// (`arachne::crawl::extract::MAX_LINKS`).
+    #[serde(default)]
+    pub links_dropped: u64,
+    /// The pages whose links were capped (the first 20), with how many each dropped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links_dropped_pages: BTreeMap<String, u64>,
     /// Failed pages by kind (`timeout`, `http_404`, `body_too_large`, `redirect_loop`, ...).
     pub errors: BTreeMap<String, u64>,
     /// Per queue of the crawl's routing (`routes:`, `queues:`): what this process fetched

@@ -46,6 +46,7 @@ pub(crate) struct SpecLinksUserItems {
 
 impl PageParser for SpecLinksUserItems {
     fn parse(&self, page: &Page) -> Parsed {
-        Parsed { links: self.links.parse(page).links, items: self.items.items(page) }
+        let links = self.links.parse(page);
+        Parsed { links: links.links, items: self.items.items(page), links_dropped: links.links_dropped }
     }
 }

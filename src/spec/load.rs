@@ -210,7 +210,7 @@ mod tests {
     fn minimal_spec_gets_defaults() {
         let spec = load("name: x\nseeds: [\"https://example.com/\"]\n").unwrap();
         assert_eq!(spec.fetch.concurrency, 64);
-        assert_eq!(spec.parse.follow, vec!["a[href]".to_string()]);
+        assert_eq!(spec.parse.follow, ["a[href]", "iframe[src]", "frame[src]"]);
         assert_eq!(spec.output, vec![crate::spec::OutputSpec::Stdout]);
     }
 

@@ -807,7 +807,7 @@ fn default_max_body() -> ByteSize {
     ByteSize(10 * 1024 * 1024)
 }
 fn default_follow() -> Vec<String> {
-    vec!["a[href]".to_string()]
+    ["a[href]", "iframe[src]", "frame[src]"].map(String::from).to_vec()
 }
 fn default_output() -> Vec<OutputSpec> {
     vec![OutputSpec::Stdout]
