@@ -116,7 +116,7 @@ pub struct Stats {
 }
 
 /// The most pages named in the summary's `links_dropped_pages`.
-pub const MAX_CAPPED_PAGES: usize = 20;
+const MAX_CAPPED_PAGES: usize = 20;
 
 /// The counters of one queue of the crawl's routing.
 #[derive(Debug, Default)]
@@ -190,8 +190,8 @@ impl Stats {
         }
     }
 
-    /// Counts `dropped` links of `page` past the per-page link cap; the first
-    /// [`MAX_CAPPED_PAGES`] such pages are named in the summary.
+    /// Counts `dropped` links of `page` past the per-page link cap; the
+    /// first 20 such pages are named in the summary.
     pub fn links_capped(&self, page: &str, dropped: u64) {
         self.links_dropped.fetch_add(dropped, Ordering::Relaxed);
         if self.links_dropped_pages.len() < MAX_CAPPED_PAGES {
