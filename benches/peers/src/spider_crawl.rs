@@ -26,7 +26,12 @@ async fn main() {
             eprintln!("spider-crawl: {start}: not a URL spider can crawl");
             std::process::exit(2);
         });
-    let mut rx = website.subscribe(1 << 16);
+    // A small buffer: tokio's broadcast ring keeps the last `capacity` pages alive, so a
+    // big one would count pages held for nothing in spider's peak RSS. The guard makes the
+    // crawl wait for the writer (spider's own way to receive every page); a page lost
+    // anyway fails this program.
+    let mut rx = website.subscribe(256);
+    let mut guard = website.subscribe_guard();
     let writer = tokio::spawn(async move {
         let file = std::fs::File::create(&out).unwrap_or_else(|e| {
             eprintln!("spider-crawl: {out}: {e}");
@@ -41,6 +46,9 @@ async fn main() {
                     let title = title_of(&html);
                     let _ = writeln!(file, "{{\"url\":{:?},\"title\":{:?}}}", page.get_url(), title);
                     pages += 1;
+                    if let Some(g) = guard.as_mut() {
+                        g.inc();
+                    }
                 }
                 Err(RecvError::Lagged(n)) => lost += n,
                 Err(RecvError::Closed) => break,
