@@ -184,12 +184,47 @@ fn main() {
     assert_eq!(sample.links, ref_links, "lol_html and scraper disagree on links");
     assert_eq!(sample.items.first().map(|i| &i.fields), Some(&ref_fields), "fields disagree");
 
-    let ours = run("arachne (lol_html) links + item rule", secs, &product, |u, h| {
+    // A/B in one run: the fast link scanner (then lol_html for the fields alone) against
+    // lol_html for everything (`RuleParser::lol_html_only`).
+    let lol = parser.lol_html_only();
+    assert_eq!(lol.extract(&product[0].0, &product[0].1), sample, "scanner and lol_html disagree");
+    let ours = run("arachne (scanner + lol_html fields) links + item rule", secs, &product, |u, h| {
         black_box(parser.extract(u, h));
     });
-    run("arachne (lol_html) links only (no rule match)", secs, &listing, |u, h| {
+    let lol_items = run("arachne (lol_html alone) links + item rule", secs, &product, |u, h| {
+        black_box(lol.extract(u, h));
+    });
+    let scan_links = run("arachne (scanner) links only (no rule match)", secs, &listing, |u, h| {
         black_box(parser.extract(u, h));
     });
+    let lol_links = run("arachne (lol_html alone) links only (no rule match)", secs, &listing, |u, h| {
+        black_box(lol.extract(u, h));
+    });
+    // The peer bench's spec: the default follow and each page's <title>.
+    let title_spec = ParseSpec {
+        follow: ["a[href]", "iframe[src]", "frame[src]"].map(String::from).to_vec(),
+        items: vec![ItemRule {
+            name: "page".into(),
+            matches: ".".into(),
+            fields: [("title".to_string(), "title".to_string())].into_iter().collect(),
+        }],
+    };
+    let title_parser = RuleParser::new(&title_spec).expect("spec compiles");
+    let title_lol = title_parser.lol_html_only();
+    let scan_title =
+        run("arachne (scanner + lol_html fields) default follow + title", secs, &listing, |u, h| {
+            black_box(title_parser.extract(u, h));
+        });
+    let lol_title = run("arachne (lol_html alone) default follow + title", secs, &listing, |u, h| {
+        black_box(title_lol.extract(u, h));
+    });
+    println!(
+        "scanner / lol_html alone: links + item rule {:.2}x, links only {:.2}x, default follow + title {:.2}x \
+         (time per page, lower is better)",
+        ours.us_per_page / lol_items.us_per_page,
+        scan_links.us_per_page / lol_links.us_per_page,
+        scan_title.us_per_page / lol_title.us_per_page,
+    );
     run("lol_html bare pass (no handlers)", secs, &product, |_, h| {
         let mut r = lol_html::HtmlRewriter::new(lol_html::Settings::new(), |_: &[u8]| {});
         let _ = black_box(r.write(h.as_bytes()));

@@ -711,3 +711,283 @@ fn parser_is_shared_across_threads() {
         assert_eq!(h.join().expect("thread"), 6);
     }
 }
+
+// ---- The fast link scanner: exactly lol_html's links ----
+//
+// With plain `follow` selectors (`tag`, `tag[attr]`: the defaults) the links come from a
+// memchr scanner, and lol_html runs only for the item fields, or not at all. The scanner
+// must give what lol_html alone gives (`RuleParser::lol_html_only`), links, items and the
+// `truncated` flag, on every page: generated tag soup, hostile pages, the sandbox.
+
+/// The specs the scanner is checked with: the default `follow` alone, with an item rule
+/// (the fields' lol_html pass), and tag-only and upper-case selectors.
+fn scanner_specs() -> Vec<(RuleParser, RuleParser)> {
+    let default_follow = ["a[href]", "iframe[src]", "frame[src]"];
+    let specs = [
+        spec(&default_follow, vec![]),
+        spec(
+            &default_follow,
+            vec![rule(
+                "r",
+                ".",
+                &[("title", "title"), ("h", "h1"), ("more", "a @href"), ("img", "img @src")],
+            )],
+        ),
+        spec(&["a", "AREA[HREF]", "link[rel]", "base"], vec![rule("r", "/p/", &[("price", ".price")])]),
+    ];
+    specs
+        .iter()
+        .map(|s| {
+            let p = RuleParser::new(s).expect("spec compiles");
+            assert!(p.scans_links(), "{:?} is scanned", s.follow);
+            let reference = p.lol_html_only();
+            assert!(!reference.scans_links());
+            (p, reference)
+        })
+        .collect()
+}
+
+fn same_as_lol_html(parsers: &[(RuleParser, RuleParser)], page_url: &str, html: &str) {
+    let url = Url::parse(page_url).expect("page url");
+    for (fast, reference) in parsers {
+        let got = fast.extract(&url, html);
+        let want = reference.extract(&url, html);
+        if got != want {
+            let shown: String = html.chars().take(2_000).collect();
+            panic!("scanner != lol_html\n--- scanner: {got:#?}\n--- lol_html: {want:#?}\n--- page:\n{shown}");
+        }
+    }
+}
+
+/// Pieces of markup that exercise the tokenizer states the scanner follows.
+const SOUP: &[&str] = &[
+    "<a href=",
+    "<A HREF=",
+    "<a\thref = ",
+    "<a title=\">\" href=",
+    "<a href",
+    "<a href=>",
+    "<a src=",
+    "<iframe src=",
+    "</iframe>",
+    "<frame src=",
+    "<iframe href=x src=",
+    "<area href=",
+    "<link rel=x href=",
+    "<base href=",
+    "<BASE HREF=",
+    "\"/r",
+    "'/q",
+    "\"",
+    "'",
+    ">",
+    "/>",
+    "/",
+    " ",
+    "\n",
+    "\r",
+    "\t",
+    "\x0C",
+    "=",
+    "</a>",
+    "</a href=\">\">",
+    "</ a>",
+    "</>",
+    "</",
+    "<",
+    "<<",
+    "<h1>",
+    "</h1>",
+    "<p class=price>",
+    "<title>",
+    "</title>",
+    "</title ",
+    "<textarea>",
+    "</textarea>",
+    "<style>",
+    "</style>",
+    "<xmp>",
+    "</xmp>",
+    "<noembed>",
+    "<noframes>",
+    "</noframes>",
+    "<script>",
+    "</script>",
+    "</script ",
+    "</SCRIPT>",
+    "<script/>",
+    "<noscript>",
+    "</noscript>",
+    "</noscript ",
+    "<noscript/>",
+    "<plaintext>",
+    "<!--",
+    "-->",
+    "--!>",
+    "<!-->",
+    "<!--->",
+    "-",
+    "--",
+    "!",
+    "<!DOCTYPE html>",
+    "<!doctype \"x>\"",
+    "<![CDATA[",
+    "]]>",
+    "<?xml ?>",
+    "<svg>",
+    "</svg>",
+    "<math>",
+    "<img src=",
+    "<br>",
+    "<div>",
+    "</div>",
+    "<li>",
+    "&amp;",
+    "&",
+    "#",
+    "#frag",
+    "?a=1&b=2",
+    "é",
+    "\u{0}",
+    "mailto:x@y",
+    "javascript:void(0)",
+    "http://other.test/",
+    "//cdn.test/",
+    "../up",
+    "x",
+    "<template>",
+    "</template>",
+    "<table><td>",
+];
+
+fn soup(seed: u64, len: usize) -> String {
+    let mut x = seed | 1;
+    let mut s = String::new();
+    for _ in 0..len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(SOUP[(x % SOUP.len() as u64) as usize]);
+    }
+    s
+}
+
+#[test]
+fn scanner_matches_lol_html_on_tag_soup() {
+    let parsers = scanner_specs();
+    for seed in 0..3_000u64 {
+        let html = soup(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), 20 + (seed as usize % 200));
+        same_as_lol_html(&parsers, "http://shop.test/p/1", &html);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+    #[test]
+    fn scanner_matches_lol_html_property(picks in proptest::collection::vec(0..SOUP.len(), 0..120)) {
+        let html: String = picks.iter().map(|&i| SOUP[i]).collect();
+        same_as_lol_html(&scanner_specs(), "http://shop.test/p/1", &html);
+    }
+}
+
+#[test]
+fn scanner_matches_lol_html_on_the_test_pages() {
+    let parsers = scanner_specs();
+    let pages = [
+        NORMAL.to_string(),
+        r#"<html><head><title>t</title><noscript><link rel=x href=/css></noscript></head><body>
+        <a href=/before>b</a><noscript><iframe class="sidebar-iframe-outer" src="toc.html"></iframe></noscript>
+        <h1>Title</h1><noscript><p>Or <a href="/plain?a=1&amp;b=2">read</a>.</p></noscript>
+        <noscript>   </noscript><a href=/after>a</a></body></html>"#
+            .to_string(),
+        r#"<noscript><base href="http://cdn.test/x/"></noscript><base href="/ignored/"><a href=a>a</a>"#.into(),
+        r#"<noscript>x</noscript><base href="/first/"><noscript><base href="/second/"></noscript><a href=a>a</a>"#
+            .into(),
+        r#"<noscript><noscript><a href=/deep>d</a></noscript></noscript>"#.into(),
+        r#"<html><head><title>f</title></head><frameset><frame src="/nav.html"><frame src="main.html"></frameset></html>"#.into(),
+        "<select><xmp><script>\"use strict\";</script></select><a href=/x>x</a>".into(),
+        "<svg><![CDATA[<a href=/c>]]><a href=/svg-a>s</a></svg><math><mi>x</mi></math>".into(),
+        "<script><!--<script></script><a href=/in></script><a href=/out>".into(),
+        "<script a=>\"<a href=/q>\"</script><a href=/r>".into(),
+        "<title a=><a href=/t></title>".into(),
+        "<a href=/x>".repeat(20),
+        "<noscript> </noscript>".repeat(10_000) + "<a href=/last>l</a>",
+        (0..MAX_NOSCRIPT_PASSES + 5).map(|i| format!("<noscript><a href=/n{i}>n</a></noscript>")).collect(),
+        (0..100).map(|i| format!("<noscript><a href=/n{i}>n</a></noscript>")).collect(),
+    ];
+    for html in &pages {
+        same_as_lol_html(&parsers, "http://docs.test/book/index.html", html);
+    }
+}
+
+/// Where lol_html stops early (its memory cap: unclosed elements on its stack, a long
+/// unterminated token at the end), the scanner gives way to it: same links, same flag.
+#[test]
+fn scanner_matches_lol_html_on_hostile_pages() {
+    let parsers = scanner_specs();
+    for n in [19_999, 20_001, 40_000, 80_000, 160_000, 400_000] {
+        for tag in ["<div>", "<p>", "<noscript><a href=/n></noscript><x-long-custom-element-name>"] {
+            let html = format!("<a href=/before><h1>T</h1>{}<a href=/after>", tag.repeat(n / 2 + n % 7));
+            same_as_lol_html(&parsers, "http://shop.test/p/1", &html);
+        }
+    }
+    for tail in [1024 * 1024 - 100, 1024 * 1024 + 100, 9 * 1024 * 1024] {
+        for open in ["<!--", "<a href=\"", "<a href=x title=", "<!DOCTYPE ", "</a ", "<noscript>"] {
+            let html = format!("<a href=/before>{open}{}", "x".repeat(tail));
+            same_as_lol_html(&parsers, "http://shop.test/p/1", &html);
+        }
+    }
+    let mut html = String::from("<a href=/first>");
+    for i in 0..60_000 {
+        html.push_str(&format!("<a href=\"#{i}\">{i}</a><br>"));
+    }
+    same_as_lol_html(&parsers, "http://shop.test/p/1", &html);
+}
+
+/// Every page of the sandbox shop and its traps site, fetched from a live sandbox.
+#[cfg(feature = "sandbox")]
+#[test]
+fn scanner_matches_lol_html_on_the_sandbox() {
+    use arachne::sandbox::{SandboxOptions, SandboxServer};
+    let server = SandboxServer::start(SandboxOptions { pages: 300, traps: true }, 0).expect("sandbox starts");
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .expect("client");
+    let parsers = scanner_specs();
+    let start = Url::parse(&format!("{}/", server.base_url().trim_end_matches('/'))).expect("base url");
+    let mut queue = std::collections::VecDeque::from([start.clone()]);
+    let mut seen = std::collections::HashSet::from([start.to_string()]);
+    let mut pages = 0;
+    while let Some(url) = queue.pop_front() {
+        assert!(seen.len() < 2_000, "the sandbox crawl is bounded");
+        if url.path() == "/trap/slow" || url.path().starts_with("/calendar/") && seen.len() > 1_000 {
+            continue;
+        }
+        let Ok(resp) = client.get(url.clone()).send() else { continue };
+        let html_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/html"));
+        if !resp.status().is_success() || !html_type {
+            continue;
+        }
+        let body = resp.text().expect("body");
+        same_as_lol_html(&parsers, url.as_str(), &body);
+        pages += 1;
+        let (p, _) = &parsers[0];
+        for link in p.extract(&url, &body).links {
+            let depth_ok = !link.path().starts_with("/calendar/") || link.path().ends_with("/11");
+            if link.host() == start.host()
+                && link.port() == start.port()
+                && depth_ok
+                && seen.insert(link.to_string())
+            {
+                queue.push_back(link);
+            }
+        }
+    }
+    assert!(pages > 300, "read {pages} sandbox pages");
+    server.stop();
+}

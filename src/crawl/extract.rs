@@ -67,6 +67,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 use url::Url;
 
+use super::scan;
 use super::urls::normalize;
 use crate::spec::{FieldSelector, ParseSpec};
 
@@ -254,19 +255,27 @@ pub struct RuleParser {
 #[derive(Debug)]
 struct Compiled {
     follow: Vec<Selector>,
+    /// `follow` for the fast link scanner, when its selectors are plain enough.
+    fast: Option<scan::Simple>,
     base: Selector,
     noscript: Selector,
     rules: Vec<Rule>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Rule {
     name: String,
     matches: Regex,
     fields: Vec<Field>,
+    /// Every field's CSS is a bare tag name (`title`, `h1`, `a @href`): a lol_html pass of
+    /// these alone is cheap (no attributes to read on other elements), so the scanner is
+    /// worth it before it. Class or attribute selectors make lol_html read every tag's
+    /// attributes, and then one pass for links and fields together is faster (measured:
+    /// `benches/extract.rs`).
+    tag_fields: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Field {
     name: String,
     selector: Selector,
@@ -315,7 +324,12 @@ impl RuleParser {
                 let attr_is_url = matches!(fs.attr.as_deref(), Some("href" | "src"));
                 fields.push(Field { name: name.clone(), selector, attr: fs.attr, attr_is_url });
             }
-            rules.push(Rule { name: rule.name.clone(), matches, fields });
+            let tag_fields = rule.fields.values().all(|raw| {
+                raw.parse::<FieldSelector>().is_ok_and(|fs| {
+                    scan::Simple::new(std::slice::from_ref(&fs.css)).is_some() && !fs.css.contains('[')
+                })
+            });
+            rules.push(Rule { name: rule.name.clone(), matches, fields, tag_fields });
         }
         let builtin = |css: &str| {
             parse_selector(css).map_err(|source| ExtractError::FollowSelector {
@@ -325,7 +339,28 @@ impl RuleParser {
             })
         };
         let (base, noscript) = (builtin("base[href]")?, builtin("noscript")?);
-        Ok(Self { inner: Arc::new(Compiled { follow, base, noscript, rules }) })
+        let fast = scan::Simple::new(&spec.follow);
+        Ok(Self { inner: Arc::new(Compiled { follow, fast, base, noscript, rules }) })
+    }
+
+    /// The same rules without the fast link scanner: every page goes through lol_html alone
+    /// (the reference the scanner is checked against, in tests and benchmarks).
+    pub fn lol_html_only(&self) -> Self {
+        let c = &*self.inner;
+        let compiled = Compiled {
+            follow: c.follow.clone(),
+            fast: None,
+            base: c.base.clone(),
+            noscript: c.noscript.clone(),
+            rules: c.rules.clone(),
+        };
+        Self { inner: Arc::new(compiled) }
+    }
+
+    /// Whether pages go through the fast link scanner first (the `follow` selectors are all
+    /// `tag` or `tag[attr]`).
+    pub fn scans_links(&self) -> bool {
+        self.inner.fast.is_some()
     }
 
     /// Whether some item rule applies to `page_url` (its `match` regex matches).
@@ -348,12 +383,52 @@ impl RuleParser {
                 n_fields += rule.fields.len();
             }
         }
+        let fields_cheap = active.iter().all(|&(ri, _)| c.rules.get(ri).is_some_and(|r| r.tag_fields));
+        if let (Some(fast), true) = (&c.fast, fields_cheap) {
+            if let Some(out) = scan_then_items(c, fast, &active, n_fields, page_url, html) {
+                return out;
+            }
+        }
         let state = Rc::new(RefCell::new(PageState::new(n_fields)));
-        let ok = run_pass(c, &active, &state, html);
+        let ok = run_pass(c, true, &active, &state, html);
         let mut st = into_state(state);
         st.truncated |= !ok;
         st.read_noscripts(c, 0);
         st.finish(page_url, c, &active)
+    }
+}
+
+/// The fast path: the links by the scanner, then, when a rule applies to the page, a lol_html
+/// pass with the rules' field selectors alone. `None` when the scanner gives up or lol_html
+/// stops early: the caller then runs the whole page through lol_html, so the links and the
+/// `truncated` flag are always lol_html's.
+fn scan_then_items(
+    c: &Compiled,
+    fast: &scan::Simple,
+    active: &[(usize, usize)],
+    n_fields: usize,
+    page_url: &Url,
+    html: &str,
+) -> Option<Extracted> {
+    let mut st = PageState::new(n_fields);
+    scan::scan(fast, html, &mut st).ok()?;
+    if !active.is_empty() {
+        let shared = Rc::new(RefCell::new(st));
+        if !run_pass(c, false, active, &shared, html) {
+            return None;
+        }
+        st = into_state(shared);
+    }
+    Some(st.finish(page_url, c, active))
+}
+
+impl scan::Sink for PageState {
+    fn link(&mut self, raw: &str) {
+        self.push_link(raw);
+    }
+
+    fn base(&mut self, raw: &str) {
+        self.set_base(raw);
     }
 }
 
@@ -443,7 +518,10 @@ impl PageState {
             let mut d = String::with_capacity(raw.len());
             decode_into(raw, true, &mut d);
             self.base = Some(d);
-            self.base_rank = self.noscripts.len();
+            // The `<noscript>` elements with markup before it (the last entry is reused by
+            // the next `<noscript>` when it holds none).
+            let reusable = self.noscripts.last().is_some_and(|n| !n.has_markup());
+            self.base_rank = self.noscripts.len() - usize::from(reusable);
         }
     }
 
@@ -613,17 +691,25 @@ fn into_state(state: Rc<RefCell<PageState>>) -> PageState {
 /// content) into `state`. Returns false when lol_html stopped with an error.
 fn run_links_pass(c: &Compiled, state: &mut PageState, html: &str) -> bool {
     let shared = Rc::new(RefCell::new(std::mem::take(state)));
-    let ok = run_pass(c, &[], &shared, html);
+    let ok = run_pass(c, true, &[], &shared, html);
     *state = into_state(shared);
     ok
 }
 
-/// One lol_html pass. Returns false when lol_html stopped with an error.
-fn run_pass(c: &Compiled, active: &[(usize, usize)], state: &Rc<RefCell<PageState>>, html: &str) -> bool {
+/// One lol_html pass: the `follow` selectors, `base[href]` and `<noscript>` when `links`,
+/// and the fields of the `active` rules. Returns false when lol_html stopped with an error.
+fn run_pass(
+    c: &Compiled,
+    links: bool,
+    active: &[(usize, usize)],
+    state: &Rc<RefCell<PageState>>,
+    html: &str,
+) -> bool {
     let n_handlers = c.follow.len() + 2 + active.len() * 4;
     let mut handlers: Vec<(Cow<'_, Selector>, ElementContentHandlers<'_>)> = Vec::with_capacity(n_handlers);
+    let follow: &[Selector] = if links { &c.follow } else { &[] };
 
-    for sel in &c.follow {
+    for sel in follow {
         let st = state;
         handlers.push((
             Cow::Borrowed(sel),
@@ -638,7 +724,7 @@ fn run_pass(c: &Compiled, active: &[(usize, usize)], state: &Rc<RefCell<PageStat
         ));
     }
 
-    {
+    if links {
         let st = state;
         handlers.push((
             Cow::Borrowed(&c.base),
@@ -652,7 +738,7 @@ fn run_pass(c: &Compiled, active: &[(usize, usize)], state: &Rc<RefCell<PageStat
         ));
     }
 
-    if !c.follow.is_empty() {
+    if !follow.is_empty() {
         let st = state;
         handlers.push((
             Cow::Borrowed(&c.noscript),

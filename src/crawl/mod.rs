@@ -58,6 +58,7 @@ pub(crate) mod parser;
 pub(crate) mod recrawl;
 pub mod robots;
 pub mod routing;
+pub(crate) mod scan;
 pub(crate) mod scheduler;
 pub mod seen;
 pub mod shared;

@@ -70,7 +70,7 @@
 
 // Used by the server; the truth alone needs less of them.
 #[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
-mod render;
+pub(crate) mod render;
 #[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
 mod request_log;
 #[cfg(feature = "sandbox")]
@@ -78,7 +78,7 @@ mod server;
 #[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
 pub(crate) mod site;
 #[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
-mod traps;
+pub(crate) mod traps;
 mod truth;
 
 #[cfg(feature = "sandbox")]
