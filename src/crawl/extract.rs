@@ -5,6 +5,20 @@
 //! lol_html pass over a page and returns the page's links and the items of the rules whose
 //! URL regex matches the page.
 //!
+//! # The fast link scanner
+//! When every `follow` selector is a bare `tag` or `tag[attr]` (the defaults `a[href]`,
+//! `iframe[src]`, `frame[src]` are), the links come from a memchr scanner that reads the
+//! page as lol_html's tokenizer does (`crawl/scan.rs`), and lol_html runs only for the item
+//! fields, and only when every field of the rules matching the page is a bare tag name
+//! (`title`, `h1`, `a @href`); otherwise one lol_html pass does links and fields together,
+//! as it is then cheaper. Wherever the scanner would have to guess (SVG or MathML, a `<!--`
+//! inside a script, a nested `<noscript>`, more open tags than lol_html's memory cap could
+//! hold, a long unterminated token at the end) or lol_html stops early, the page goes
+//! through lol_html alone: the results are always lol_html's
+//! ([`RuleParser::lol_html_only`] is the reference, checked in `tests/extract.rs`).
+//! lol_html compiles its selector VM in every `HtmlRewriter::new` and has no way to keep a
+//! compiled one across pages; the selectors themselves are parsed once.
+//!
 //! # Semantics (checked against html5ever in `tests/extract.rs`)
 //! - **Links**: every element matched by a `follow` selector, in document order, gives its
 //!   `href` attribute, or its `src` when it has no `href`. The value is entity-decoded as the
