@@ -206,6 +206,13 @@ pub fn wait_for_items(p: &mut Arachne, at_least: usize, by: Instant) {
 /// twice), no page was fetched twice with success, their fetches add up, and each did at
 /// least a fifth.
 pub fn assert_shared_crawl(a: &Arachne, b: &Arachne, site: &SandboxServer, want: &Truth) {
+    // Shown only when the test fails: what each process said it did.
+    for (label, p) in [("a", a), ("b", b)] {
+        eprintln!("--- {label}'s summary:\n{}\n--- {label}'s log (warnings):", p.summary());
+        for line in p.stderr().lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).take(40) {
+            eprintln!("{line}");
+        }
+    }
     let mut items = BTreeMap::new();
     collect(&mut items, &a.items(false), true);
     collect(&mut items, &b.items(false), true);
