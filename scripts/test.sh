@@ -85,7 +85,7 @@ step "Scrapy and scrapy-redis in target/scrapy-venv (scripts/scrapy.sh; pinned, 
 step "cargo test (unit, integration, doc tests)"
 log=target/test-output.log
 mkdir -p target
-cargo test --all-targets --quiet 2>&1 | tee "$log"
+cargo test --all-targets --no-fail-fast --quiet 2>&1 | tee "$log"
 cargo test --doc --quiet 2>&1 | tee -a "$log"
 # The unit tests of the smallest build: every part that a feature leaves out says so.
 cargo test --lib --quiet --no-default-features 2>&1 | tee -a "$log"
