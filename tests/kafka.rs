@@ -453,3 +453,49 @@ fn a_kafka_topic_bridged_in_is_published_locally_then_committed() {
         );
     }
 }
+
+/// What the frontier relies on of the broker: a consumer that starts inside a record batch
+/// (a committed offset in the middle of what a producer sent at once, as after a rebalance)
+/// reads the rest of that batch and the batches after it. (tansu reports the high watermark
+/// as one past the last batch's *first* offset: `lag` probes past it.)
+#[test]
+fn a_consumer_starting_inside_a_record_batch_reads_the_rest_of_it() {
+    let Some(kafka) = test_kafka("inside_a_batch") else { return };
+    let topic = unique("batch");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("linger.ms", "200")
+        .create()
+        .expect("producer");
+    // Three batches: 0..10, 10..20, 20..30.
+    for batch in 0..3 {
+        for i in 0..10 {
+            let payload = format!("m{batch}.{i}");
+            producer.send(BaseRecord::<(), _>::to(&topic).partition(0).payload(&payload)).expect("queued");
+        }
+        producer.flush(Duration::from_secs(10)).expect("flushed");
+    }
+    for start in [0i64, 3, 5, 9, 10, 13, 25] {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", kafka.bootstrap())
+            .set("group.id", format!("{topic}.{start}"))
+            .set("fetch.wait.max.ms", "50")
+            .set("enable.partition.eof", "true")
+            .create()
+            .expect("consumer");
+        let (_, high) = consumer.fetch_watermarks(&topic, 0, Duration::from_secs(5)).expect("watermarks");
+        let mut list = rdkafka::TopicPartitionList::new();
+        list.add_partition_offset(&topic, 0, rdkafka::Offset::Offset(start)).expect("offset");
+        consumer.assign(&list).expect("assign");
+        let mut read = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => read.push(m.offset()),
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                _ => {}
+            }
+        }
+        assert_eq!(read, (start..30).collect::<Vec<_>>(), "from {start} (high watermark {high})");
+    }
+}

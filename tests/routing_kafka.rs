@@ -11,7 +11,9 @@
 //!   URLs and the plain requests topic only the others;
 //! - two workers of `documents` (and one of `default`) share the documents topic's
 //!   partitions as one consumer group: each fetches some, no item twice, nothing missing;
-//! - a queue's rate (`20/s`) is an upper bound on the sandbox's request log.
+//! - a queue's rate (`20/s`) is an upper bound on the sandbox's request log;
+//! - two processes that consume every queue share a routed crawl, and one is SIGKILLed
+//!   halfway: the survivor finishes both queues, nothing missing.
 //!
 //! Which broker: `ARACHNE_TEST_KAFKA` (scripts/test.sh starts tansu); see
 //! `support::kafka`. Every test uses its own crawl name, so its own topics and groups.
@@ -25,8 +27,8 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use support::kafka::test_kafka;
 use support::procs::{
-    assert_product_rate, assert_truth_items, assert_workers_split_the_crawl, collect, no_page_twice, sandbox,
-    Arachne, PRODUCTS,
+    assert_product_rate, assert_truth_items, assert_workers_split_the_crawl, collect, kill_one_halfway,
+    no_page_twice, sandbox, Arachne, PRODUCTS,
 };
 use support::unique;
 
@@ -147,4 +149,15 @@ fn a_kafka_queue_rate_is_an_upper_bound_on_the_servers_request_log() {
     assert_eq!(worker.items(false).len() as u64, want.items, "{}", worker.summary());
 
     assert_product_rate(&site, &want, 20);
+}
+
+#[test]
+fn a_killed_process_of_a_routed_crawl_leaves_nothing_missing() {
+    let Some(kafka) = test_kafka("a_killed_process_of_a_routed_crawl") else { return };
+    let (site, want) = sandbox(2000);
+    let spec = routed(&unique("kkilled"), kafka.bootstrap(), &site.base_url(), "{ concurrency: 8 }")
+        // Slow enough that the kill lands mid-crawl.
+        .replace("per_host: { concurrency: 8 }", "per_host: { concurrency: 8, rate: 300 }");
+    let started = Instant::now();
+    kill_one_halfway(&spec, &want, started, Duration::from_secs(90), Duration::from_secs(180));
 }

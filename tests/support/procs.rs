@@ -95,6 +95,11 @@ impl Arachne {
         text[cut..].to_string()
     }
 
+    /// Its whole log.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
     pub fn summary(&self) -> Value {
         fs::read(self.dir.join("summary.json"))
             .ok()
@@ -202,17 +207,31 @@ pub fn wait_for_items(p: &mut Arachne, at_least: usize, by: Instant) {
     }
 }
 
+/// Shown only when a test fails: what each process said it did (its summary, warnings and
+/// the shared frontier's news).
+pub fn show_news(processes: &[&Arachne]) {
+    for p in processes {
+        let label = p.label;
+        eprintln!(
+            "--- {label}'s summary:\n{}\n--- {label}'s log (warnings, the frontier's news):",
+            p.summary()
+        );
+        let log = p.log();
+        let news =
+            log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("frontier:"));
+        for line in news.take(120) {
+            eprintln!("{line}");
+        }
+    }
+}
+
 /// Two processes that shared one crawl: their items together are exactly the truth's (none
 /// twice), no page was fetched twice with success, their fetches add up, and each did at
 /// least a fifth.
 pub fn assert_shared_crawl(a: &Arachne, b: &Arachne, site: &SandboxServer, want: &Truth) {
-    // Shown only when the test fails: what each process said it did.
-    for (label, p) in [("a", a), ("b", b)] {
-        eprintln!("--- {label}'s summary:\n{}\n--- {label}'s log (warnings):", p.summary());
-        for line in p.stderr().lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).take(40) {
-            eprintln!("{line}");
-        }
-    }
+    show_news(&[a, b]);
+    let stats = site.stats();
+    eprintln!("--- the site: {} ok answers, by kind {:?}", stats.ok_responses, stats.by_kind);
     let mut items = BTreeMap::new();
     collect(&mut items, &a.items(false), true);
     collect(&mut items, &b.items(false), true);
@@ -245,6 +264,7 @@ pub fn kill_one_halfway(spec: &str, want: &Truth, started: Instant, kill_by: Dur
     assert!(a.running(), "a ended before b was killed:\n{}", a.stderr());
 
     assert_eq!(a.wait(started + finish_by), 0, "the survivor:\n{}", a.stderr());
+    show_news(&[&a, &b]);
     let mut items = BTreeMap::new();
     collect(&mut items, &a.items(false), false);
     collect(&mut items, &b.items(true), false);

@@ -21,6 +21,9 @@
 //!   consumed but had not handed out are simply not committed, and the new owner reads them.
 //!   A process that dies commits nothing more: its partitions go to the others after
 //!   `session.timeout.ms`, which read from the last commit.
+//! - **Holes**: the requests topic's offsets have none, so a message after a hole was
+//!   handed out by the broker before an earlier batch was readable: the partition is read
+//!   again from the hole ([`GapGuard`]; a hole that lasts is accepted with a warning).
 //! - **Done**: when every partition's committed offset has reached its end (no process
 //!   holds or has queued anything).
 //! - **Start URLs**: `<name>.start_urls`, one URL (or a JSON object with `url`) a message,
@@ -45,6 +48,7 @@ use url::Url;
 
 use super::broker::{KafkaBroker, LinkContext, TopicSpec};
 use super::config::{FrontierKey, KafkaFrontierSpec};
+use super::gaps::{GapGuard, Verdict};
 use super::offsets::OffsetTracker;
 use crate::bridges::BridgeError;
 use crate::crawl::shared::{
@@ -148,6 +152,8 @@ struct Part {
     seen: HashMap<u128, i64>,
     /// Offsets handed to the scheduler and not acked.
     leased: HashSet<i64>,
+    /// Holes in what the broker hands out.
+    gaps: GapGuard,
 }
 
 #[derive(Default)]
@@ -207,13 +213,16 @@ impl ConsumerContext for GroupContext {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(list) = rebalance {
             let assigned = partitions_of(list, &self.names.requests);
+            let starts = self.start_positions(consumer, &assigned);
             for &p in &assigned {
+                let gaps = GapGuard::starting_at(starts.get(&p).copied());
                 let back = self.shared.lock().retired.remove(&p);
-                if let Some(part) = back {
+                if let Some(mut part) = back {
                     tracing::debug!(partition = p, "kafka frontier: got a partition back");
+                    part.gaps = gaps;
                     self.shared.lock().parts.insert(p, part);
                     continue;
                 }
@@ -222,7 +231,7 @@ impl ConsumerContext for GroupContext {
                 let mut state = self.shared.lock();
                 state.epochs += 1;
                 let epoch = state.epochs;
-                state.parts.insert(p, Part { epoch, seen, ..Part::default() });
+                state.parts.insert(p, Part { epoch, seen, gaps, ..Part::default() });
             }
             // What was revoked and not given back belongs to another process now.
             self.shared.lock().retired.clear();
@@ -272,6 +281,37 @@ impl GroupContext {
             }
         }
         state.start_positions.clear();
+    }
+
+    /// Where consumption of the `assigned` partitions starts (their committed offsets, or
+    /// the start of the partition when none is): the first offset the gap guard expects.
+    /// A partition not found (the query failed) starts unguarded until its first message.
+    fn start_positions(&self, consumer: &BaseConsumer<Self>, assigned: &[i32]) -> HashMap<i32, i64> {
+        let mut list = TopicPartitionList::new();
+        for &p in assigned {
+            list.add_partition(&self.names.requests, p);
+        }
+        let committed = match consumer.committed_offsets(list, self.timeout) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!("kafka frontier: cannot read the committed offsets: {e}");
+                return HashMap::new();
+            }
+        };
+        let mut starts = HashMap::new();
+        for e in committed.elements_for_topic(&self.names.requests) {
+            let start = match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => consumer
+                    .fetch_watermarks(&self.names.requests, e.partition(), self.timeout)
+                    .ok()
+                    .map(|w| w.0),
+            };
+            if let Some(start) = start {
+                starts.insert(e.partition(), start);
+            }
+        }
+        starts
     }
 
     /// Reads partition `p` of the seen-set changelog from its start to its end (the end is
@@ -389,6 +429,8 @@ struct Inner {
     poller: Mutex<Option<JoinHandle<()>>>,
     partitions: i32,
     timeout: Duration,
+    /// The last lag query found nothing to consume.
+    looked_empty: AtomicBool,
 }
 
 impl KafkaFrontier {
@@ -518,6 +560,7 @@ impl Inner {
             poller: Mutex::new(None),
             partitions,
             timeout,
+            looked_empty: AtomicBool::new(false),
         })
     }
 
@@ -537,6 +580,7 @@ impl Inner {
             }
             if last_commit.elapsed() >= COMMIT_EVERY {
                 self.commit();
+                self.reread_due();
                 last_commit = Instant::now();
             }
         }
@@ -571,6 +615,8 @@ impl Inner {
     /// ones for leasing; persists first sightings to the changelog.
     fn take(&self, batch: Vec<Polled>) {
         let mut firsts: Vec<(i32, u128, i64)> = Vec::new();
+        let mut rereads: Vec<(i32, i64)> = Vec::new();
+        let now = Instant::now();
         {
             let mut state = self.shared.lock();
             for m in batch {
@@ -583,6 +629,18 @@ impl Inner {
                 }
                 let state = &mut *state;
                 let Some(part) = state.parts.get_mut(&m.partition) else { continue };
+                match part.gaps.check(m.offset, now) {
+                    Verdict::Take => {}
+                    Verdict::Old | Verdict::Hold => continue,
+                    Verdict::Reread(from) => {
+                        rereads.push((m.partition, from));
+                        continue;
+                    }
+                    Verdict::Accept { from, to } => tracing::warn!(
+                        partition = m.partition,
+                        "kafka frontier: offsets {from}..{to} never came from the broker: going on without them"
+                    ),
+                }
                 if part.leased.contains(&m.offset) || part.tracker.is_done(m.offset) {
                     // Read again after a rebalance gave the partition back: in progress
                     // here, or done (its commit was lost).
@@ -615,6 +673,35 @@ impl Inner {
         }
         self.shared.ready.notify_waiters();
         self.write_changelog(&firsts);
+        for (p, from) in rereads {
+            tracing::info!(
+                partition = p,
+                "kafka frontier: the broker skipped from offset {from}: reading again from there"
+            );
+            self.reread(p, from);
+        }
+    }
+
+    /// Reads partition `p` again from `offset` (after a hole in what the broker handed out).
+    fn reread(&self, p: i32, offset: i64) {
+        if let Err(e) = self.consumer.seek(&self.names.requests, p, Offset::Offset(offset), self.timeout) {
+            tracing::debug!(
+                partition = p,
+                "kafka frontier: cannot read again from offset {offset}: {e} (retried)"
+            );
+        }
+    }
+
+    /// Holes still waited on whose last read again was a while ago: read again.
+    fn reread_due(&self) {
+        let now = Instant::now();
+        let due: Vec<(i32, i64)> = {
+            let mut state = self.shared.lock();
+            state.parts.iter_mut().filter_map(|(p, part)| part.gaps.due(now).map(|o| (*p, o))).collect()
+        };
+        for (p, from) in due {
+            self.reread(p, from);
+        }
     }
 
     /// Writes first sightings to the changelog and waits for the broker's confirmation, so
@@ -688,6 +775,7 @@ impl Inner {
         let committed = self.consumer.committed_offsets(all, self.timeout).map_err(StoreError::new)?;
         let mut lag = 0u64;
         let mut at_end = TopicPartitionList::new();
+        let mut figures = Vec::new();
         for e in committed.elements_for_topic(topic) {
             let (low, high) = self
                 .consumer
@@ -697,6 +785,7 @@ impl Inner {
                 Offset::Offset(o) => o.max(low),
                 _ => low,
             };
+            figures.push((e.partition(), position, high));
             if high > position {
                 lag += u64::try_from(high - position).unwrap_or(0);
             } else if high > low {
@@ -705,6 +794,13 @@ impl Inner {
         }
         if lag == 0 && at_end.count() > 0 {
             lag += self.consumer.context().records_after(&at_end);
+        }
+        // Told once each time the queue turns empty: the figures behind a "done".
+        if (lag == 0) != self.looked_empty.swap(lag == 0, Ordering::Relaxed) && lag == 0 {
+            tracing::info!(
+                topic = %topic,
+                "kafka frontier: nothing left to consume (partition, committed, high watermark): {figures:?}"
+            );
         }
         Ok(lag)
     }

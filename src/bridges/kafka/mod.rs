@@ -13,6 +13,8 @@ mod config;
 #[cfg(feature = "kafka")]
 mod frontier;
 #[cfg(feature = "kafka")]
+mod gaps;
+#[cfg(feature = "kafka")]
 mod offsets;
 #[cfg(feature = "kafka")]
 mod routed;
@@ -29,6 +31,8 @@ pub use config::{
 };
 #[cfg(feature = "kafka")]
 pub use frontier::KafkaFrontier;
+#[cfg(feature = "kafka")]
+pub use gaps::{GapGuard, Verdict};
 #[cfg(feature = "kafka")]
 pub use offsets::OffsetTracker;
 #[cfg(feature = "kafka")]
