@@ -7,6 +7,8 @@
 //!   success, and each did a fair share;
 //! - one of two processes is SIGKILLed mid-crawl: the survivor finishes alone and nothing
 //!   is missing (the dead one's leases come back after `frontier.lease`);
+//! - a process whose sink fails (`/dev/full`) stops with the sink's error and gives its
+//!   pages back at once: the other finishes with every item;
 //! - redis-server is SIGKILLed and restarted (append-only file on) mid-crawl: the crawl
 //!   completes, nothing is missing, and the summary counts the `reconnects`;
 //! - a process with `seeds: []` waits; a plain `LPUSH arachne:<name>:start_urls URL` starts
@@ -223,6 +225,40 @@ fn a_process_stopped_with_ctrl_c_gives_its_leases_back_at_once() {
     let mut items = BTreeMap::new();
     collect(&mut items, &a.items(false), true);
     collect(&mut items, &b.items(false), true);
+    assert_truth_items(&items, &want);
+    drop_keys(&redis.url, &name);
+}
+
+/// A process whose sink fails for good (its items go to `/dev/full`) stops with the sink's
+/// error and gives its pages back at once: the other process finishes the crawl with every
+/// item, long before the 10-minute leases could expire.
+#[test]
+fn a_process_whose_sink_fails_stops_and_gives_its_pages_back() {
+    let Some(redis) = test_redis("a_process_whose_sink_fails_stops_and_gives_its_pages_back") else {
+        return;
+    };
+    let started = Instant::now();
+    let (site, want) = sandbox(2000);
+    let name = unique("sinkfail");
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    shop.lease = "10m";
+    shop.fetch = "fetch: { per_host: { rate: 500 } }";
+    let good = shop.yaml();
+    let bad = good.replace("  - jsonl: items.jsonl", "  - jsonl: /dev/full");
+    assert_ne!(good, bad);
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let mut a = Arachne::spawn("a", dir_a.path(), &good, &[]);
+    let mut b = Arachne::spawn("b", dir_b.path(), &bad, &[]);
+
+    let code = b.wait(started + Duration::from_secs(60));
+    let log = b.log();
+    assert_ne!(code, 0, "b went on with a failed sink:\n{log}");
+    assert!(log.contains("sink failed") && log.contains("gave requests back"), "b:\n{log}");
+    assert!(a.running(), "a ended before b failed:\n{}", a.stderr());
+    // Well before a 10-minute lease could expire.
+    assert_eq!(a.wait(started + Duration::from_secs(90)), 0, "the survivor:\n{}", a.stderr());
+    let mut items = BTreeMap::new();
+    collect(&mut items, &a.items(false), true);
     assert_truth_items(&items, &want);
     drop_keys(&redis.url, &name);
 }

@@ -195,7 +195,11 @@ pub struct SinkActor {
     acks: Recipient<Durable>,
     error: Option<SinkError>,
     done: Option<oneshot::Sender<SinkResult>>,
+    on_failure: Option<FailureHook>,
 }
+
+/// Called once when a sink fails for good, with the sink's name.
+pub type FailureHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl SinkActor {
     /// A sink actor reading `subscription`; `acks` hears which pages are durable after each
@@ -216,11 +220,25 @@ impl SinkActor {
             acks,
             error: None,
             done: Some(done),
+            on_failure: None,
         }
+    }
+
+    /// Calls `hook` when the sink fails for good (a write or flush error): the runtime
+    /// stops the crawl then, and gives the pages waiting for this sink back to a shared
+    /// frontier, rather than crawl on with items that can go nowhere.
+    pub fn on_failure(mut self, hook: FailureHook) -> Self {
+        self.on_failure = Some(hook);
+        self
     }
 
     fn fail(&mut self, e: io::Error) {
         tracing::error!(sink = %self.name, "sink failed: {e}");
+        if self.error.is_none() {
+            if let Some(hook) = &self.on_failure {
+                hook(&self.name);
+            }
+        }
         self.error.get_or_insert_with(|| SinkError { sink: self.name.clone(), source: e });
     }
 

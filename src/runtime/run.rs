@@ -24,10 +24,10 @@ use crate::crawl::recrawl::Revisits;
 use crate::crawl::routing::Routing;
 use crate::crawl::scheduler::SharedFrontier;
 use crate::crawl::scheduler::{
-    Checkpoint, DeadLettered, Drain, Reseed, Restore, Scheduler, SchedulerParts, Seed,
+    Checkpoint, DeadLettered, Drain, Reseed, Restore, Scheduler, SchedulerParts, Seed, SinkFailed,
 };
 use crate::crawl::shared::SharedStore;
-use crate::crawl::sink::{ItemSink, SinkActor, SinkError, SinkResult};
+use crate::crawl::sink::{FailureHook, ItemSink, SinkActor, SinkError, SinkResult};
 use crate::crawl::{http, urls, CrawlRequest, Event, Page, PageItems, PageParser};
 use crate::observe::dashboard::{Dashboard, DashboardOptions, ObserveParts, Observer};
 use crate::observe::{Controller, Progress, Stats, Summary};
@@ -250,8 +250,9 @@ impl Run {
             let subscription = items.subscribe(256, Overflow::Block);
             let acks = scheduler.clone().recipient();
             let actor_name = name.clone();
+            let on_failure = sink_failure_hook(&scheduler, builder.stop_handle());
             sup.start(name.clone(), Restart::Transient, &main, move |_| {
-                SinkActor::new(actor_name, sink, subscription, acks, tx)
+                SinkActor::new(actor_name, sink, subscription, acks, tx).on_failure(on_failure)
             });
             sinks_done.push((name, rx));
         }
@@ -396,6 +397,18 @@ impl Run {
         }
         Ok(summary)
     }
+}
+
+/// What a sink that failed for good does: tells the scheduler (a shared frontier gets the
+/// pages waiting for the sink back at once) and stops the run, which then ends with the
+/// sink's error.
+fn sink_failure_hook(scheduler: &Addr<Scheduler>, stop: super::StopHandle) -> FailureHook {
+    let scheduler = scheduler.clone();
+    Arc::new(move |sink: &str| {
+        tracing::error!(sink, "a sink failed: stopping the crawl");
+        scheduler.do_send(SinkFailed { sink: sink.to_string() });
+        stop.stop();
+    })
 }
 
 /// Stops the arbiters of the parsers and fetchers and waits for their threads.

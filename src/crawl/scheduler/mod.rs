@@ -70,6 +70,16 @@ pub struct Durable {
     pub pages: Vec<Fingerprint>,
 }
 
+/// A sink failed for good (it writes nothing more): the pages waiting for it will never be
+/// durable. With a shared frontier their leases go back to the broker at once, for the
+/// other processes (or the next run).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SinkFailed {
+    /// The sink's name.
+    pub sink: String,
+}
+
 /// A request (or its page) was dead-lettered: it counts as done.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -567,6 +577,15 @@ impl Handler<Durable> for Scheduler {
             self.batch.sink_positions.push((msg.sink, position));
         }
         self.save(ctx);
+    }
+}
+
+impl Handler<SinkFailed> for Scheduler {
+    type Result = ();
+    fn handle(&mut self, msg: SinkFailed, ctx: &mut Context<Self>) {
+        if self.remote.is_some() {
+            self.remote_sink_failed(&msg.sink, ctx);
+        }
     }
 }
 

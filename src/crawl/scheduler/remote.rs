@@ -62,6 +62,8 @@ pub(super) struct Remote {
     leasing: bool,
     polling: bool,
     awaiting: HashMap<Fingerprint, AwaitingAck, FingerprintBuildHasher>,
+    /// A sink failed: pages with items can never be acked here any more.
+    sink_failed: bool,
     /// Requests waiting for a permit of the politeness shared through the broker (`None`:
     /// the store shares none; the local limits alone apply).
     pub(super) gate: Option<Gate>,
@@ -78,6 +80,7 @@ impl Remote {
             leasing: false,
             polling: false,
             awaiting: HashMap::default(),
+            sink_failed: false,
         }
     }
 
@@ -211,6 +214,11 @@ impl Scheduler {
         let token = self.remote_release(&fingerprint);
         let sinks = self.remote().shared.sinks;
         let token = match token {
+            Some(token) if to_sinks && self.remote().sink_failed => {
+                // Its items cannot be written here: another process does the page again.
+                self.remote_flush(None, ctx);
+                return self.remote_release_tokens(vec![token], ctx);
+            }
             Some(token) if to_sinks && sinks > 0 => token,
             other => return self.remote_flush(other, ctx),
         };
@@ -435,18 +443,27 @@ impl Scheduler {
         ));
     }
 
-    /// Stopping: requests leased here go back to the shared queue at once (not after a
-    /// lease expires), for the other processes: when the drain starts, those not started;
-    /// at the very end (`all`), those the drain cut off too.
-    pub(super) fn remote_give_back(&mut self, all: bool, ctx: &mut Context<Self>) {
-        let in_progress = &self.in_progress;
-        let remote = self.remote.as_mut().expect("called only with a shared frontier");
-        let back: Vec<Fingerprint> =
-            remote.tokens.keys().filter(|fp| all || !in_progress.contains_key(fp)).copied().collect();
-        if back.is_empty() {
+    /// A sink failed for good: the pages waiting for it go back to the shared queue (their
+    /// links are admitted already, or on their way), and so does every later page with
+    /// items.
+    pub(super) fn remote_sink_failed(&mut self, sink: &str, ctx: &mut Context<Self>) {
+        let remote = self.remote();
+        remote.sink_failed = true;
+        let tokens: Vec<LeaseToken> = remote.awaiting.drain().map(|(_, waiting)| waiting.token).collect();
+        tracing::error!(
+            sink,
+            pages = tokens.len(),
+            "a sink failed: its pages go back to the shared frontier for another process"
+        );
+        self.remote_release_tokens(tokens, ctx);
+    }
+
+    /// Gives `tokens` back to the shared queue now (not when their leases expire).
+    fn remote_release_tokens(&mut self, tokens: Vec<LeaseToken>, ctx: &mut Context<Self>) {
+        if tokens.is_empty() {
             return;
         }
-        let tokens: Vec<LeaseToken> = back.iter().filter_map(|fp| remote.tokens.remove(fp)).collect();
+        let remote = self.remote();
         remote.ops += 1;
         let store = remote.shared.store.clone();
         ctx.spawn(async move { store.release(tokens).await }.into_actor(self).map(|released, act, ctx| {
@@ -460,6 +477,21 @@ impl Scheduler {
             }
             act.pump(ctx);
         }));
+    }
+
+    /// Stopping: requests leased here go back to the shared queue at once (not after a
+    /// lease expires), for the other processes: when the drain starts, those not started;
+    /// at the very end (`all`), those the drain cut off too.
+    pub(super) fn remote_give_back(&mut self, all: bool, ctx: &mut Context<Self>) {
+        let in_progress = &self.in_progress;
+        let remote = self.remote.as_mut().expect("called only with a shared frontier");
+        let back: Vec<Fingerprint> =
+            remote.tokens.keys().filter(|fp| all || !in_progress.contains_key(fp)).copied().collect();
+        if back.is_empty() {
+            return;
+        }
+        let tokens: Vec<LeaseToken> = back.iter().filter_map(|fp| remote.tokens.remove(fp)).collect();
+        self.remote_release_tokens(tokens, ctx);
     }
 
     /// Copies the store's reconnect count into the stats.
