@@ -9,6 +9,7 @@
 //!   is missing (the dead one's leases come back after `frontier.lease`);
 //! - a process whose sink fails (`/dev/full`) stops with the sink's error and gives its
 //!   pages back at once: the other finishes with every item;
+//! - `max_items` counts the items of the whole crawl, in Redis;
 //! - redis-server is SIGKILLed and restarted (append-only file on) mid-crawl: the crawl
 //!   completes, nothing is missing, and the summary counts the `reconnects`;
 //! - a process with `seeds: []` waits; a plain `LPUSH arachne:<name>:start_urls URL` starts
@@ -525,6 +526,29 @@ fn max_pages_counts_the_whole_crawl_across_processes() {
     assert_eq!(fetched, 1000, "a: {}\nb: {}", a.summary(), b.summary());
     let stats = site.stats();
     assert_eq!(stats.repeated_ok, 0);
+    drop_keys(&redis.url, &name);
+}
+
+/// `max_items: 300` across two processes: 300 items in all (counted in Redis), each once.
+#[test]
+fn max_items_counts_the_whole_crawl_across_processes() {
+    let Some(redis) = test_redis("max_items_counts_the_whole_crawl_across_processes") else { return };
+    let (site, _) = sandbox(5000);
+    let name = unique("maxitems");
+    let mut shop = Shop::new(&name, &redis.url, &site);
+    shop.fetch = "scope: { max_items: 300 }";
+    let spec = shop.yaml();
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
+    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &[]);
+    assert_eq!(a.wait(deadline), 0, "a:\n{}", a.stderr());
+    assert_eq!(b.wait(deadline), 0, "b:\n{}", b.stderr());
+    let (items_a, items_b) = (a.items(false), b.items(false));
+    let mut items = BTreeMap::new();
+    collect(&mut items, &items_a, true);
+    collect(&mut items, &items_b, true);
+    assert_eq!(items.len(), 300, "a wrote {}, b {}", items_a.len(), items_b.len());
     drop_keys(&redis.url, &name);
 }
 

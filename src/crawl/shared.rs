@@ -311,6 +311,11 @@ impl<S: QueueStore> SharedStore for QueueStores<S> {
         self.default_store().claim(key, hold)
     }
 
+    /// `default`'s store counts the crawl's items.
+    fn take_items(&self, wanted: u64, limit: u64) -> Option<BoxFuture<'static, StoreResult<(u64, bool)>>> {
+        self.default_store().take_items(wanted, limit)
+    }
+
     fn reconnects(&self) -> u64 {
         self.iter().map(|(_, s)| s.reconnects()).sum()
     }
@@ -441,13 +446,21 @@ pub trait SharedStore: Send + Sync + 'static {
     /// every process.
     fn claim(&self, key: String, hold: Duration) -> BoxFuture<'static, StoreResult<bool>>;
 
-    /// Forgets what the crawl has seen (the shared seen-set, and the count `max_pages`
-    /// keeps), for `action: reseed`: the next admits start a new crawl. A store that cannot
+    /// Forgets what the crawl has seen (the shared seen-set, and the counts `max_pages`
+    /// and `max_items` keep), for `action: reseed`: the next admits start a new crawl. A store that cannot
     /// (Kafka, AMQP) answers with an error, and the reseed is skipped.
     fn forget_seen(&self) -> BoxFuture<'static, StoreResult<()>> {
         Box::pin(async {
             Err(StoreError::new("this broker's shared frontier cannot forget what it has seen"))
         })
+    }
+
+    /// Grants up to `wanted` more of the crawl's `limit` items (`scope.max_items`) across
+    /// every process: how many, and whether the crawl has reached the limit with them.
+    /// `None`: this store keeps no count, and each process counts its own items.
+    fn take_items(&self, wanted: u64, limit: u64) -> Option<BoxFuture<'static, StoreResult<(u64, bool)>>> {
+        let _ = (wanted, limit);
+        None
     }
 
     /// Reconnections to the broker so far (for the summary).

@@ -205,6 +205,10 @@ impl Run {
         let context = FrontierContext { state_dir: store.is_some(), routing: routing.clone() };
         let shared_store = crate::bridges::open_frontier(&spec, context).await?;
         check_routing(&routing, shared_store.as_deref())?;
+        if let Some(store) = shared_store.as_ref().filter(|_| spec.scope.max_items > 0) {
+            // `max_items` counts the whole crawl where the broker keeps the count.
+            builder.budget.share(store.clone(), tokio::runtime::Handle::current());
+        }
         if routing.is_routed() {
             stats.set_queues(routing.queues().iter().map(|q| q.name.to_string()));
         }

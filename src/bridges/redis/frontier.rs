@@ -193,6 +193,12 @@ impl FrontierKeys {
         self.beside_leases("admitted")
     }
 
+    /// The count of items granted, for `scope.max_items` across processes: beside the
+    /// leases, `arachne:<name>:items` or `<name>:arachne:items`.
+    pub fn items(&self) -> String {
+        self.beside_leases("items")
+    }
+
     /// A key of this frontier's own, beside the leases.
     pub fn beside_leases(&self, what: &str) -> String {
         format!("{}{what}", self.leases.strip_suffix("leases").unwrap_or(&self.leases))
@@ -409,6 +415,17 @@ end
 return out
 "#;
 
+/// take items: KEYS items count; ARGV wanted, limit. Grants min(wanted, limit - count)
+/// and counts them; returns {granted, count after}.
+const TAKE_ITEMS: &str = r#"
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+local granted = math.max(0, math.min(tonumber(ARGV[1]), tonumber(ARGV[2]) - count))
+if granted > 0 then
+  count = redis.call('INCRBY', KEYS[1], granted)
+end
+return {granted, count}
+"#;
+
 /// The connection, replaced when it breaks; `generation` tells a caller whether the broken
 /// one it saw was already replaced by another caller.
 struct Conn {
@@ -438,6 +455,7 @@ pub struct RedisFrontier {
     lease_script: Arc<Script>,
     reap_script: Arc<Script>,
     renew_script: Arc<Script>,
+    items_script: Arc<Script>,
 }
 
 impl std::fmt::Debug for RedisFrontier {
@@ -474,6 +492,7 @@ impl RedisFrontier {
             lease_script: Arc::new(Script::new(LEASE)),
             reap_script: Arc::new(Script::new(REAP)),
             renew_script: Arc::new(Script::new(RENEW)),
+            items_script: Arc::new(Script::new(TAKE_ITEMS)),
         }
     }
 
@@ -1532,12 +1551,25 @@ impl SharedStore for RedisFrontier {
         self.counters.reconnects()
     }
 
-    /// `DEL` of the seen-set (or the Bloom filter) and of the `max_pages` count.
+    /// One script call: `min(wanted, limit - granted)` more, counted in `items`.
+    fn take_items(&self, wanted: u64, limit: u64) -> Option<BoxFuture<'static, StoreResult<(u64, bool)>>> {
+        let this = self.clone();
+        Some(Box::pin(async move {
+            let key = this.keys.items();
+            let args = [wanted.to_string(), limit.to_string()];
+            let (granted, total): (u64, u64) =
+                this.invoke(&this.items_script, &[&key], &args).await.map_err(StoreError::new)?;
+            Ok((granted, total >= limit))
+        }))
+    }
+
+    /// `DEL` of the seen-set (or the Bloom filter) and of the `max_pages` and `max_items`
+    /// counts.
     fn forget_seen(&self) -> BoxFuture<'static, StoreResult<()>> {
         let this = self.clone();
         Box::pin(async move {
             let mut cmd = redis::cmd("DEL");
-            cmd.arg(this.seen_key()).arg(this.keys.admitted());
+            cmd.arg(this.seen_key()).arg(this.keys.admitted()).arg(this.keys.items());
             let _: i64 = this.query(&cmd).await.map_err(StoreError::new)?;
             Ok(())
         })
