@@ -114,6 +114,18 @@ output:
     }
 }
 
+/// Runs two processes on `spec`, each in a directory of its own (kept with them), until
+/// both end with exit 0 (within 60 s).
+fn two_to_the_end(spec: &str) -> (Arachne, Arachne, [tempfile::TempDir; 2]) {
+    let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut a = Arachne::spawn("a", dirs[0].path(), spec, &[]);
+    let mut b = Arachne::spawn("b", dirs[1].path(), spec, &[]);
+    assert_eq!(a.wait(deadline), 0, "a:\n{}", a.stderr());
+    assert_eq!(b.wait(deadline), 0, "b:\n{}", b.stderr());
+    (a, b, dirs)
+}
+
 // ---------------------------------------------------------------------------------------
 // Tests
 
@@ -515,13 +527,7 @@ fn max_pages_counts_the_whole_crawl_across_processes() {
     let name = unique("maxpages");
     let mut shop = Shop::new(&name, &redis.url, &site);
     shop.fetch = "scope: { max_pages: 1000 }";
-    let spec = shop.yaml();
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
-    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &[]);
-    assert_eq!(a.wait(deadline), 0, "a:\n{}", a.stderr());
-    assert_eq!(b.wait(deadline), 0, "b:\n{}", b.stderr());
+    let (a, b, _dirs) = two_to_the_end(&shop.yaml());
     let fetched = a.pages_fetched() + b.pages_fetched();
     assert_eq!(fetched, 1000, "a: {}\nb: {}", a.summary(), b.summary());
     let stats = site.stats();
@@ -537,13 +543,7 @@ fn max_items_counts_the_whole_crawl_across_processes() {
     let name = unique("maxitems");
     let mut shop = Shop::new(&name, &redis.url, &site);
     shop.fetch = "scope: { max_items: 300 }";
-    let spec = shop.yaml();
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
-    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &[]);
-    assert_eq!(a.wait(deadline), 0, "a:\n{}", a.stderr());
-    assert_eq!(b.wait(deadline), 0, "b:\n{}", b.stderr());
+    let (a, b, _dirs) = two_to_the_end(&shop.yaml());
     let (items_a, items_b) = (a.items(false), b.items(false));
     let mut items = BTreeMap::new();
     collect(&mut items, &items_a, true);
