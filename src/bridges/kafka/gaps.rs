@@ -26,7 +26,7 @@ pub enum Verdict {
     Reread(i64),
     /// After a hole that was just read again: drop it and wait.
     Hold,
-    /// After a hole that outlasted [`PATIENCE`]: take it; the offsets `from..to` are gone.
+    /// After a hole that outlasted the patience (2 s): take it; the offsets `from..to` are gone.
     Accept {
         /// The first missing offset.
         from: i64,
