@@ -500,3 +500,57 @@ fn every_control_action_acts() {
     assert_eq!(summary.pages_fetched, 6);
     assert_eq!(summary.dead_letters, 2);
 }
+
+/// An actor that does nothing: for the supervision tree's listing.
+struct Idle;
+
+impl actix::Actor for Idle {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Supervised for Idle {}
+
+/// An actor of a user subtree is listed on the dashboard as `<subtree>/<actor>`, and remote
+/// control restarts it by that name.
+#[test]
+fn a_subtree_actor_is_listed_and_restarted_by_remote_control() {
+    let server = SandboxServer::start(SandboxOptions { pages: 5, traps: false }, 0).expect("sandbox");
+    let site = server.base_url();
+    // One page; the hourly schedule keeps the run up.
+    let yaml = format!(
+        "name: subtree\nseeds: [\"{site}/item/1\"]\nscope: {{ max_depth: 0 }}\n\
+         schedules: [{{ name: keep, every: 1h, publish: {{ topic: keepalive }} }}]\n{ITEM_RULES}"
+    );
+    let spec = arachne::spec::load_str(&yaml, "subtree.yaml", arachne::spec::NO_OVERRIDES).expect("spec");
+    let dashboard = Dashboard::bind(DashboardOptions::loopback(0)).expect("bind");
+    let (base, token) = (dashboard.url(), dashboard.token().to_string());
+    let config = arachne::supervise::SupervisorConfig {
+        name: String::new(),
+        strategy: arachne::supervise::Strategy::OneForOne,
+        max_restarts: 3,
+        within: Duration::from_secs(60),
+    };
+    let run = std::thread::spawn(move || {
+        Runtime::builder(spec)
+            .supervisor("side", config, |s| s.actor("idle", |_| Ok(Idle)))
+            .without_spec_outputs()
+            .dashboard(dashboard)
+            .run()
+    });
+    let idle = |actors: &Value| {
+        actors["children"].as_array().into_iter().flatten().find(|a| a["name"] == "side/idle").cloned()
+    };
+    wait_until(Duration::from_secs(20), "side/idle is listed", || {
+        idle(&get_json(&base, "api/actors")).is_some()
+    });
+    let (code, answer) =
+        control(&base, Some(&token), json!({ "action": "restart_actor", "actor": "side/idle" }));
+    assert_eq!(code, 200, "{answer}");
+    wait_until(Duration::from_secs(10), "the restart is counted", || {
+        idle(&get_json(&base, "api/actors")).is_some_and(|a| a["restarts"] == 1)
+    });
+    let (code, answer) = control(&base, Some(&token), json!({ "action": "stop" }));
+    assert_eq!(code, 200, "{answer}");
+    let summary = run.join().expect("run thread").expect("run");
+    assert_eq!(summary.pages_fetched, 1);
+}

@@ -96,6 +96,8 @@ pub(crate) struct SubtreeSpec {
 #[derive(Default)]
 pub(crate) struct UserActors {
     children: Vec<ChildInfo>,
+    /// The subtrees' actors as the dashboard names them: `<subtree>/<actor>`.
+    in_subtrees: Vec<ChildInfo>,
 }
 
 impl UserActors {
@@ -116,6 +118,7 @@ impl UserActors {
         for SubtreeSpec { config, tree } in subtrees {
             let events = bus.topic::<Event>("events")?;
             let name = config.name.clone();
+            let subtree = name.clone();
             let mut sup = Supervisor::new(config, stats.clone());
             sup.on_restart(move |actor, reason| {
                 events.publish_now(Event::ActorRestarted {
@@ -125,7 +128,11 @@ impl UserActors {
             });
             for start in tree.actors {
                 match start(&mut sup, bus) {
-                    Ok(child) => started.children.push(child),
+                    Ok(child) => {
+                        let listed = ChildInfo { name: format!("{subtree}/{}", child.name), ..child.clone() };
+                        started.in_subtrees.push(listed);
+                        started.children.push(child);
+                    }
                     Err(e) => {
                         sup.stop_all();
                         return Err(e);
@@ -143,6 +150,12 @@ impl UserActors {
             });
         }
         Ok(started)
+    }
+
+    /// The subtrees' actors, named `<subtree>/<actor>` (as their restart events are), for
+    /// the dashboard and remote control; the root's own are among the root's children.
+    pub(crate) fn in_subtrees(&self) -> &[ChildInfo] {
+        &self.in_subtrees
     }
 
     /// Waits (until `deadline`) for the actors to handle what was published to them, then

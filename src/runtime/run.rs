@@ -327,7 +327,8 @@ impl Run {
         };
 
         let _progress = Progress::start(stats.clone(), !builder.progress);
-        let _observer = observe(&mut builder, &spec, &sup, &scheduler, &stats, &events, &requests, &pages)?;
+        let _observer =
+            observe(&mut builder, &spec, &sup, &user_actors, &scheduler, &stats, &events, &requests, &pages)?;
         count_redeliveries(&requests, &pages, &stats, &events);
         if resume.started {
             tracing::info!(pending = resume.pending, seen = resume.seen, "resuming from the state directory");
@@ -478,6 +479,7 @@ fn observe(
     builder: &mut RuntimeBuilder,
     spec: &CrawlSpec,
     sup: &Supervisor,
+    user_actors: &UserActors,
     scheduler: &Addr<Scheduler>,
     stats: &Arc<Stats>,
     events: &Topic<Event>,
@@ -494,8 +496,8 @@ fn observe(
         (None, None) => None,
     };
     let registry = crate::bridges::worker_registry(spec)?;
-    let controller =
-        Controller::new(scheduler.clone(), sup.children().to_vec(), builder.stop_handle(), events.clone());
+    let children = sup.children().iter().chain(user_actors.in_subtrees()).cloned().collect();
+    let controller = Controller::new(scheduler.clone(), children, builder.stop_handle(), events.clone());
     Ok(Observer::start(ObserveParts {
         crawl: spec.name.clone(),
         stats: stats.clone(),
