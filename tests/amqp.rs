@@ -31,7 +31,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use serde_json::Value;
 use support::procs::{
-    assert_shared_crawl, assert_truth_items, collect, kill_one_halfway, sandbox, wait_for_items, Arachne,
+    assert_shared_crawl, assert_truth_items, collect, kill_one_halfway, sandbox, two_to_the_end,
+    wait_for_items, Arachne,
 };
 use support::{free_port, test_redis, unique};
 
@@ -177,14 +178,25 @@ fn two_processes_share_one_crawl() {
     let Some(redis) = test_redis("two_processes_share_one_crawl") else { return };
     let (site, want) = sandbox(5000);
     let spec = shop(&unique("ashop"), &amqp.url(), &redis.url, &[format!("{}/", site.base_url())], "");
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
-    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &[]);
-    assert_eq!(a.wait(deadline), 0, "a:\n{}", a.stderr());
-    assert_eq!(b.wait(deadline), 0, "b:\n{}", b.stderr());
+    let (a, b, _dirs) = two_to_the_end(&spec, Duration::from_secs(120));
 
     assert_shared_crawl(&a, &b, &site, &want);
+}
+
+/// `max_items: 300` across two processes: 300 items in all, counted in the seen-set's Redis.
+#[test]
+fn max_items_counts_the_whole_crawl_across_processes() {
+    let Some(amqp) = test_amqp("max_items_counts_the_whole_crawl_across_processes") else { return };
+    let Some(redis) = test_redis("max_items_counts_the_whole_crawl_across_processes") else { return };
+    let (site, _) = sandbox(5000);
+    let seeds = [format!("{}/", site.base_url())];
+    let spec = shop(&unique("aitems"), &amqp.url(), &redis.url, &seeds, "scope: { max_items: 300 }\n");
+    let (a, b, _dirs) = two_to_the_end(&spec, Duration::from_secs(120));
+    let (items_a, items_b) = (a.items(false), b.items(false));
+    let mut items = std::collections::BTreeMap::new();
+    collect(&mut items, &items_a, true);
+    collect(&mut items, &items_b, true);
+    assert_eq!(items.len(), 300, "a wrote {}, b {}", items_a.len(), items_b.len());
 }
 
 #[test]

@@ -35,7 +35,7 @@ use serde_json::Value;
 use support::kafka::{start_broker, tansu_binary, test_kafka};
 use support::procs::{
     assert_shared_crawl, assert_truth_items, collect, kill_one_halfway, no_page_twice, sandbox,
-    wait_for_items, Arachne,
+    two_to_the_end, wait_for_items, Arachne,
 };
 use support::{free_port, unique};
 
@@ -83,12 +83,7 @@ fn two_processes_share_one_crawl() {
     let Some(kafka) = test_kafka("two_processes_share_one_crawl") else { return };
     let (site, want) = sandbox(5000);
     let spec = shop(&unique("kshop"), kafka.bootstrap(), &[format!("{}/", site.base_url())], "");
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
-    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &[]);
-    assert_eq!(a.wait(deadline), 0, "a:\n{}", a.stderr());
-    assert_eq!(b.wait(deadline), 0, "b:\n{}", b.stderr());
+    let (a, b, _dirs) = two_to_the_end(&spec, Duration::from_secs(90));
 
     assert_shared_crawl(&a, &b, &site, &want);
 }

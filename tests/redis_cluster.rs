@@ -39,7 +39,7 @@ use arachne::crawl::urls::{fingerprint, Fingerprint};
 use arachne::sandbox::SandboxServer;
 use arachne::spec::QueueOrder;
 use arachne::state::PendingRequest;
-use support::procs::{assert_shared_crawl, sandbox, Arachne};
+use support::procs::{assert_shared_crawl, sandbox, two_to_the_end, Arachne};
 use support::scrapy::{assert_joined_crawl, scrapy_python, Scrapy};
 use support::{can_start_own, conn, test_redis, test_redis_cluster, unique, OwnCluster};
 use url::Url;
@@ -259,12 +259,7 @@ fn two_processes_share_one_crawl_through_a_redis_cluster() {
     let nodes = serde_json::to_string(&cluster.urls[1..]).expect("nodes");
     let brokers = format!("{{ url: \"{}\", cluster: true, nodes: {nodes} }}", cluster.urls[0]);
     let spec = spec(&name, &site, "{ backend: redis, lease: 30s }", &brokers, "  - redis: {}\n");
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut a = Arachne::spawn("a", dir_a.path(), &spec, &[]);
-    let mut b = Arachne::spawn("b", dir_b.path(), &spec, &[]);
-    assert_eq!(a.wait(deadline), 0, "a:\n{}", a.stderr());
-    assert_eq!(b.wait(deadline), 0, "b:\n{}", b.stderr());
+    let (a, b, _dirs) = two_to_the_end(&spec, Duration::from_secs(90));
     assert_shared_crawl(&a, &b, &site, &want);
 
     // The sink's default key on a cluster is `{<name>}:items`, beside the crawl's keys.

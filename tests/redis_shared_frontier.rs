@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use arachne::sandbox::SandboxServer;
 use serde_json::Value;
-use support::procs::{assert_truth_items, collect, sandbox, Arachne};
+use support::procs::{assert_truth_items, collect, sandbox, two_to_the_end, Arachne};
 use support::{can_start_own, conn, test_redis, unique, OwnServer};
 
 mod support;
@@ -112,18 +112,6 @@ output:
             frontier_extra = self.frontier_extra,
         )
     }
-}
-
-/// Runs two processes on `spec`, each in a directory of its own (kept with them), until
-/// both end with exit 0 (within 60 s).
-fn two_to_the_end(spec: &str) -> (Arachne, Arachne, [tempfile::TempDir; 2]) {
-    let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut a = Arachne::spawn("a", dirs[0].path(), spec, &[]);
-    let mut b = Arachne::spawn("b", dirs[1].path(), spec, &[]);
-    assert_eq!(a.wait(deadline), 0, "a:\n{}", a.stderr());
-    assert_eq!(b.wait(deadline), 0, "b:\n{}", b.stderr());
-    (a, b, dirs)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -527,7 +515,7 @@ fn max_pages_counts_the_whole_crawl_across_processes() {
     let name = unique("maxpages");
     let mut shop = Shop::new(&name, &redis.url, &site);
     shop.fetch = "scope: { max_pages: 1000 }";
-    let (a, b, _dirs) = two_to_the_end(&shop.yaml());
+    let (a, b, _dirs) = two_to_the_end(&shop.yaml(), Duration::from_secs(60));
     let fetched = a.pages_fetched() + b.pages_fetched();
     assert_eq!(fetched, 1000, "a: {}\nb: {}", a.summary(), b.summary());
     let stats = site.stats();
@@ -543,7 +531,7 @@ fn max_items_counts_the_whole_crawl_across_processes() {
     let name = unique("maxitems");
     let mut shop = Shop::new(&name, &redis.url, &site);
     shop.fetch = "scope: { max_items: 300 }";
-    let (a, b, _dirs) = two_to_the_end(&shop.yaml());
+    let (a, b, _dirs) = two_to_the_end(&shop.yaml(), Duration::from_secs(60));
     let (items_a, items_b) = (a.items(false), b.items(false));
     let mut items = BTreeMap::new();
     collect(&mut items, &items_a, true);

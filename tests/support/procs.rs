@@ -207,6 +207,18 @@ pub fn wait_for_items(p: &mut Arachne, at_least: usize, by: Instant) {
     }
 }
 
+/// Runs two processes on `spec`, each in a directory of its own (returned with them),
+/// until both end with exit 0 (within `within`).
+pub fn two_to_the_end(spec: &str, within: Duration) -> (Arachne, Arachne, [tempfile::TempDir; 2]) {
+    let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
+    let deadline = Instant::now() + within;
+    let mut a = Arachne::spawn("a", dirs[0].path(), spec, &[]);
+    let mut b = Arachne::spawn("b", dirs[1].path(), spec, &[]);
+    assert_eq!(a.wait(deadline), 0, "a:\n{}", a.stderr());
+    assert_eq!(b.wait(deadline), 0, "b:\n{}", b.stderr());
+    (a, b, dirs)
+}
+
 /// Shown only when a test fails: what each process said it did (its summary, warnings and
 /// the shared frontier's news).
 pub fn show_news(processes: &[&Arachne]) {

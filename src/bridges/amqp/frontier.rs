@@ -39,6 +39,7 @@ use super::broker::AmqpBroker;
 use super::config::{QueueSpec, QueueType};
 use super::topology;
 use crate::bridges::counters::Backoff;
+use crate::bridges::redis::frontier::TAKE_ITEMS_SCRIPT;
 use crate::bridges::BridgeError;
 use crate::crawl::shared::{
     parse_start_url, Admit, LeaseToken, Leased, Pending, SharedStore, StoreError, StoreResult,
@@ -854,6 +855,24 @@ impl SharedStore for AmqpFrontier {
             let set: Option<String> = cmd.query_async(&mut conn).await.map_err(|e| this.redis_error(e))?;
             Ok(set.is_some())
         })
+    }
+
+    /// `max_items` counted in the seen-set's Redis (`arachne:<name>:amqp:items`), as the
+    /// Redis frontier counts it.
+    fn take_items(&self, wanted: u64, limit: u64) -> Option<BoxFuture<'static, StoreResult<(u64, bool)>>> {
+        let this = self.clone();
+        Some(Box::pin(async move {
+            let key = format!("{}:items", this.inner.claim_prefix);
+            let ((granted, count), _): ((u64, u64), bool) = this
+                .retry("the item count", || {
+                    let mut conn = this.inner.seen.clone();
+                    let mut invocation = TAKE_ITEMS_SCRIPT.prepare_invoke();
+                    invocation.key(&key).arg(wanted).arg(limit);
+                    async move { invocation.invoke_async(&mut conn).await }
+                })
+                .await?;
+            Ok((granted, count >= limit))
+        }))
     }
 
     /// Requests messages that were not requests (acked and dropped, with a warning).

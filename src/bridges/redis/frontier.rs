@@ -426,6 +426,11 @@ end
 return {granted, count}
 "#;
 
+/// [`TAKE_ITEMS`], compiled once; the AMQP frontier (whose seen-set is in Redis) counts its
+/// crawl's items with it too.
+pub(crate) static TAKE_ITEMS_SCRIPT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(TAKE_ITEMS));
+
 /// The connection, replaced when it breaks; `generation` tells a caller whether the broken
 /// one it saw was already replaced by another caller.
 struct Conn {
@@ -455,7 +460,6 @@ pub struct RedisFrontier {
     lease_script: Arc<Script>,
     reap_script: Arc<Script>,
     renew_script: Arc<Script>,
-    items_script: Arc<Script>,
 }
 
 impl std::fmt::Debug for RedisFrontier {
@@ -492,7 +496,6 @@ impl RedisFrontier {
             lease_script: Arc::new(Script::new(LEASE)),
             reap_script: Arc::new(Script::new(REAP)),
             renew_script: Arc::new(Script::new(RENEW)),
-            items_script: Arc::new(Script::new(TAKE_ITEMS)),
         }
     }
 
@@ -1558,7 +1561,7 @@ impl SharedStore for RedisFrontier {
             let key = this.keys.items();
             let args = [wanted.to_string(), limit.to_string()];
             let (granted, total): (u64, u64) =
-                this.invoke(&this.items_script, &[&key], &args).await.map_err(StoreError::new)?;
+                this.invoke(&TAKE_ITEMS_SCRIPT, &[&key], &args).await.map_err(StoreError::new)?;
             Ok((granted, total >= limit))
         }))
     }
