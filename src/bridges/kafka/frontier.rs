@@ -796,7 +796,8 @@ impl Inner {
             lag += self.consumer.context().records_after(&at_end);
         }
         // Told once each time the queue turns empty: the figures behind a "done".
-        if (lag == 0) != self.looked_empty.swap(lag == 0, Ordering::Relaxed) && lag == 0 {
+        let looked_empty = self.looked_empty.swap(lag == 0, Ordering::Relaxed);
+        if lag == 0 && !looked_empty {
             tracing::info!(
                 topic = %topic,
                 "kafka frontier: nothing left to consume (partition, committed, high watermark): {figures:?}"

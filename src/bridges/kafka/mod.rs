@@ -32,8 +32,6 @@ pub use config::{
 #[cfg(feature = "kafka")]
 pub use frontier::KafkaFrontier;
 #[cfg(feature = "kafka")]
-pub use gaps::{GapGuard, Verdict};
-#[cfg(feature = "kafka")]
 pub use offsets::OffsetTracker;
 #[cfg(feature = "kafka")]
 pub use routed::{open_routed, RoutedKafkaFrontier};
